@@ -1,0 +1,141 @@
+"""The MNIST files: names, expected digests and counts, and a strict IDX reader.
+
+IDX is a big-endian header (magic, then one uint32 per dimension) followed by uint8 data.
+Images have magic 2051 and dimensions (count, 28, 28); labels have magic 2049 and (count,).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
+ROWS = COLS = 28
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One of the four MNIST files, as published in the original release."""
+
+    name: str  # uncompressed file name, e.g. train-images-idx3-ubyte
+    magic: int
+    count: int
+    sha256: str  # of the uncompressed content
+
+    @property
+    def gz_name(self) -> str:
+        return self.name + ".gz"
+
+    @property
+    def size(self) -> int:
+        header = 16 if self.magic == IMAGE_MAGIC else 8
+        per_item = ROWS * COLS if self.magic == IMAGE_MAGIC else 1
+        return header + self.count * per_item
+
+
+TRAIN_IMAGES = IdxFile(
+    "train-images-idx3-ubyte", IMAGE_MAGIC, 60000,
+    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+)
+TRAIN_LABELS = IdxFile(
+    "train-labels-idx1-ubyte", LABEL_MAGIC, 60000,
+    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+)
+TEST_IMAGES = IdxFile(
+    "t10k-images-idx3-ubyte", IMAGE_MAGIC, 10000,
+    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+)
+TEST_LABELS = IdxFile(
+    "t10k-labels-idx1-ubyte", LABEL_MAGIC, 10000,
+    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+)
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+SPLITS = {"train": (TRAIN_IMAGES, TRAIN_LABELS), "test": (TEST_IMAGES, TEST_LABELS)}
+
+
+class IdxError(ValueError):
+    """An IDX file is malformed; the message names the file and what is wrong."""
+
+
+def parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking the header against the body length."""
+    if len(data) < 8:
+        raise IdxError(f"{name}: {len(data)} bytes is too short for an IDX header")
+    magic, first = struct.unpack(">II", data[:8])
+    if magic == IMAGE_MAGIC:
+        if len(data) < 16:
+            raise IdxError(f"{name}: truncated image header")
+        count, rows, cols = struct.unpack(">III", data[4:16])
+        shape, offset = (count, rows, cols), 16
+        if (rows, cols) != (ROWS, COLS):
+            raise IdxError(f"{name}: images are {rows}x{cols}, expected {ROWS}x{COLS}")
+    elif magic == LABEL_MAGIC:
+        shape, offset = (first,), 8
+    else:
+        raise IdxError(
+            f"{name}: magic number {magic} is neither {IMAGE_MAGIC} (images) nor {LABEL_MAGIC} (labels)"
+        )
+    expected = offset + int(np.prod(shape))
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        raise IdxError(f"{name}: body {kind}: {len(data)} bytes, header says {expected}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def validate(array: np.ndarray, spec: IdxFile, name: str | None = None, canonical: bool = True) -> None:
+    """Check a parsed array against what the MNIST file `spec` must hold.
+
+    `canonical` also requires the record count of the original release (60000 or 10000); a custom
+    IDX set (for example a small one made for tests) only has to be well formed.
+    """
+    name = name or spec.name
+    is_images = spec.magic == IMAGE_MAGIC
+    if (array.ndim == 3) != is_images:
+        raise IdxError(f"{name}: holds {'labels' if is_images else 'images'}, expected the other")
+    if canonical and array.shape[0] != spec.count:
+        raise IdxError(f"{name}: {array.shape[0]} records, expected {spec.count}")
+    if array.shape[0] == 0:
+        raise IdxError(f"{name}: holds no records")
+    if not is_images and array.size and int(array.max()) >= NUM_CLASSES:
+        raise IdxError(f"{name}: label {int(array.max())} is outside 0-9")
+
+
+def read_idx_file(path: str | os.PathLike) -> np.ndarray:
+    """Read a raw or gzip-compressed IDX file."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as e:
+        raise IdxError(f"{path.name}: cannot be read: {e}") from e
+    return parse_idx(data, path.name)
+
+
+def load_split(folder: str | os.PathLike, split: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Load (images, labels) of `split` ('train' or 'test') from a folder of IDX files."""
+    image_spec, label_spec = SPLITS[split]
+    images = read_idx_file(Path(folder) / image_spec.name)
+    labels = read_idx_file(Path(folder) / label_spec.name)
+    if len(images) != len(labels):
+        raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels")
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 array as IDX (used to make small data sets for tests and demos)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = IMAGE_MAGIC if array.ndim == 3 else LABEL_MAGIC
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())

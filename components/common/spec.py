@@ -1,0 +1,34 @@
+"""Names and defaults shared by the components, the pipeline, the CLI and the tests.
+
+Defined once here so that a renamed prefix or parameter cannot drift between the code that writes
+the store and the code that reads it.
+"""
+
+# Where MNIST comes from by default: a public mirror of the original release (the four .gz files).
+DEFAULT_SOURCE = "https://storage.googleapis.com/cvdf-datasets/mnist/"
+
+# The store on a Kubeflow cluster: the bucket and the in-cluster service of KFP's own MinIO.
+DEFAULT_STORE = "s3://mlpipeline/mnist"
+IN_CLUSTER_S3_ENDPOINT = "http://minio-service.kubeflow:9000"
+# The Secret KFP's MinIO uses, and which of its keys become which environment variables.
+MINIO_SECRET = "mlpipeline-minio-artifact"
+SECRET_KEY_TO_ENV = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+
+# Layout under the store URI.
+DATASET_PREFIX = "datasets/mnist"
+MODELS_PREFIX = "models/mnist"
+IMAGES_PREFIX = "images"
+PREDICTIONS_PREFIX = "predictions"
+# Written last under a dataset prefix; readers require it, so a partial upload is never taken
+# for a whole one.
+MANIFEST = "MANIFEST.json"
+PREDICTIONS_CSV = "predictions.csv"
+PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+# Serving signature of the exported model.
+SIGNATURE = "serving_default"
+SIGNATURE_INPUT = "images"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_CLASSES = "classes"

@@ -1,0 +1,46 @@
+"""`mnist-pipeline`: the root command.
+
+Sub-commands live in `pipeline/commands/<name>.py` and are imported only when invoked, so
+`--help` and `compile` stay fast and never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help shown by --help without importing the module)
+COMMANDS = {
+    "compile": ("pipeline.commands.compile", "compile_cmd", "Compile the pipeline to KFP IR YAML."),
+    "run": ("pipeline.commands.run", "run_cmd", "Run the whole pipeline locally (no cluster)."),
+    "predict": ("pipeline.commands.predict", "predict_cmd", "Classify image files with an exported model."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mnist-kfp")
+def main() -> None:
+    """MNIST handwritten-digit recognition on Kubeflow Pipelines (KFP v2).
+
+    Compile the pipeline, run it on a laptop with no cluster, or classify images with an
+    exported model.
+    """
