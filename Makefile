@@ -1,0 +1,54 @@
+# mnist-kfp: one venv, cached between runs; every target installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/mnist-pipeline
+STAMP := $(VENV)/.installed
+
+# The demo reads MNIST from an offline copy beside the checkout when there is one, else from the
+# public mirror (the pipeline's default source).
+OFFLINE_MNIST := $(wildcard ../shared/datasets/mnist/train-images-idx3-ubyte.gz)
+SOURCE ?= $(if $(OFFLINE_MNIST),$(abspath ../shared/datasets/mnist),)
+DEMO_ARGS ?= --epochs 3
+REGISTRY ?= ghcr.io/mnist-kfp
+ENGINE ?= $(shell command -v docker || command -v podman)
+VERSION = $(shell $(PY) -c 'from components.images import package_version; print(package_version())')
+
+.PHONY: setup demo test test-slow lint compile bench images clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup  ## Run the whole pipeline locally on real MNIST and show the predictions.
+	$(CLI) run --local $(if $(SOURCE),--source $(SOURCE)) $(DEMO_ARGS) --summary-json out/demo-summary.json
+
+test: setup  ## The suite CI runs: unit, compile and local-run tiers (not the slow ones).
+	$(PY) -m pytest
+
+test-slow: setup  ## Full-data runs (several minutes).
+	$(PY) -m pytest -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+compile: setup
+	$(CLI) compile --output out/mnist_pipeline.yaml
+
+bench: setup  ## Every benchmark: figure, reference from the same run, ratio.
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+images: setup  ## Build and push the step images: make images REGISTRY=registry.example.com/team
+	$(ENGINE) build -f docker/Dockerfile -t $(REGISTRY)/mnist-pipeline:$(VERSION) .
+	$(ENGINE) build -f docker/Dockerfile.gpu -t $(REGISTRY)/mnist-pipeline-gpu:$(VERSION) .
+	$(ENGINE) push $(REGISTRY)/mnist-pipeline:$(VERSION)
+	$(ENGINE) push $(REGISTRY)/mnist-pipeline-gpu:$(VERSION)
+
+clean:
+	rm -rf out .local-runs mnist-store

@@ -1,0 +1,149 @@
+"""Export a trained Keras model for TensorFlow Serving and publish it atomically to the store.
+
+Layout: `<models prefix>/<version>/saved_model.pb`, `variables/`, `assets.extra/` with warm-up
+requests. The version is one more than any version folder already there, so an existing version
+is never overwritten; `saved_model.pb` is uploaded last, so a version is visible (to the serving
+sync and to TF Serving) only once it is complete. Before anything is published the SavedModel is
+loaded back in a fresh process and must agree with the trained model on a fixed batch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from components.common import spec
+from components.common.log import get_logger
+from components.common.store import Store, join, sha256_file
+
+log = get_logger("export")
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+SAVED_MODEL_PB = "saved_model.pb"
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported or published safely."""
+
+
+def save_serving_model(model, dest: Path) -> None:
+    """Write a SavedModel whose `serving_default` takes uint8 images [N, 28, 28]."""
+    import keras
+    import tensorflow as tf
+
+    def serve(images):
+        probabilities = model(images, training=False)
+        return {
+            spec.OUTPUT_PROBABILITIES: probabilities,
+            spec.OUTPUT_CLASSES: tf.argmax(probabilities, axis=1),
+        }
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=spec.SIGNATURE,
+        fn=serve,
+        input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name=spec.SIGNATURE_INPUT)],
+    )
+    archive.write_out(str(dest), verbose=False)
+
+
+def write_warmup_requests(dest: Path, sample: np.ndarray, model_name: str = "mnist") -> None:
+    """TF Serving replays these PredictionLog records so a new version is warm before traffic."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = dest / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for size in (1, len(sample)):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=spec.SIGNATURE)
+            )
+            request.inputs[spec.SIGNATURE_INPUT].CopyFrom(tf.make_tensor_proto(sample[:size]))
+            record = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(record.SerializeToString())
+
+
+def verify_in_fresh_process(saved_model: Path, sample: np.ndarray, expected: np.ndarray) -> None:
+    """Load the SavedModel in a new interpreter; its probabilities must match `expected`."""
+    np.save(saved_model.parent / "verify-sample.npy", sample)
+    np.save(saved_model.parent / "verify-expected.npy", expected)
+    result = subprocess.run(
+        [sys.executable, "-m", "components.export.verify", str(saved_model),
+         str(saved_model.parent / "verify-sample.npy"),
+         str(saved_model.parent / "verify-expected.npy")],
+        capture_output=True, text=True, timeout=600,
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        raise ExportError(f"the exported SavedModel failed its check: {' / '.join(tail)}")
+    log.info("infra check passed: %s", result.stdout.strip().splitlines()[-1])
+
+
+def existing_versions(store: Store, prefix: str) -> set[int]:
+    """Every integer version folder under `prefix`, complete or not."""
+    base = prefix.strip("/")
+    versions = set()
+    for info in store.list(prefix):
+        first = info.key[len(base) :].lstrip("/").split("/", 1)[0]
+        if first.isdigit():
+            versions.add(int(first))
+    return versions
+
+
+def publish(local: Path, store: Store, prefix: str) -> tuple[int, str]:
+    """Upload `local` as the next version under `prefix`; `saved_model.pb` goes last."""
+    versions = existing_versions(store, prefix)
+    version = max(versions, default=0) + 1
+    target = join(prefix, str(version))
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.name == SAVED_MODEL_PB)  # stable: saved_model.pb last
+    log.info("publishing version %d (%d files) to %s", version, len(files), store.uri(target))
+    for path in files:
+        key = join(target, path.relative_to(local).as_posix())
+        if path.name == SAVED_MODEL_PB and store.stat(key) is not None:
+            raise ExportError(f"{store.uri(key)} appeared while publishing; not overwriting it")
+        store.put_file(key, path, sha256=sha256_file(path))
+    return version, store.uri(target)
+
+
+def export_and_publish(model, work: Path, store: Store, prefix: str, sample: np.ndarray) -> dict:
+    """Save, check, add warm-up requests and publish; returns metadata for the Model artifact."""
+    saved = work / "saved_model"
+    save_serving_model(model, saved)
+    expected = np.asarray(model(sample, training=False))
+    verify_in_fresh_process(saved, sample, expected)
+    write_warmup_requests(saved, sample[:8])
+    version, uri = publish(saved, store, prefix)
+    meta = {"published_uri": uri, "version": version, "signature": spec.SIGNATURE}
+    log.info("published %s", json.dumps(meta))
+    return meta
+
+
+def check_sample(seed: int = 0, n: int = 32) -> np.ndarray:
+    """A fixed batch for the infra check and warm-up: blank, saturated and random images."""
+    rng = np.random.default_rng(seed)
+    sample = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    sample[0], sample[1] = 0, 255
+    return sample
+
+
+def export_from_artifact(model_dir: Path, work: Path, store: Store, prefix: str,
+                         artifact_dir: Path) -> dict:
+    """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`."""
+    import shutil
+
+    import keras
+
+    from components.train.trainer import MODEL_FILE
+
+    model = keras.models.load_model(model_dir / MODEL_FILE)
+    meta = export_and_publish(model, work, store, prefix, check_sample())
+    shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
+    return meta

@@ -1,0 +1,35 @@
+"""KFP interface of the unpack-and-upload step: validate the IDX files, then upload them."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from components.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def unpack_and_upload(
+    dataset: Input[Dataset],
+    store_uri: str,
+    s3_endpoint: str,
+    verify_checksums: bool,
+    uploaded: Output[Dataset],
+) -> str:
+    """Extract and validate every IDX file, then upload them under the store's dataset prefix.
+
+    Returns the URI of the uploaded dataset (its manifest is written last).
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from components.common import spec
+    from components.common.store import open_store
+    from components.unpack_upload.unpack import unpack_and_upload as unpack
+
+    store = open_store(store_uri, s3_endpoint)
+    with tempfile.TemporaryDirectory() as work:
+        meta = unpack(Path(dataset.path), store, spec.DATASET_PREFIX, canonical=verify_checksums,
+                      workdir=Path(work), source=dataset.metadata.get("source", ""))
+    uploaded.metadata.update(meta)
+    Path(uploaded.path).write_text(json.dumps(meta, indent=2))
+    return meta["dataset_uri"]

@@ -1,0 +1,42 @@
+"""`mnist-pipeline predict`: classify image files with an exported model, as in the tutorial."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+
+@click.command("predict")
+@click.option("--model", "model_uri", required=True,
+              help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.")
+@click.option("--s3-endpoint", default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
+              show_default="$AWS_ENDPOINT_URL", help="S3 endpoint for an s3:// model.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
+    """Print `IMAGE: The result: [d]` for each image file."""
+    import numpy as np
+
+    from components.batch_predict.predictor import load_classifier
+    from components.common.images import ImageError, to_mnist
+    from components.common.store import open_store, sync_down
+
+    with tempfile.TemporaryDirectory() as work:
+        sync_down(open_store(model_uri, s3_endpoint), "", Path(work))
+        if not (Path(work) / "saved_model.pb").is_file():
+            raise click.UsageError(f"no SavedModel (saved_model.pb) at {model_uri}")
+        classify = load_classifier(Path(work))
+    failed = 0
+    for path in images:
+        try:
+            pixels = to_mnist(Path(path).read_bytes())
+        except ImageError as e:
+            click.echo(f"{path}: error: {e}", err=True)
+            failed += 1
+            continue
+        _, classes = classify(np.expand_dims(pixels, 0))
+        click.echo(f"{path}: The result: [{int(classes[0])}]")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,113 @@
+"""Run the whole DAG on this machine through kfp.local (no cluster) and summarise the result.
+
+Each step runs as a subprocess of this interpreter (`SubprocessRunner(use_venv=False)`), so the
+project must be installed in the current environment, exactly as it is in the images. Store
+credentials, if any, come from this process's environment and are inherited by the steps.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.common import spec
+from components.common.store import join, open_store
+
+SAMPLES = Path(__file__).parent / "samples"
+STEPS = ("download", "unpack-and-upload", "train", "export", "batch-predict")
+
+
+class LocalRunError(RuntimeError):
+    """The local run failed; the message names the step."""
+
+
+@dataclass
+class Summary:
+    test_accuracy: float | None
+    model_uri: str | None
+    model_version: int | None
+    predictions_uri: str | None
+    predicted: int
+    failed: int
+    run_dir: str
+    gated: bool  # True when the accuracy gate stopped export and batch-predict
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def seed_sample_images(images_uri: str, s3_endpoint: str = "") -> int:
+    """Copy the bundled sample digits under `images_uri` when it holds no object yet."""
+    store = open_store(images_uri, s3_endpoint)
+    if next(iter(store.list("")), None) is not None:
+        return 0
+    samples = sorted(SAMPLES.iterdir())
+    for path in samples:
+        store.put_file(path.name, path)
+    return len(samples)
+
+
+def run_local(arguments: dict, workdir: Path) -> Summary:
+    """Run the pipeline with `arguments` (pipeline parameter values); returns its summary."""
+    import kfp.local
+
+    from pipeline.dag import mnist_pipeline
+
+    root = workdir / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    before = set(root.iterdir())
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+                   raise_on_error=True)
+    with warnings.catch_warnings():
+        # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
+        warnings.filterwarnings("ignore", message=".*non-Python base image")
+        try:
+            mnist_pipeline(**arguments)
+        except RuntimeError as e:
+            raise LocalRunError(f"local run failed: {_first_line(e)}") from None
+    (run_dir,) = set(root.iterdir()) - before
+    return summarise(run_dir)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _executor_output(run_dir: Path, step: str) -> dict | None:
+    path = run_dir / step / "executor_output.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _artifact_metadata(output: dict, name: str) -> dict:
+    return output["artifacts"][name]["artifacts"][0].get("metadata", {})
+
+
+def summarise(run_dir: Path) -> Summary:
+    """Read what each step wrote (executor_output.json) in a kfp.local run folder."""
+    trained = _executor_output(run_dir, "train")
+    exported = _executor_output(run_dir, "export")
+    predicted = _executor_output(run_dir, "batch-predict")
+    model = _artifact_metadata(exported, "exported") if exported else {}
+    table = _artifact_metadata(predicted, "table") if predicted else {}
+    return Summary(
+        test_accuracy=trained["parameterValues"]["Output"] if trained else None,
+        model_uri=model.get("published_uri"),
+        model_version=int(model["version"]) if "version" in model else None,
+        predictions_uri=table.get("predictions_uri"),
+        predicted=int(table.get("predicted", 0)),
+        failed=int(table.get("failed", 0)),
+        run_dir=str(run_dir),
+        gated=bool(trained) and not exported,
+    )
+
+
+def default_images_uri(store_uri: str) -> str:
+    return join(store_uri, spec.IMAGES_PREFIX)
+
+
+def clear_runs(workdir: Path) -> None:
+    shutil.rmtree(workdir / "runs", ignore_errors=True)

@@ -1,0 +1,148 @@
+"""Compile tier: read the compiled IR YAML and check what a cluster run will get."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import yaml
+
+from components.common import spec
+from pipeline import params
+from pipeline.cluster import ClusterOptions, GpuOptions
+from pipeline.dag import build_pipeline, compile_pipeline
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
+
+TASKS = ["download", "unpack-and-upload", "train", "export", "batch-predict"]
+
+
+def compiled(tmp_path, options: ClusterOptions | None = None) -> dict:
+    out = tmp_path / "pipeline.yaml"
+    compile_pipeline(str(out), options)
+    docs = list(yaml.safe_load_all(out.read_text()))
+    return {"spec": docs[0], "platform": docs[1] if len(docs) > 1 else {}, "text": out.read_text()}
+
+
+@pytest.fixture(scope="module")
+def default(tmp_path_factory):
+    return compiled(tmp_path_factory.mktemp("yaml"))
+
+
+def all_tasks(pipeline_spec: dict) -> dict:
+    """Every task, including those inside the condition's sub-DAG, by task name."""
+    tasks = dict(pipeline_spec["root"]["dag"]["tasks"])
+    for component in pipeline_spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    return tasks
+
+
+def executor(pipeline_spec: dict, task: str) -> dict:
+    label = all_tasks(pipeline_spec)[task]["componentRef"]["name"].replace("comp-", "exec-")
+    return pipeline_spec["deploymentSpec"]["executors"][label]["container"]
+
+
+def k8s(doc: dict, task: str) -> dict:
+    label = all_tasks(doc["spec"])[task]["componentRef"]["name"].replace("comp-", "exec-")
+    return doc["platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][label]
+
+
+def test_five_tasks_in_order(default):
+    tasks = all_tasks(default["spec"])
+    assert set(TASKS) <= set(tasks)
+    deps = {name: set(tasks[name].get("dependentTasks", [])) for name in TASKS}
+    assert deps["unpack-and-upload"] == {"download"}
+    assert deps["train"] == {"unpack-and-upload"}
+    assert deps["batch-predict"] == {"export"}
+    condition = tasks["condition-1"]
+    assert condition["dependentTasks"] == ["train"]
+
+
+def test_min_accuracy_gate(default):
+    condition = all_tasks(default["spec"])["condition-1"]["triggerPolicy"]["condition"]
+    assert "train-Output" in condition and ">=" in condition and "min_accuracy" in condition
+    gated = default["spec"]["components"]["comp-condition-1"]["dag"]["tasks"]
+    assert set(gated) == {"export", "batch-predict"}
+
+
+def test_train_requests_gpu_node(default):
+    resources = executor(default["spec"], "train")["resources"]
+    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert resources["accelerator"]["resourceCount"] == "1"
+    platform = k8s(default, "train")
+    assert platform["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+    assert platform["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    for other in set(TASKS) - {"train"}:
+        assert "accelerator" not in executor(default["spec"], other).get("resources", {})
+
+
+def test_gpu_settings_configurable_at_compile_time(tmp_path):
+    gpu = GpuOptions(limit=2, node_label_key="pool", node_label_value="a100",
+                     toleration_key="dedicated")
+    doc = compiled(tmp_path, ClusterOptions(gpu=gpu, secret_name="my-store"))
+    assert executor(doc["spec"], "train")["resources"]["accelerator"]["resourceCount"] == "2"
+    assert k8s(doc, "train")["nodeSelector"]["labels"] == {"pool": "a100"}
+    assert k8s(doc, "train")["tolerations"][0]["key"] == "dedicated"
+    assert k8s(doc, "export")["secretAsEnv"][0]["secretName"] == "my-store"
+
+
+def test_no_gpu_option(tmp_path):
+    doc = compiled(tmp_path, ClusterOptions(gpu=GpuOptions(enabled=False)))
+    assert "accelerator" not in executor(doc["spec"], "train").get("resources", {})
+    assert "nodeSelector" not in k8s(doc, "train")
+
+
+def test_bad_gpu_options_refused_at_build_time():
+    with pytest.raises(ValueError, match="gpu limit"):
+        build_pipeline(ClusterOptions(gpu=GpuOptions(limit=0)))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_store_credentials_from_secret(default, task):
+    (secret,) = k8s(default, task)["secretAsEnv"]
+    assert secret["secretName"] == spec.MINIO_SECRET
+    mapping = {m["secretKey"]: m["envVar"] for m in secret["keyToEnv"]}
+    assert mapping == {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_resources_on_every_task(default, task):
+    resources = executor(default["spec"], task)["resources"]
+    assert {"cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"} <= set(resources)
+
+
+def test_caching_and_retries(default):
+    tasks = all_tasks(default["spec"])
+    assert tasks["download"]["cachingOptions"].get("enableCache") is True
+    assert tasks["unpack-and-upload"]["cachingOptions"].get("enableCache") is True
+    assert not tasks["train"]["cachingOptions"].get("enableCache")
+    assert not tasks["batch-predict"]["cachingOptions"].get("enableCache")
+    for name in ("download", "unpack-and-upload", "export", "batch-predict"):
+        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 3
+
+
+def test_images_are_versioned(default):
+    for task in TASKS:
+        image = executor(default["spec"], task)["image"]
+        assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
+    assert "gpu" in executor(default["spec"], "train")["image"]
+
+
+def test_no_credentials_in_yaml(default, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
+    text = compiled(tmp_path)["text"]
+    assert FAKE_ACCESS_KEY not in text and FAKE_SECRET_KEY not in text
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert not any("secret" in name or "key" in name for name in inputs)
+
+
+def test_parameters_documented_and_typed(default):
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    signature = inspect.signature(build_pipeline().pipeline_func)
+    assert set(inputs) == set(signature.parameters) == set(params.TYPES)
+    for name, definition in inputs.items():
+        assert definition.get("description"), f"{name} has no description for the UI"
+    assert inputs["min_accuracy"]["defaultValue"] == 0.98
+    assert inputs["s3_endpoint"]["defaultValue"] == spec.IN_CLUSTER_S3_ENDPOINT
+    assert inputs["store_uri"]["defaultValue"] == spec.DEFAULT_STORE
