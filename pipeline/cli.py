@@ -14,7 +14,11 @@ import click
 COMMANDS = {
     "compile": ("pipeline.commands.compile", "compile_cmd", "Compile the pipeline to KFP IR YAML."),
     "run": ("pipeline.commands.run", "run_cmd", "Run the whole pipeline locally (no cluster)."),
-    "predict": ("pipeline.commands.predict", "predict_cmd", "Classify image files with an exported model."),
+    "predict": (
+        "pipeline.commands.predict",
+        "predict_cmd",
+        "Classify image files with an exported model.",
+    ),
 }
 
 

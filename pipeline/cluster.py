@@ -66,27 +66,33 @@ def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:
     if not gpu.enabled:
         return task
     task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.limit)
-    kubernetes.add_node_selector(task, label_key=gpu.node_label_key,
-                                 label_value=gpu.node_label_value)
-    kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists",
-                              effect="NoSchedule")
+    kubernetes.add_node_selector(
+        task, label_key=gpu.node_label_key, label_value=gpu.node_label_value
+    )
+    kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists", effect="NoSchedule")
     return task
 
 
 def use_store_credentials(task: PipelineTask, secret_name: str) -> PipelineTask:
     """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the Secret KFP's MinIO uses."""
-    kubernetes.use_secret_as_env(task, secret_name=secret_name,
-                                 secret_key_to_env=dict(spec.SECRET_KEY_TO_ENV))
+    kubernetes.use_secret_as_env(
+        task, secret_name=secret_name, secret_key_to_env=dict(spec.SECRET_KEY_TO_ENV)
+    )
     return task
 
 
 def set_resources(task: PipelineTask, name: str) -> PipelineTask:
     r = RESOURCES[name]
-    return (task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
-            .set_memory_request(r.memory_request).set_memory_limit(r.memory_limit))
+    return (
+        task.set_cpu_request(r.cpu_request)
+        .set_cpu_limit(r.cpu_limit)
+        .set_memory_request(r.memory_request)
+        .set_memory_limit(r.memory_limit)
+    )
 
 
 def retry_network_io(task: PipelineTask) -> PipelineTask:
     """Steps that talk to the network retry a failed pod with exponential backoff."""
-    return task.set_retry(num_retries=3, backoff_duration="30s", backoff_factor=2.0,
-                          backoff_max_duration="600s")
+    return task.set_retry(
+        num_retries=3, backoff_duration="30s", backoff_factor=2.0, backoff_max_duration="600s"
+    )

@@ -5,7 +5,6 @@ attribute `mnist_pipeline` is the one built with the defaults. Compiling imports
 TensorFlow is imported inside the steps.
 """
 
-
 from kfp import compiler, dsl
 
 from components.batch_predict.component import batch_predict
@@ -54,10 +53,14 @@ def build_pipeline(options: ClusterOptions | None = None):
         """Train, gate, export and batch-predict MNIST digits.
 
         Args:
-            source: Where MNIST comes from: an http(s) base URL holding the four .gz IDX files, an archive (.zip, .tar.gz), s3://bucket/key, or a local path.
-            verify_checksums: Require the files to match the original MNIST release (sha256 and record counts).
-            store_uri: Object store root, s3://bucket/prefix; datasets, models and predictions go under it.
-            s3_endpoint: S3 endpoint of the store, host:port or http(s)://host:port (default, KFP's in-cluster MinIO).
+            source: Where MNIST comes from: an http(s) base URL holding the four .gz IDX
+                files, an archive (.zip, .tar.gz), s3://bucket/key, or a local path.
+            verify_checksums: Require the files to match the original MNIST release
+                (sha256 and record counts).
+            store_uri: Object store root, s3://bucket/prefix; datasets, models and
+                predictions go under it.
+            s3_endpoint: S3 endpoint of the store, host:port or http(s)://host:port
+                (default: KFP's in-cluster MinIO).
             epochs: Training epochs (>= 1).
             batch_size: Training batch size (>= 1).
             learning_rate: Peak learning rate of the one-cycle schedule.
@@ -66,31 +69,53 @@ def build_pipeline(options: ClusterOptions | None = None):
             min_accuracy: Export and predict only when the test accuracy reaches this (0..1).
             images_uri: Images to classify (default <store_uri>/images).
             results_uri: Where predictions.csv goes (default <store_uri>/predictions).
-            max_failed_fraction: Fail batch-predict when more than this share of images cannot be read.
+            max_failed_fraction: Fail batch-predict when more than this share of images
+                cannot be read.
         """
-        fetched = download(source=source, verify_checksums=verify_checksums,
-                           s3_endpoint=s3_endpoint)
+        fetched = download(
+            source=source, verify_checksums=verify_checksums, s3_endpoint=s3_endpoint
+        )
         fetched.set_caching_options(True)
-        uploaded = unpack_and_upload(dataset=fetched.outputs["dataset"], store_uri=store_uri,
-                                     s3_endpoint=s3_endpoint, verify_checksums=verify_checksums)
+        uploaded = unpack_and_upload(
+            dataset=fetched.outputs["dataset"],
+            store_uri=store_uri,
+            s3_endpoint=s3_endpoint,
+            verify_checksums=verify_checksums,
+        )
         uploaded.set_caching_options(True)
-        trained = train(dataset_uri=uploaded.outputs["Output"], s3_endpoint=s3_endpoint,
-                        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                        seed=seed, train_limit=train_limit)
+        trained = train(
+            dataset_uri=uploaded.outputs["Output"],
+            s3_endpoint=s3_endpoint,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            train_limit=train_limit,
+        )
         trained.set_caching_options(False)
         request_gpu(trained, options.gpu)
         # The gate compares the task's single return value ("Output"): kfp.local resolves that
         # form of condition operand; a named NamedTuple field it does not.
         with dsl.If(trained.outputs["Output"] >= min_accuracy, name="accurate-enough"):
-            exported = export(model=trained.outputs["model"], store_uri=store_uri,
-                              s3_endpoint=s3_endpoint)
-            predicted = batch_predict(model_uri=exported.outputs["Output"], store_uri=store_uri,
-                                      images_uri=images_uri, results_uri=results_uri,
-                                      s3_endpoint=s3_endpoint,
-                                      max_failed_fraction=max_failed_fraction)
+            exported = export(
+                model=trained.outputs["model"], store_uri=store_uri, s3_endpoint=s3_endpoint
+            )
+            predicted = batch_predict(
+                model_uri=exported.outputs["Output"],
+                store_uri=store_uri,
+                images_uri=images_uri,
+                results_uri=results_uri,
+                s3_endpoint=s3_endpoint,
+                max_failed_fraction=max_failed_fraction,
+            )
             predicted.set_caching_options(False)
-        for task, name in ((fetched, "download"), (uploaded, "unpack-and-upload"),
-                           (trained, "train"), (exported, "export"), (predicted, "batch-predict")):
+        for task, name in (
+            (fetched, "download"),
+            (uploaded, "unpack-and-upload"),
+            (trained, "train"),
+            (exported, "export"),
+            (predicted, "batch-predict"),
+        ):
             set_resources(task, name)
             use_store_credentials(task, options.secret_name)
         for task in (fetched, uploaded, exported, predicted):
@@ -104,5 +129,6 @@ mnist_pipeline = build_pipeline()
 
 def compile_pipeline(output: str, options: ClusterOptions | None = None) -> None:
     """Write the KFP IR YAML of the pipeline to `output`."""
-    compiler.Compiler().compile(build_pipeline(options), package_path=output,
-                                pipeline_name=PIPELINE_NAME)
+    compiler.Compiler().compile(
+        build_pipeline(options), package_path=output, pipeline_name=PIPELINE_NAME
+    )

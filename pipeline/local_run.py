@@ -59,8 +59,11 @@ def run_local(arguments: dict, workdir: Path) -> Summary:
     root = workdir / "runs"
     root.mkdir(parents=True, exist_ok=True)
     before = set(root.iterdir())
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-                   raise_on_error=True)
+    kfp.local.init(
+        runner=kfp.local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(root),
+        raise_on_error=True,
+    )
     with warnings.catch_warnings():
         # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")

@@ -11,13 +11,27 @@ from components.common.store import is_s3, local_path, parse_endpoint, parse_s3_
 # Parameter name -> type, read by `parse_assignments`; mirrors pipeline.dag's signature
 # (a compile test checks the two agree).
 TYPES = {
-    "source": str, "verify_checksums": bool, "store_uri": str, "s3_endpoint": str,
-    "epochs": int, "batch_size": int, "learning_rate": float, "seed": int, "train_limit": int,
-    "min_accuracy": float, "images_uri": str, "results_uri": str, "max_failed_fraction": float,
+    "source": str,
+    "verify_checksums": bool,
+    "store_uri": str,
+    "s3_endpoint": str,
+    "epochs": int,
+    "batch_size": int,
+    "learning_rate": float,
+    "seed": int,
+    "train_limit": int,
+    "min_accuracy": float,
+    "images_uri": str,
+    "results_uri": str,
+    "max_failed_fraction": float,
 }
 _RANGES = {
-    "epochs": (1, None), "batch_size": (1, None), "train_limit": (0, None),
-    "learning_rate": (0, 1), "min_accuracy": (0, 1), "max_failed_fraction": (0, 1),
+    "epochs": (1, None),
+    "batch_size": (1, None),
+    "train_limit": (0, None),
+    "learning_rate": (0, 1),
+    "min_accuracy": (0, 1),
+    "max_failed_fraction": (0, 1),
 }
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 

@@ -29,8 +29,12 @@ def make_small_mnist(folder: Path, train: int = 1200, test: int = 300, seed: int
     """Four .gz IDX files: a subset of real MNIST when it is here, else synthetic digits."""
     folder.mkdir(parents=True, exist_ok=True)
     if have_full_mnist():
-        for spec, n in ((mnist.TRAIN_IMAGES, train), (mnist.TRAIN_LABELS, train),
-                        (mnist.TEST_IMAGES, test), (mnist.TEST_LABELS, test)):
+        for spec, n in (
+            (mnist.TRAIN_IMAGES, train),
+            (mnist.TRAIN_LABELS, train),
+            (mnist.TEST_IMAGES, test),
+            (mnist.TEST_LABELS, test),
+        ):
             array = mnist.read_idx_file(SHARED_MNIST / spec.gz_name)[:n]
             mnist.write_idx(folder / spec.gz_name, array)
         return folder

@@ -41,7 +41,9 @@ def read_manifest(store: Store, prefix: str) -> dict:
         manifest = json.loads(raw)
         manifest["files"].items()
     except (ValueError, KeyError, AttributeError) as e:
-        raise DatasetError(f"{store.uri(join(prefix, spec.MANIFEST))} is not a valid manifest") from e
+        raise DatasetError(
+            f"{store.uri(join(prefix, spec.MANIFEST))} is not a valid manifest"
+        ) from e
     return manifest
 
 

@@ -41,19 +41,27 @@ class IdxFile:
 
 
 TRAIN_IMAGES = IdxFile(
-    "train-images-idx3-ubyte", IMAGE_MAGIC, 60000,
+    "train-images-idx3-ubyte",
+    IMAGE_MAGIC,
+    60000,
     "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
 )
 TRAIN_LABELS = IdxFile(
-    "train-labels-idx1-ubyte", LABEL_MAGIC, 60000,
+    "train-labels-idx1-ubyte",
+    LABEL_MAGIC,
+    60000,
     "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 )
 TEST_IMAGES = IdxFile(
-    "t10k-images-idx3-ubyte", IMAGE_MAGIC, 10000,
+    "t10k-images-idx3-ubyte",
+    IMAGE_MAGIC,
+    10000,
     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
 )
 TEST_LABELS = IdxFile(
-    "t10k-labels-idx1-ubyte", LABEL_MAGIC, 10000,
+    "t10k-labels-idx1-ubyte",
+    LABEL_MAGIC,
+    10000,
     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 )
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
@@ -80,7 +88,8 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
         shape, offset = (first,), 8
     else:
         raise IdxError(
-            f"{name}: magic number {magic} is neither {IMAGE_MAGIC} (images) nor {LABEL_MAGIC} (labels)"
+            f"{name}: magic number {magic} is neither {IMAGE_MAGIC} (images) "
+            f"nor {LABEL_MAGIC} (labels)"
         )
     expected = offset + int(np.prod(shape))
     if len(data) != expected:
@@ -89,7 +98,9 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-def validate(array: np.ndarray, spec: IdxFile, name: str | None = None, canonical: bool = True) -> None:
+def validate(
+    array: np.ndarray, spec: IdxFile, name: str | None = None, canonical: bool = True
+) -> None:
     """Check a parsed array against what the MNIST file `spec` must hold.
 
     `canonical` also requires the record count of the original release (60000 or 10000); a custom
@@ -119,11 +130,19 @@ def read_idx_file(path: str | os.PathLike) -> np.ndarray:
     return parse_idx(data, path.name)
 
 
-def load_split(folder: str | os.PathLike, split: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Load (images, labels) of `split` ('train' or 'test') from a folder of IDX files."""
+def _find(folder: Path, spec: IdxFile) -> Path:
+    """The raw file if present, else its .gz version."""
+    raw = folder / spec.name
+    return raw if raw.exists() or not (folder / spec.gz_name).exists() else folder / spec.gz_name
+
+
+def load_split(
+    folder: str | os.PathLike, split: str, limit: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load (images, labels) of `split` ('train' or 'test') from a folder of IDX (or .gz) files."""
     image_spec, label_spec = SPLITS[split]
-    images = read_idx_file(Path(folder) / image_spec.name)
-    labels = read_idx_file(Path(folder) / label_spec.name)
+    images = read_idx_file(_find(Path(folder), image_spec))
+    labels = read_idx_file(_find(Path(folder), label_spec))
     if len(images) != len(labels):
         raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels")
     if limit:

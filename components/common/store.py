@@ -73,7 +73,9 @@ def parse_endpoint(endpoint: str) -> tuple[str, bool]:
     endpoint = endpoint.rstrip("/")
     host, _, port = endpoint.partition(":")
     if not host or "/" in endpoint or "@" in endpoint or (port and not port.isdigit()):
-        raise ValueError(f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port")
+        raise ValueError(
+            f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port"
+        )
     return endpoint, secure
 
 
@@ -105,9 +107,11 @@ class LocalStore:
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Copy beside the destination and rename, so a reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp:
-            with open(src, "rb") as f:
-                shutil.copyfileobj(f, tmp, _CHUNK)
+        with (
+            open(src, "rb") as f,
+            tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp,
+        ):
+            shutil.copyfileobj(f, tmp, _CHUNK)
         os.replace(tmp.name, dest)
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -197,23 +201,40 @@ class S3Store:
 
     def put_file(self, key: str, src: str | os.PathLike, sha256: str | None = None) -> None:
         meta = {SHA256_META: sha256} if sha256 else None
-        self._call("upload to", key, self.client.fput_object, self.bucket, self._key(key),
-                   str(src), metadata=meta)
+        self._call(
+            "upload to",
+            key,
+            self.client.fput_object,
+            self.bucket,
+            self._key(key),
+            str(src),
+            metadata=meta,
+        )
 
     def put_bytes(self, key: str, data: bytes) -> None:
         import io
 
         meta = {SHA256_META: hashlib.sha256(data).hexdigest()}
-        self._call("upload to", key, self.client.put_object, self.bucket, self._key(key),
-                   io.BytesIO(data), len(data), metadata=meta)
+        self._call(
+            "upload to",
+            key,
+            self.client.put_object,
+            self.bucket,
+            self._key(key),
+            io.BytesIO(data),
+            len(data),
+            metadata=meta,
+        )
 
     def get_file(self, key: str, dest: str | os.PathLike) -> None:
-        self._call("download of", key, self.client.fget_object, self.bucket, self._key(key),
-                   str(dest))
+        self._call(
+            "download of", key, self.client.fget_object, self.bucket, self._key(key), str(dest)
+        )
 
     def get_bytes(self, key: str) -> bytes:
-        response = self._call("download of", key, self.client.get_object, self.bucket,
-                              self._key(key))
+        response = self._call(
+            "download of", key, self.client.get_object, self.bucket, self._key(key)
+        )
         try:
             return response.read()
         finally:
@@ -259,7 +280,9 @@ def open_store(uri: str, endpoint: str = "") -> Store:
     if not is_s3(uri):
         return LocalStore(local_path(uri))
     bucket, prefix = parse_s3_uri(uri)
-    host, secure = parse_endpoint(endpoint or os.environ.get("AWS_ENDPOINT_URL") or "s3.amazonaws.com")
+    host, secure = parse_endpoint(
+        endpoint or os.environ.get("AWS_ENDPOINT_URL") or "s3.amazonaws.com"
+    )
     return S3Store(bucket, prefix, host, secure)
 
 

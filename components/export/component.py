@@ -17,7 +17,12 @@ def export(model: Input[Model], store_uri: str, s3_endpoint: str, exported: Outp
     from components.export.exporter import export_from_artifact
 
     with tempfile.TemporaryDirectory() as work:
-        meta = export_from_artifact(Path(model.path), Path(work), open_store(store_uri, s3_endpoint),
-                                    spec.MODELS_PREFIX, Path(exported.path))
+        meta = export_from_artifact(
+            Path(model.path),
+            Path(work),
+            open_store(store_uri, s3_endpoint),
+            spec.MODELS_PREFIX,
+            Path(exported.path),
+        )
     exported.metadata.update(meta)
     return meta["published_uri"]

@@ -75,10 +75,17 @@ def verify_in_fresh_process(saved_model: Path, sample: np.ndarray, expected: np.
     np.save(saved_model.parent / "verify-sample.npy", sample)
     np.save(saved_model.parent / "verify-expected.npy", expected)
     result = subprocess.run(
-        [sys.executable, "-m", "components.export.verify", str(saved_model),
-         str(saved_model.parent / "verify-sample.npy"),
-         str(saved_model.parent / "verify-expected.npy")],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "components.export.verify",
+            str(saved_model),
+            str(saved_model.parent / "verify-sample.npy"),
+            str(saved_model.parent / "verify-expected.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
@@ -134,8 +141,9 @@ def check_sample(seed: int = 0, n: int = 32) -> np.ndarray:
     return sample
 
 
-def export_from_artifact(model_dir: Path, work: Path, store: Store, prefix: str,
-                         artifact_dir: Path) -> dict:
+def export_from_artifact(
+    model_dir: Path, work: Path, store: Store, prefix: str, artifact_dir: Path
+) -> dict:
     """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`."""
     import shutil
 

@@ -25,14 +25,20 @@ def train(
     from components.common.store import open_store
     from components.train.trainer import TrainConfig, train_from_store
 
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                      seed=seed, train_limit=train_limit)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        train_limit=train_limit,
+    )
     with tempfile.TemporaryDirectory() as work:
         result = train_from_store(open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work)
     metrics.log_metric("test_accuracy", result.test_accuracy)
     metrics.log_metric("test_loss", result.test_loss)
     metrics.log_metric("train_seconds", round(result.seconds, 1))
     confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
-    model.metadata.update({"framework": "keras", "test_accuracy": result.test_accuracy,
-                           "epochs": epochs})
+    model.metadata.update(
+        {"framework": "keras", "test_accuracy": result.test_accuracy, "epochs": epochs}
+    )
     return result.test_accuracy

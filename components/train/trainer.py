@@ -63,7 +63,8 @@ def build_model(seed: int = 42):
 
     def conv_bn_relu(x, filters: int, kernel: int, strides: int, padding: str):
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        # momentum 0.9: the moving statistics settle within an epoch even on small data sets
+        x = layers.BatchNormalization(momentum=0.9)(x)
         return layers.Activation("relu")(x)
 
     inputs = keras.Input(shape=(28, 28), dtype="uint8", name="images")
@@ -124,13 +125,14 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
 
 def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch."""
-    import keras
 
     cfg.validate()
     images, labels = train_data
     if cfg.train_limit:
         images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
-    log.info("training on %d examples, testing on %d; %s", len(images), len(test_data[0]), asdict(cfg))
+    log.info(
+        "training on %d examples, testing on %d; %s", len(images), len(test_data[0]), asdict(cfg)
+    )
     log.info("devices: %s", _devices())
     model = build_model(cfg.seed)
     steps = -(-len(images) // cfg.batch_size)
@@ -140,10 +142,15 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
         metrics=["accuracy"],
     )
     test_ds = _dataset(*test_data, cfg=cfg, training=False)
-    callback = _EpochLogger(test_ds, on_epoch)
+    callback = _epoch_logger(test_ds, on_epoch)
     start = time.monotonic()
-    model.fit(_dataset(images, labels, cfg, training=True), epochs=cfg.epochs, verbose=0,
-              callbacks=[callback])
+    model.fit(
+        _dataset(images, labels, cfg, training=True),
+        epochs=cfg.epochs,
+        verbose=0,
+        shuffle=False,  # the tf.data pipeline shuffles
+        callbacks=[callback],
+    )
     seconds = time.monotonic() - start
     probabilities = model.predict(test_ds, verbose=0)
     loss, accuracy = model.evaluate(test_ds, verbose=0)
@@ -159,34 +166,35 @@ def _devices() -> str:
     return f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)"
 
 
-class _EpochLogger:
-    """Keras callback: evaluates and logs after each epoch (progress visible in the KFP logs)."""
+def _epoch_logger(test_ds, on_epoch):
+    """A Keras callback that evaluates and logs after each epoch (progress in the KFP logs)."""
+    import keras
 
-    def __new__(cls, test_ds, on_epoch):
-        import keras
+    class EpochLogger(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: list[dict] = []
+            self._start = time.monotonic()
 
-        class EpochLogger(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.history: list[dict] = []
-                self._start = time.monotonic()
+        def on_epoch_end(self, epoch, logs=None):
+            loss, accuracy = self.model.evaluate(test_ds, verbose=0)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float((logs or {}).get("loss", float("nan"))),
+                "test_accuracy": float(accuracy),
+                "test_loss": float(loss),
+                "seconds": time.monotonic() - self._start,
+            }
+            self.history.append(row)
+            log.info(
+                "epoch %(epoch)d: train loss %(train_loss).4f, test accuracy "
+                "%(test_accuracy).4f, %(seconds).1f s",
+                row,
+            )
+            if on_epoch:
+                on_epoch(row)
 
-            def on_epoch_end(self, epoch, logs=None):
-                loss, accuracy = self.model.evaluate(test_ds, verbose=0)
-                row = {
-                    "epoch": epoch + 1,
-                    "train_loss": float((logs or {}).get("loss", float("nan"))),
-                    "test_accuracy": float(accuracy),
-                    "test_loss": float(loss),
-                    "seconds": time.monotonic() - self._start,
-                }
-                self.history.append(row)
-                log.info("epoch %(epoch)d: train loss %(train_loss).4f, test accuracy "
-                         "%(test_accuracy).4f, %(seconds).1f s", row)
-                if on_epoch:
-                    on_epoch(row)
-
-        return EpochLogger()
+    return EpochLogger()
 
 
 def train_from_store(store, dataset_prefix: str, cfg: TrainConfig, model_dir, work) -> TrainResult:

@@ -28,8 +28,14 @@ def unpack_and_upload(
 
     store = open_store(store_uri, s3_endpoint)
     with tempfile.TemporaryDirectory() as work:
-        meta = unpack(Path(dataset.path), store, spec.DATASET_PREFIX, canonical=verify_checksums,
-                      workdir=Path(work), source=dataset.metadata.get("source", ""))
+        meta = unpack(
+            Path(dataset.path),
+            store,
+            spec.DATASET_PREFIX,
+            canonical=verify_checksums,
+            workdir=Path(work),
+            source=dataset.metadata.get("source", ""),
+        )
     uploaded.metadata.update(meta)
     Path(uploaded.path).write_text(json.dumps(meta, indent=2))
     return meta["dataset_uri"]

@@ -8,8 +8,14 @@ from pipeline.commands.options import cluster_options, options_from_flags
 
 
 @click.command("compile")
-@click.option("--output", "-o", default="mnist_pipeline.yaml", show_default=True,
-              type=click.Path(dir_okay=False, writable=True), help="Where to write the YAML.")
+@click.option(
+    "--output",
+    "-o",
+    default="mnist_pipeline.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the YAML.",
+)
 @cluster_options
 def compile_cmd(output: str, **flags) -> None:
     """Compile the pipeline to KFP IR YAML, ready to upload to the Kubeflow UI or submit."""

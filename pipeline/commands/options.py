@@ -14,17 +14,38 @@ _GPU = GpuOptions()
 def cluster_options(fn):
     """Compile-time cluster settings: GPU scheduling of the train step and the store Secret."""
 
-    @click.option("--gpu/--no-gpu", default=True, show_default=True,
-                  help="Request a GPU node for the train step.")
-    @click.option("--gpu-limit", default=_GPU.limit, show_default=True, type=click.IntRange(1),
-                  help="GPUs for the train step.")
-    @click.option("--gpu-node-label", default=f"{_GPU.node_label_key}={_GPU.node_label_value}",
-                  show_default=True, metavar="KEY=VALUE",
-                  help="Node selector that picks the GPU node pool.")
-    @click.option("--gpu-toleration-key", default=_GPU.toleration_key, show_default=True,
-                  help="Taint key tolerated on GPU nodes (operator Exists, effect NoSchedule).")
-    @click.option("--secret-name", default=ClusterOptions().secret_name, show_default=True,
-                  help="Kubernetes Secret with the store's accesskey and secretkey.")
+    @click.option(
+        "--gpu/--no-gpu",
+        default=True,
+        show_default=True,
+        help="Request a GPU node for the train step.",
+    )
+    @click.option(
+        "--gpu-limit",
+        default=_GPU.limit,
+        show_default=True,
+        type=click.IntRange(1),
+        help="GPUs for the train step.",
+    )
+    @click.option(
+        "--gpu-node-label",
+        default=f"{_GPU.node_label_key}={_GPU.node_label_value}",
+        show_default=True,
+        metavar="KEY=VALUE",
+        help="Node selector that picks the GPU node pool.",
+    )
+    @click.option(
+        "--gpu-toleration-key",
+        default=_GPU.toleration_key,
+        show_default=True,
+        help="Taint key tolerated on GPU nodes (operator Exists, effect NoSchedule).",
+    )
+    @click.option(
+        "--secret-name",
+        default=ClusterOptions().secret_name,
+        show_default=True,
+        help="Kubernetes Secret with the store's accesskey and secretkey.",
+    )
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
@@ -32,12 +53,19 @@ def cluster_options(fn):
     return wrapper
 
 
-def options_from_flags(gpu: bool, gpu_limit: int, gpu_node_label: str, gpu_toleration_key: str,
-                       secret_name: str) -> ClusterOptions:
+def options_from_flags(
+    gpu: bool, gpu_limit: int, gpu_node_label: str, gpu_toleration_key: str, secret_name: str
+) -> ClusterOptions:
     key, sep, value = gpu_node_label.partition("=")
     if not sep or not key:
-        raise click.BadParameter(f"{gpu_node_label!r} is not KEY=VALUE",
-                                 param_hint="--gpu-node-label")
-    gpu_options = GpuOptions(enabled=gpu, limit=gpu_limit, node_label_key=key,
-                             node_label_value=value, toleration_key=gpu_toleration_key)
+        raise click.BadParameter(
+            f"{gpu_node_label!r} is not KEY=VALUE", param_hint="--gpu-node-label"
+        )
+    gpu_options = GpuOptions(
+        enabled=gpu,
+        limit=gpu_limit,
+        node_label_key=key,
+        node_label_value=value,
+        toleration_key=gpu_toleration_key,
+    )
     return ClusterOptions(gpu=gpu_options, secret_name=secret_name)

@@ -11,16 +11,24 @@ import click
 
 
 @click.command("predict")
-@click.option("--model", "model_uri", required=True,
-              help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.")
-@click.option("--s3-endpoint", default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-              show_default="$AWS_ENDPOINT_URL", help="S3 endpoint for an s3:// model.")
+@click.option(
+    "--model",
+    "model_uri",
+    required=True,
+    help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.",
+)
+@click.option(
+    "--s3-endpoint",
+    default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
+    show_default="$AWS_ENDPOINT_URL",
+    help="S3 endpoint for an s3:// model.",
+)
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
     """Print `IMAGE: The result: [d]` for each image file."""
     import numpy as np
-
     from components.batch_predict.predictor import load_classifier
+
     from components.common.images import ImageError, to_mnist
     from components.common.store import open_store, sync_down
 

@@ -17,34 +17,81 @@ DEFAULT_LOCAL_STORE = "./mnist-store"
 
 
 @click.command("run")
-@click.option("--local", "local", is_flag=True, required=True,
-              help="Run with kfp.local on this machine (the only mode of `run`; see `submit`).")
-@click.option("--source", default=spec.DEFAULT_SOURCE, show_default=True,
-              help="MNIST source: http(s) base URL or archive, s3://bucket/key, or a local path.")
-@click.option("--store", "store_uri", default=DEFAULT_LOCAL_STORE, show_default=True,
-              help="Store root: a local folder or s3://bucket/prefix.")
-@click.option("--s3-endpoint", default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-              show_default="$AWS_ENDPOINT_URL",
-              help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
-                   "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.")
-@click.option("--images", "images_uri", default="",
-              help="Images to classify [default: <store>/images, seeded with sample digits].")
-@click.option("--results", "results_uri", default="", help="Where predictions.csv goes "
-              "[default: <store>/predictions].")
+@click.option(
+    "--local",
+    "local",
+    is_flag=True,
+    required=True,
+    help="Run with kfp.local on this machine (the only mode of `run`; see `submit`).",
+)
+@click.option(
+    "--source",
+    default=spec.DEFAULT_SOURCE,
+    show_default=True,
+    help="MNIST source: http(s) base URL or archive, s3://bucket/key, or a local path.",
+)
+@click.option(
+    "--store",
+    "store_uri",
+    default=DEFAULT_LOCAL_STORE,
+    show_default=True,
+    help="Store root: a local folder or s3://bucket/prefix.",
+)
+@click.option(
+    "--s3-endpoint",
+    default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
+    show_default="$AWS_ENDPOINT_URL",
+    help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
+    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
+)
+@click.option(
+    "--images",
+    "images_uri",
+    default="",
+    help="Images to classify [default: <store>/images, seeded with sample digits].",
+)
+@click.option(
+    "--results",
+    "results_uri",
+    default="",
+    help="Where predictions.csv goes [default: <store>/predictions].",
+)
 @click.option("--epochs", default=8, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=int)
 @click.option("--learning-rate", default=0.005, show_default=True, type=float)
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--train-limit", default=0, show_default=True, type=int,
-              help="Train on the first N examples only (0 = all).")
-@click.option("--min-accuracy", default=0.98, show_default=True, type=float,
-              help="Export and predict only when the test accuracy reaches this.")
-@click.option("--verify-checksums/--no-verify-checksums", default=True, show_default=True,
-              help="Require the original MNIST release (turn off for a custom IDX set).")
-@click.option("--workdir", default="./.local-runs", show_default=True, type=click.Path(),
-              help="Where kfp.local keeps each run's artifacts and logs.")
-@click.option("--summary-json", type=click.Path(dir_okay=False),
-              help="Also write the run summary as JSON to this file.")
+@click.option(
+    "--train-limit",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Train on the first N examples only (0 = all).",
+)
+@click.option(
+    "--min-accuracy",
+    default=0.98,
+    show_default=True,
+    type=float,
+    help="Export and predict only when the test accuracy reaches this.",
+)
+@click.option(
+    "--verify-checksums/--no-verify-checksums",
+    default=True,
+    show_default=True,
+    help="Require the original MNIST release (turn off for a custom IDX set).",
+)
+@click.option(
+    "--workdir",
+    default="./.local-runs",
+    show_default=True,
+    type=click.Path(),
+    help="Where kfp.local keeps each run's artifacts and logs.",
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False),
+    help="Also write the run summary as JSON to this file.",
+)
 def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) -> None:
     """Run download, unpack-and-upload, train, export and batch-predict locally.
 
@@ -61,11 +108,13 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
     except ParameterError as e:
         raise click.UsageError(str(e)) from None
     if not arguments["images_uri"]:
-        seeded = seed_sample_images(default_images_uri(arguments["store_uri"]),
-                                    arguments["s3_endpoint"])
+        seeded = seed_sample_images(
+            default_images_uri(arguments["store_uri"]), arguments["s3_endpoint"]
+        )
         if seeded:
-            click.echo(f"seeded {seeded} sample digits under "
-                       f"{default_images_uri(arguments['store_uri'])}")
+            click.echo(
+                f"seeded {seeded} sample digits under {default_images_uri(arguments['store_uri'])}"
+            )
     start = time.monotonic()
     try:
         summary = run_local(arguments, Path(workdir).resolve())
@@ -85,6 +134,8 @@ def _report(result: dict, min_accuracy: float) -> None:
         click.echo(f"not exported:   test accuracy is below min_accuracy={min_accuracy}")
         return
     click.echo(f"model:          {result['model_uri']} (version {result['model_version']})")
-    click.echo(f"predictions:    {result['predictions_uri']} "
-               f"({result['predicted']} classified, {result['failed']} failed)")
+    click.echo(
+        f"predictions:    {result['predictions_uri']} "
+        f"({result['predicted']} classified, {result['failed']} failed)"
+    )
     click.echo(f"wall time:      {result['wall_seconds']} s")

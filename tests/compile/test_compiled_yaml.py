@@ -71,14 +71,16 @@ def test_train_requests_gpu_node(default):
     platform = k8s(default, "train")
     assert platform["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
     assert platform["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     for other in set(TASKS) - {"train"}:
         assert "accelerator" not in executor(default["spec"], other).get("resources", {})
 
 
 def test_gpu_settings_configurable_at_compile_time(tmp_path):
-    gpu = GpuOptions(limit=2, node_label_key="pool", node_label_value="a100",
-                     toleration_key="dedicated")
+    gpu = GpuOptions(
+        limit=2, node_label_key="pool", node_label_value="a100", toleration_key="dedicated"
+    )
     doc = compiled(tmp_path, ClusterOptions(gpu=gpu, secret_name="my-store"))
     assert executor(doc["spec"], "train")["resources"]["accelerator"]["resourceCount"] == "2"
     assert k8s(doc, "train")["nodeSelector"]["labels"] == {"pool": "a100"}

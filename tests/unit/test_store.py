@@ -39,21 +39,28 @@ def test_sync_down(any_store, tmp_path):
     any_store.put_bytes("m/1/variables/v.index", b"ix")
     paths = st.sync_down(any_store, "m/1", tmp_path / "out")
     assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths) == [
-        "saved_model.pb", "variables/v.index"]
+        "saved_model.pb",
+        "variables/v.index",
+    ]
 
 
-@pytest.mark.parametrize("uri", ["s3://", "s3://a/x", "s3://user:pw@bucket/x", "s3://bad_bucket!/x"])
+@pytest.mark.parametrize(
+    "uri", ["s3://", "s3://a/x", "s3://user:pw@bucket/x", "s3://bad_bucket!/x"]
+)
 def test_bad_s3_uri(uri):
     with pytest.raises(ValueError) as e:
         st.parse_s3_uri(uri)
     assert "pw" not in str(e.value)
 
 
-@pytest.mark.parametrize("endpoint,expected", [
-    ("minio:9000", ("minio:9000", True)),
-    ("http://127.0.0.1:9000", ("127.0.0.1:9000", False)),
-    ("https://s3.example.com/", ("s3.example.com", True)),
-])
+@pytest.mark.parametrize(
+    "endpoint,expected",
+    [
+        ("minio:9000", ("minio:9000", True)),
+        ("http://127.0.0.1:9000", ("127.0.0.1:9000", False)),
+        ("https://s3.example.com/", ("s3.example.com", True)),
+    ],
+)
 def test_parse_endpoint(endpoint, expected):
     assert st.parse_endpoint(endpoint) == expected
 

@@ -1,0 +1,101 @@
+"""Export: the serving signature, atomic versioned publishing, the infra check, warm-up records."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.common import spec
+from components.common.store import LocalStore, open_store
+from components.export import exporter
+from components.train import trainer
+
+
+@pytest.fixture(scope="module")
+def model():
+    return trainer.build_model(seed=7)
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "saved_model"
+    exporter.save_serving_model(model, path)
+    return path
+
+
+def test_signature_takes_uint8_and_returns_probabilities_and_classes(model, saved):
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(saved)).signatures[spec.SIGNATURE]
+    (arg,) = signature.structured_input_signature[1].values()
+    assert arg.dtype == tf.uint8 and arg.shape.as_list() == [None, 28, 28]
+    assert arg.name == spec.SIGNATURE_INPUT
+    sample = exporter.check_sample(n=5)
+    out = signature(**{spec.SIGNATURE_INPUT: tf.constant(sample)})
+    np.testing.assert_allclose(
+        out[spec.OUTPUT_PROBABILITIES].numpy(), np.asarray(model(sample)), atol=1e-5
+    )
+    assert out[spec.OUTPUT_CLASSES].numpy().tolist() == np.asarray(model(sample)).argmax(1).tolist()
+
+
+def test_infra_check_passes_and_catches_a_mismatch(model, saved):
+    sample = exporter.check_sample(n=4)
+    exporter.verify_in_fresh_process(saved, sample, np.asarray(model(sample)))
+    with pytest.raises(exporter.ExportError, match="failed its check"):
+        exporter.verify_in_fresh_process(saved, sample, np.full((4, 10), 0.1, np.float32))
+
+
+def test_warmup_requests_are_prediction_logs(saved, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    copy = tmp_path / "m"
+    shutil.copytree(saved, copy)
+    exporter.write_warmup_requests(copy, exporter.check_sample(n=8))
+    records = list(tf.data.TFRecordDataset(str(copy / exporter.WARMUP_FILE)))
+    assert len(records) == 2
+    log = prediction_log_pb2.PredictionLog.FromString(records[1].numpy())
+    request = log.predict_log.request
+    assert request.model_spec.signature_name == spec.SIGNATURE
+    assert tf.make_ndarray(request.inputs[spec.SIGNATURE_INPUT]).shape == (8, 28, 28)
+
+
+class RecordingStore(LocalStore):
+    """A real local store that remembers the order of uploads."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.puts: list[str] = []
+
+    def put_file(self, key, src, sha256=None):
+        self.puts.append(key)
+        super().put_file(key, src, sha256)
+
+
+def test_publish_numbers_versions_and_writes_saved_model_last(saved, tmp_path):
+    store = RecordingStore(tmp_path / "store")
+    assert exporter.publish(saved, store, "models/mnist") == (1, store.uri("models/mnist/1"))
+    assert store.puts[-1] == "models/mnist/1/saved_model.pb"
+    assert any(key.startswith("models/mnist/1/variables/") for key in store.puts)
+    version, _ = exporter.publish(saved, store, "models/mnist")
+    assert version == 2
+    assert (tmp_path / "store/models/mnist/1/saved_model.pb").is_file()
+
+
+def test_publish_skips_partial_and_foreign_folders(saved, tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    store.put_bytes("models/mnist/3/variables/variables.index", b"partial, no saved_model.pb")
+    store.put_bytes("models/mnist/notes/readme.txt", b"not a version")
+    version, _ = exporter.publish(saved, store, "models/mnist")
+    assert version == 4
+    assert store.get_bytes("models/mnist/3/variables/variables.index").startswith(b"partial")
+
+
+def test_publish_to_s3(saved, s3_bucket, s3_env):
+    store = open_store(f"s3://{s3_bucket}/root", s3_env)
+    version, uri = exporter.publish(saved, store, "models/mnist")
+    assert (version, uri) == (1, f"s3://{s3_bucket}/root/models/mnist/1")
+    info = store.stat("models/mnist/1/saved_model.pb")
+    assert info is not None and info.sha256
