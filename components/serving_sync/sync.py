@@ -100,6 +100,8 @@ def download_version(store: ModelStore, prefix: str, version: int, dest: Path) -
     try:
         count = size = 0
         for info in store.list(key_prefix):
+            if info.key.endswith("/"):  # a "folder" marker some S3 tools create: no content
+                continue
             target = _target(tmp, _relative(info.key, key_prefix))
             target.parent.mkdir(parents=True, exist_ok=True)
             store.get_file(info.key, target)
