@@ -28,8 +28,15 @@ _IDX_NAMES = {f.name for f in mnist.FILES}
 _LOOKS_LIKE_IDX = re.compile(r"idx\d-ubyte$")
 _CHUNK = 1 << 20
 # What a corrupt or truncated archive or gzip stream raises while being read.
-_READ_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile,
-                NotImplementedError, RuntimeError)  # fmt: skip
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    zlib.error,
+    gzip.BadGzipFile,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 class ArchiveError(ValueError):
@@ -196,9 +203,20 @@ def _zip_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
                 yield Entry(info.filename, info.file_size, lambda i=info: zf.open(i))
 
 
+def _open_tar(archive: Path) -> IO[bytes]:
+    """The tar stream of a plain or gzip-compressed tar file."""
+    with open(archive, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    return gzip.open(archive, "rb") if gzipped else open(archive, "rb")  # noqa: SIM115
+
+
 def _tar_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
     budget = _Budget(archive, limits)
-    with _reading(archive.name), tarfile.open(archive, mode="r|*") as tf:
+    with (
+        _reading(archive.name),
+        _open_tar(archive) as raw,
+        tarfile.open(fileobj=raw, mode="r|") as tf,
+    ):
         for member in tf:  # stream mode: each header is checked before its data is read
             _check_name(archive, member.name)
             if member.issym() or member.islnk():
@@ -209,6 +227,13 @@ def _tar_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
             budget.add(member.name, member.size)
             if member.isreg():
                 yield Entry(member.name, member.size, lambda m=member: tf.extractfile(m))
+        # Read on to the end, so that gzip checks its CRC (tarfile stops at the end marker).
+        copy_limited(raw, _Discard(), limits.max_total_bytes, f"{archive.name}: trailing data")
+
+
+class _Discard:
+    def write(self, data: bytes) -> None:
+        pass
 
 
 def entries(archive: Path, limits: Limits | None = None) -> Iterator[Entry]:
@@ -257,9 +282,16 @@ def iter_idx_members(
 
 
 def gunzip(src: Path, dest: Path, limits: Limits | None = None) -> int:
-    """Decompress `src` into `dest` within the size and ratio limits; returns the bytes written."""
+    """Decompress `src` into `dest` within the size and ratio limits; returns the bytes written.
+
+    On failure `dest` is removed, so no partial file is left behind.
+    """
     limits = limits or Limits()
     cap = min(limits.max_total_bytes, int(limits.max_ratio * max(src.stat().st_size, 1)))
     why = f" (max {limits.max_total_bytes} bytes, ratio {limits.max_ratio:g}:1: a gzip bomb?)"
-    with _reading(src.name, "gzip file"), gzip.open(src, "rb") as f, open(dest, "wb") as out:
-        return copy_limited(f, out, cap, src.name, "gzip file", why)
+    try:
+        with gzip.open(src, "rb") as f, open(dest, "wb") as out:
+            return copy_limited(f, out, cap, src.name, "gzip file", why)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise

@@ -17,8 +17,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--s3-endpoint", default="", help="host:port or http(s)://host:port")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     args = parser.parse_args(argv)
-    meta = download(args.source, args.dest, verify_checksums=not args.no_verify,
-                    s3_endpoint=args.s3_endpoint, max_bytes=args.max_bytes)  # fmt: skip
+    meta = download(
+        args.source,
+        args.dest,
+        verify_checksums=not args.no_verify,
+        s3_endpoint=args.s3_endpoint,
+        max_bytes=args.max_bytes,
+    )
     print(json.dumps(meta, indent=2))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -201,15 +200,16 @@ class _Fetcher:
     def fetch(self, location: str, target: Path) -> int:
         """Fetch `location` into `target`, retrying with backoff; returns the size."""
         label, start = redact(location), time.monotonic()
+        attempt = 0
         with open(target, "wb") as out:
-            for attempt in itertools.count(1):
+            while True:
+                attempt += 1
                 try:
                     size = self._transfer(location, label, out)
                     self.used += size
                     return size
                 except _Transient as e:
                     self._backoff(label, e, attempt, time.monotonic() - start, out)
-        raise AssertionError("unreachable")
 
     def _backoff(self, label: str, error: _Transient, attempt: int, elapsed: float, out) -> None:
         """Sleep before the next try, or raise once the count or time budget is spent."""
@@ -222,8 +222,15 @@ class _Fetcher:
         if error.restart:
             out.seek(0)
             out.truncate()
-        log.warning("%s: %s; retry %d of %d in %.1fs from byte %d",
-                    label, error, attempt, p.attempts - 1, delay, out.tell())  # fmt: skip
+        log.warning(
+            "%s: %s; retry %d of %d in %.1fs from byte %d",
+            label,
+            error,
+            attempt,
+            p.attempts - 1,
+            delay,
+            out.tell(),
+        )
         time.sleep(delay)
 
     def _transfer(self, location: str, label: str, out: IO[bytes]) -> int:
