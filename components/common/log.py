@@ -29,8 +29,13 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
-        if now - self._last >= self.interval or self.done >= self.total:
-            self._last = now
-            pct = 100.0 * self.done / self.total if self.total else 100.0
-            rate = self.done / max(now - self._start, 1e-9)
+        finished = bool(self.total) and self.done >= self.total
+        if now - self._last < self.interval and not finished:
+            return
+        self._last = now
+        rate = self.done / max(now - self._start, 1e-9)
+        if self.total:  # a known total: show the share done
+            pct = 100.0 * self.done / self.total
             self.log.info("%s: %s/%s (%.0f%%, %.0f/s)", self.what, self.done, self.total, pct, rate)
+        else:
+            self.log.info("%s: %s so far (%.0f/s)", self.what, self.done, rate)

@@ -104,22 +104,24 @@ class LocalStore:
         return path
 
     def put_file(self, key: str, src: str | os.PathLike, sha256: str | None = None) -> None:
-        dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Copy beside the destination and rename, so a reader never sees half a file.
-        with (
-            open(src, "rb") as f,
-            tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp,
-        ):
-            shutil.copyfileobj(f, tmp, _CHUNK)
-        os.replace(tmp.name, dest)
+        with open(src, "rb") as f:
+            self._write(key, lambda tmp: shutil.copyfileobj(f, tmp, _CHUNK))
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, lambda tmp: tmp.write(data))
+
+    def _write(self, key: str, fill) -> None:
+        """Write beside the destination and rename, so a reader never sees half a file."""
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, dest)
+        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False)
+        try:
+            with tmp:
+                fill(tmp)
+            os.replace(tmp.name, dest)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
 
     def get_file(self, key: str, dest: str | os.PathLike) -> None:
         try:
