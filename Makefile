@@ -12,6 +12,7 @@ OFFLINE_MNIST := $(wildcard ../shared/datasets/mnist/train-images-idx3-ubyte.gz)
 SOURCE ?= $(if $(OFFLINE_MNIST),$(abspath ../shared/datasets/mnist),)
 DEMO_ARGS ?= --epochs 3
 REGISTRY ?= ghcr.io/mnist-kfp
+PLATFORM ?= linux/amd64
 ENGINE ?= $(shell command -v docker || command -v podman)
 VERSION = $(shell $(PY) -c 'from components.images import package_version; print(package_version())')
 
@@ -45,8 +46,8 @@ bench: setup  ## Every benchmark: figure, reference from the same run, ratio.
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 images: setup  ## Build and push the step images: make images REGISTRY=registry.example.com/team
-	$(ENGINE) build -f docker/Dockerfile -t $(REGISTRY)/mnist-pipeline:$(VERSION) .
-	$(ENGINE) build -f docker/Dockerfile.gpu -t $(REGISTRY)/mnist-pipeline-gpu:$(VERSION) .
+	$(ENGINE) build --platform $(PLATFORM) -f docker/Dockerfile -t $(REGISTRY)/mnist-pipeline:$(VERSION) .
+	$(ENGINE) build --platform $(PLATFORM) -f docker/Dockerfile.gpu -t $(REGISTRY)/mnist-pipeline-gpu:$(VERSION) .
 	$(ENGINE) push $(REGISTRY)/mnist-pipeline:$(VERSION)
 	$(ENGINE) push $(REGISTRY)/mnist-pipeline-gpu:$(VERSION)
 

@@ -19,6 +19,26 @@ COMMANDS = {
         "predict_cmd",
         "Classify image files with an exported model.",
     ),
+    "submit": (
+        "pipeline.commands.submit",
+        "submit_cmd",
+        "Start a run on Kubeflow Pipelines (--wait to follow it).",
+    ),
+    "upload": (
+        "pipeline.commands.upload",
+        "upload_cmd",
+        "Upload the pipeline (or a new version) for the Kubeflow UI.",
+    ),
+    "schedule": (
+        "pipeline.commands.schedule",
+        "schedule_group",
+        "Create, list, enable, disable or delete recurring runs.",
+    ),
+    "clean": (
+        "pipeline.commands.clean",
+        "clean_cmd",
+        "Delete what runs left in the store (dry run unless --yes).",
+    ),
 }
 
 
@@ -48,3 +68,7 @@ def main() -> None:
     Compile the pipeline, run it on a laptop with no cluster, or classify images with an
     exported model.
     """
+
+
+if __name__ == "__main__":
+    main()

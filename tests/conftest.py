@@ -60,6 +60,12 @@ def full_mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def full_mnist_dir_or_none() -> Path | None:
+    """The original files when they are here (CI has them beside the checkout), else None."""
+    return SHARED_MNIST if have_full_mnist() else None
+
+
+@pytest.fixture(scope="session")
 def small_mnist_dir(tmp_path_factory) -> Path:
     """A small, well-formed (non-canonical) IDX set: 1200 train and 300 test records."""
     return make_small_mnist(tmp_path_factory.mktemp("small-mnist"))

@@ -1,0 +1,107 @@
+"""Goal 1: training speed and accuracy against the Keras "simple MNIST convnet" reference.
+
+Both models train epoch by epoch on the full data set on this machine's CPU, evaluated on the
+test set after every epoch (the same evaluation cost for both). Printed: our final test accuracy
+with the pipeline's default parameters, our time to 0.990, the reference's time to 0.990 (capped
+at 15 epochs) and the ratio of the two.
+
+    python benchmarks/bench_train.py [--ours-only] [--reference-epochs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import MNIST_DIR, machine, report  # noqa: E402
+from components.common import mnist  # noqa: E402
+
+TARGET = 0.990
+
+
+def load():
+    return mnist.load_split(MNIST_DIR, "train"), mnist.load_split(MNIST_DIR, "test")
+
+
+def reference_model():
+    """keras.io/examples/vision/mnist_convnet, verbatim in its layers."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+
+
+def run_reference(train, test, max_epochs: int) -> tuple[float | None, float, int]:
+    """Epochs of batch 128, Adam default, inputs scaled to 0..1, until TARGET or max_epochs."""
+    import keras
+
+    keras.utils.set_random_seed(42)
+    x, y = train[0][..., None].astype("float32") / 255, train[1]
+    tx, ty = test[0][..., None].astype("float32") / 255, test[1]
+    model = reference_model()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    start, accuracy = time.monotonic(), 0.0
+    for epoch in range(1, max_epochs + 1):
+        model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        accuracy = model.evaluate(tx, ty, verbose=0)[1]
+        elapsed = time.monotonic() - start
+        print(f"  reference epoch {epoch}: test accuracy {accuracy:.4f} at {elapsed:.1f} s",
+              flush=True)
+        if accuracy >= TARGET:
+            return elapsed, accuracy, epoch
+    return None, accuracy, max_epochs
+
+
+def run_ours(train, test) -> tuple[float | None, float, float]:
+    """The pipeline's default TrainConfig; returns (time to TARGET, final accuracy, total s)."""
+    from components.train.trainer import TrainConfig, train as fit
+
+    reached: list[float] = []
+
+    def on_epoch(row):
+        print(f"  ours epoch {row['epoch']}: test accuracy {row['test_accuracy']:.4f} "
+              f"at {row['seconds']:.1f} s", flush=True)
+        if row["test_accuracy"] >= TARGET and not reached:
+            reached.append(row["seconds"])
+
+    result = fit(train, test, TrainConfig(), on_epoch=on_epoch)
+    return (reached[0] if reached else None), result.test_accuracy, result.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ours-only", action="store_true")
+    parser.add_argument("--reference-epochs", type=int, default=15)
+    args = parser.parse_args()
+    train, test = load()
+    print(f"bench_train on {machine()}")
+    to_target, final, total = run_ours(train, test)
+    print(f"goal 1a: default parameters reach test accuracy {final:.4f} in {total:.0f} s "
+          f"of training (target >= 0.994)")
+    if args.ours_only:
+        return
+    ref_time, ref_acc, ref_epochs = run_reference(train, test, args.reference_epochs)
+    if ref_time is None:
+        print(f"reference did not reach {TARGET} in {ref_epochs} epochs (at {ref_acc:.4f})")
+        return
+    if to_target is None:
+        print(f"ours did not reach {TARGET}; reference took {ref_time:.0f} s")
+        return
+    report("goal 1b: seconds to 0.990 test accuracy", to_target, ref_time, "s", "<= 0.2")
+
+
+if __name__ == "__main__":
+    main()

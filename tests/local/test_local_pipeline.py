@@ -1,0 +1,187 @@
+"""Local-run tier: the whole DAG through kfp.local, with MNIST served over HTTP on 127.0.0.1 and
+the store on a moto S3 server on 127.0.0.1, driven through the CLI as a user would."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from components.common import mnist
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, REPO
+
+CLI = [sys.executable, "-m", "pipeline.cli"]
+
+
+def run_cli(args: list[str], env: dict, cwd: Path, timeout: int = 1200):
+    result = subprocess.run(
+        CLI + args,
+        env={**os.environ, **env},
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+    return result, result.stdout + result.stderr
+
+
+@pytest.fixture
+def s3(s3_endpoint, s3_bucket):
+    env = {
+        "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONPATH": str(REPO),
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=FAKE_ACCESS_KEY,
+        aws_secret_access_key=FAKE_SECRET_KEY,
+    )
+    return {"env": env, "client": client, "bucket": s3_bucket, "endpoint": s3_endpoint}
+
+
+def write_digit_images(folder: Path, source_dir: Path, count: int = 12) -> dict[str, int]:
+    """Test-set digits as files: white on black and black on white, 28 px and larger, PNG/JPEG."""
+    from PIL import Image
+
+    images, labels = mnist.load_split(source_dir, "test")
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    for i in range(count):
+        pixels = images[-1 - i]  # the end of the test set: far from any train_limit subset
+        light = i % 2 == 1
+        img = Image.fromarray(255 - pixels if light else pixels)
+        if i % 3 == 2:
+            img = img.resize((84, 84), Image.BILINEAR)
+        name = f"digit-{i:02d}-{'light' if light else 'dark'}.{'JPG' if i % 4 == 0 else 'png'}"
+        img.save(folder / name, quality=95) if name.endswith("JPG") else img.save(folder / name)
+        expected[name] = int(labels[-1 - i])
+    return expected
+
+
+def upload_images(s3, folder: Path, prefix: str) -> list[str]:
+    names = sorted(p.name for p in folder.iterdir())
+    for name in names:
+        s3["client"].upload_file(str(folder / name), s3["bucket"], f"{prefix}/{name}")
+    return names
+
+
+def test_whole_pipeline_http_source_s3_store(
+    s3, http_dir, small_mnist_dir, full_mnist_dir_or_none, tmp_path
+):
+    source_dir = full_mnist_dir_or_none or small_mnist_dir
+    source = http_dir(source_dir)
+    images = tmp_path / "images"
+    expected = write_digit_images(images, source_dir)  # light and dark backgrounds, sizes
+    (images / "broken.png").write_bytes(b"this is not a png")
+    upload_images(s3, images, "mnist/images")
+    summary_path = tmp_path / "summary.json"
+
+    result, output = run_cli(
+        [
+            "run",
+            "--local",
+            "--source",
+            source,
+            "--store",
+            f"s3://{s3['bucket']}/mnist",
+            "--s3-endpoint",
+            s3["endpoint"],
+            "--epochs",
+            "2",
+            "--train-limit",
+            "3000",
+            "--batch-size",
+            "32",
+            "--min-accuracy",
+            "0.5",
+            "--workdir",
+            str(tmp_path / "runs"),
+            "--summary-json",
+            str(summary_path),
+        ]
+        + ([] if full_mnist_dir_or_none else ["--no-verify-checksums"]),
+        s3["env"],
+        tmp_path,
+    )
+    assert result.returncode == 0, output[-3000:]
+    summary = json.loads(summary_path.read_text())
+    assert summary["test_accuracy"] >= 0.8
+    assert summary["model_uri"] == f"s3://{s3['bucket']}/mnist/models/mnist/1"
+    assert summary["model_version"] == 1
+    assert summary["predicted"] == len(expected) and summary["failed"] == 1
+    assert summary["predictions_uri"] == f"s3://{s3['bucket']}/mnist/predictions/predictions.csv"
+
+    keys = {o["Key"] for o in s3["client"].list_objects_v2(Bucket=s3["bucket"])["Contents"]}
+    assert "mnist/datasets/mnist/MANIFEST.json" in keys
+    assert "mnist/models/mnist/1/saved_model.pb" in keys
+    body = s3["client"].get_object(Bucket=s3["bucket"], Key="mnist/predictions/predictions.csv")
+    rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
+    assert list(rows[0]) == ["image", "prediction", "confidence", "error"]
+    by_name = {row["image"]: row for row in rows}
+    assert by_name["broken.png"]["error"] and not by_name["broken.png"]["prediction"]
+    correct = sum(by_name[name]["prediction"] == str(label) for name, label in expected.items())
+    assert correct >= 0.7 * len(expected)
+    assert "7.jpg: The result: [" in output or any(
+        f"{name}: The result: [" in output for name in expected
+    )
+    # The credentials never reach a log line, an artifact or the summary.
+    assert FAKE_SECRET_KEY not in output and FAKE_ACCESS_KEY not in output
+    for path in (tmp_path / "runs").rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            data = path.read_bytes()
+            assert FAKE_SECRET_KEY.encode() not in data and FAKE_ACCESS_KEY.encode() not in data
+
+
+def test_accuracy_gate_stops_export(tmp_path, http_dir, small_mnist_dir):
+    store = tmp_path / "store"
+    result, output = run_cli(
+        [
+            "run",
+            "--local",
+            "--source",
+            http_dir(small_mnist_dir),
+            "--store",
+            str(store),
+            "--no-verify-checksums",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "300",
+            "--min-accuracy",
+            "1.0",
+            "--workdir",
+            str(tmp_path / "runs"),
+            "--summary-json",
+            str(tmp_path / "s.json"),
+        ],
+        {"PYTHONPATH": str(REPO)},
+        tmp_path,
+    )
+    assert result.returncode == 0, output[-3000:]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["gated"] is True and summary["model_uri"] is None
+    assert "below min_accuracy" in output
+    assert (store / "datasets/mnist/MANIFEST.json").is_file()
+    assert not (store / "models").exists() and not (store / "predictions").exists()
+
+
+def test_bad_parameter_refused_before_anything_runs(tmp_path):
+    result, output = run_cli(
+        ["run", "--local", "--epochs", "0", "--workdir", str(tmp_path)],
+        {"PYTHONPATH": str(REPO)},
+        tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "epochs=0" in output
+    assert not (tmp_path / "runs").exists()
