@@ -1,0 +1,312 @@
+"""`mnist-pipeline schedule`: recurring runs on Kubeflow (create, list, enable, disable, delete)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+import click
+
+from pipeline.commands.kfp_client import (
+    compiled_package,
+    kfp_client,
+    kfp_options,
+    param_option,
+    quietly,
+)
+from pipeline.commands.options import cluster_options
+
+# KFP's cron (robfig/cron) has six fields, seconds first; its day of week counts from Sunday = 0.
+CRON_FIELDS = (
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
+CRON_LAYOUT = "SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK"
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate(_MONTHS)},
+    "day of week": {d: i for i, d in enumerate(_DAYS)},
+}
+_ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+UTC = datetime.timezone.utc
+
+
+def validate_cron(expr: str) -> str:
+    """Return the 6-field KFP cron expression `expr`, or raise ValueError saying what is wrong."""
+    fields = expr.split()
+    if len(fields) != 6:
+        hint = (
+            f'; for this crontab line, add the seconds in front: "0 {" ".join(fields)}"'
+            if len(fields) == 5
+            else '; e.g. "0 0 2 * * *" is every day at 02:00:00'
+        )
+        raise ValueError(
+            f'"{expr}" has {len(fields)} field(s), but KFP cron takes 6, seconds '
+            f"first: {CRON_LAYOUT}{hint}"
+        )
+    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            _check_cron_item(item, name, low, high)
+    return " ".join(fields)
+
+
+def _check_cron_item(item: str, name: str, low: int, high: int) -> None:
+    match = _ITEM.match(item)
+    if not match:
+        raise ValueError(f"{name} {item!r} is not *, ?, N, N-M or one of them with /STEP")
+    first, last, step = match.groups()
+    if step is not None and int(step) == 0:
+        raise ValueError(f"{name} {item!r} has a step of 0")
+    for token in (first, last):
+        if token is None:
+            continue
+        value = int(token) if token.isdigit() else _NAMES.get(name, {}).get(token.upper())
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{name} {token!r} is out of range: {low}-{high}")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """An ISO 8601 time as an aware UTC datetime; a time without a zone is taken as UTC."""
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
+    moment = datetime.datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def rfc3339(moment: datetime.datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _cron_callback(ctx, param, value: str | None) -> str | None:
+    try:
+        return validate_cron(value) if value is not None else None
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _time_callback(ctx, param, value: str | None) -> datetime.datetime | None:
+    try:
+        return parse_time(value) if value else None
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time such as 2025-01-31T02:00:00Z"
+        ) from None
+
+
+class CreateByDefault(click.Group):
+    """A group whose `create` sub-command may be left out: `schedule --cron ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("schedule", cls=CreateByDefault)
+def schedule_group() -> None:
+    """Run the pipeline on a schedule (KFP recurring runs), and manage the schedules.
+
+    \b
+      mnist-pipeline schedule --cron "0 0 2 * * *"     every day at 02:00:00
+      mnist-pipeline schedule --interval 21600         every 6 hours
+      mnist-pipeline schedule list
+      mnist-pipeline schedule disable|enable|delete ID
+
+    `schedule --cron ...` is short for `schedule create --cron ...`. KFP cron expressions have
+    6 fields, seconds first (SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK), in the
+    cluster's time zone (usually UTC). Connection flags (--host, --token...) go after the
+    sub-command; see `mnist-pipeline schedule create --help`.
+    """
+
+
+@schedule_group.command("create", short_help="Create a recurring run (--cron or --interval).")
+@click.option(
+    "--cron",
+    callback=_cron_callback,
+    metavar='"S M H DOM MON DOW"',
+    help='6-field cron, seconds first: "0 0 2 * * *" is every day at 02:00:00, '
+    '"0 30 6 * * 1-5" is weekdays at 06:30:00.',
+)
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Or: start a run every SECONDS seconds.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 10),
+    default=1,
+    show_default=True,
+    help="How many runs of this schedule may run at once (KFP allows 1 to 10).",
+)
+@click.option(
+    "--catchup/--no-catchup",
+    default=True,
+    show_default=True,
+    help="After a pause or an outage, start every missed run (--catchup) or only "
+    "the latest one (--no-catchup).",
+)
+@click.option(
+    "--start",
+    callback=_time_callback,
+    metavar="TIME",
+    help="Do not fire before TIME, ISO 8601 (2025-01-31T02:00:00Z; no zone = UTC).",
+)
+@click.option(
+    "--end", callback=_time_callback, metavar="TIME", help="Do not fire after TIME, ISO 8601."
+)
+@click.option(
+    "--experiment",
+    metavar="NAME",
+    help="Experiment the runs go to; created if missing. [default: the pipeline's name]",
+)
+@click.option(
+    "--job-name",
+    metavar="NAME",
+    help="Name of the recurring run in the UI. [default: the pipeline's name and the trigger]",
+)
+@click.option("--description", metavar="TEXT", help="Description of the recurring run.")
+@param_option
+@click.option(
+    "--service-account",
+    metavar="NAME",
+    help="Kubernetes service account the runs' pods use. [default: the namespace's]",
+)
+@cluster_options
+@kfp_options
+def create_cmd(
+    kfp_settings,
+    cron: str | None,
+    interval: int | None,
+    max_concurrency: int,
+    catchup: bool,
+    start: datetime.datetime | None,
+    end: datetime.datetime | None,
+    experiment: str | None,
+    job_name: str | None,
+    description: str | None,
+    params: dict,
+    service_account: str | None,
+    **flags,
+) -> None:
+    """Create a recurring run of the pipeline, on a cron schedule or a fixed interval.
+
+    Everything is checked before the server is called: the cron expression, the times and the
+    parameters. The pipeline is compiled and sent with the schedule, so later code changes do
+    not alter it; make a new schedule for a new pipeline.
+    """
+    from pipeline.dag import PIPELINE_NAME
+
+    if (cron is None) == (interval is None):
+        raise click.UsageError("give exactly one of --cron or --interval")
+    if start and end and end <= start:
+        raise click.BadParameter(
+            f"{rfc3339(end)} is not after --start {rfc3339(start)}", param_hint="--end"
+        )
+    trigger = f"cron {cron}" if cron else f"every {interval} s"
+    experiment = experiment or PIPELINE_NAME
+    job_name = job_name or f"{PIPELINE_NAME} {trigger}"
+    with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
+        experiment_id = quietly(
+            client.create_experiment, experiment, namespace=kfp_settings.namespace
+        ).experiment_id
+        created = client.create_recurring_run(
+            experiment_id,
+            job_name,
+            description=description,
+            start_time=rfc3339(start),
+            end_time=rfc3339(end),
+            interval_second=interval,
+            cron_expression=cron,
+            max_concurrency=max_concurrency,
+            no_catchup=not catchup,
+            params=params,
+            pipeline_package_path=package,
+            service_account=service_account,
+        )
+    click.echo(
+        f"recurring run id: {created.recurring_run_id}\nname:             {job_name}\n"
+        f"trigger:          {trigger}\nexperiment:       {experiment}\ndetails:          "
+        f"{kfp_settings.link(f'recurringrun/details/{created.recurring_run_id}')}"
+    )
+
+
+@schedule_group.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most this many, newest first.",
+)
+@kfp_options
+def list_cmd(kfp_settings, limit: int) -> None:
+    """List the recurring runs: id, status, trigger and name."""
+    with kfp_client(kfp_settings) as client:
+        found = list_recurring_runs(client, kfp_settings.namespace, limit)
+    if not found:
+        click.echo("no recurring runs")
+        return
+    click.echo(f"{'ID':<36}  {'STATUS':<8}  {'TRIGGER':<24}  NAME")
+    for run in found:
+        click.echo(
+            f"{run.recurring_run_id:<36}  {(run.status or '?'):<8}  "
+            f"{describe_trigger(run.trigger):<24}  {run.display_name}"
+        )
+
+
+def list_recurring_runs(client, namespace: str | None, limit: int) -> list:
+    """Up to `limit` recurring runs, newest first, following the server's pages."""
+    found, token = [], ""
+    while len(found) < limit:
+        page = client.list_recurring_runs(
+            page_token=token,
+            page_size=min(limit, 100),
+            sort_by="created_at desc",
+            namespace=namespace,
+        )
+        found += page.recurring_runs or []
+        token = page.next_page_token
+        if not token:
+            break
+    return found[:limit]
+
+
+def describe_trigger(trigger) -> str:
+    """`cron 0 0 2 * * *` or `every 3600 s` from a V2beta1Trigger."""
+    if trigger and trigger.cron_schedule and trigger.cron_schedule.cron:
+        return f"cron {trigger.cron_schedule.cron}"
+    if trigger and trigger.periodic_schedule and trigger.periodic_schedule.interval_second:
+        return f"every {trigger.periodic_schedule.interval_second} s"
+    return "?"
+
+
+def _id_command(verb: str, method: str, help_text: str) -> click.Command:
+    """`schedule <verb> ID`: one call of kfp.Client.<method> on a recurring run."""
+
+    @click.argument("recurring_run_id", metavar="ID")
+    @kfp_options
+    def command(kfp_settings, recurring_run_id: str) -> None:
+        with kfp_client(kfp_settings) as client:
+            getattr(client, method)(recurring_run_id)
+        click.echo(f"{verb}d recurring run {recurring_run_id}")
+
+    return schedule_group.command(verb, help=help_text)(command)
+
+
+enable_cmd = _id_command(
+    "enable", "enable_recurring_run", "Resume a recurring run: it starts runs again on its trigger."
+)
+disable_cmd = _id_command(
+    "disable", "disable_recurring_run", "Pause a recurring run; `enable` resumes it."
+)
+delete_cmd = _id_command(
+    "delete", "delete_recurring_run", "Delete a recurring run for good (the runs it started stay)."
+)

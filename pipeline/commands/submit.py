@@ -1,0 +1,171 @@
+"""`mnist-pipeline submit`: compile the pipeline, start a run on Kubeflow, optionally follow it."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import click
+
+from pipeline.commands.kfp_client import (
+    compiled_package,
+    is_transient,
+    kfp_client,
+    kfp_options,
+    param_option,
+    quietly,
+)
+from pipeline.commands.options import cluster_options
+
+EXIT_RUN_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 1, 4, 130
+SUCCEEDED = "SUCCEEDED"
+ENDED = {"SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"}
+MAX_POLL_FAILURES = 3  # consecutive transient API errors tolerated while following a run
+
+
+@click.command("submit")
+@click.option(
+    "--experiment",
+    metavar="NAME",
+    help="Experiment to file the run under; created if missing. [default: the pipeline's name]",
+)
+@click.option(
+    "--run-name",
+    metavar="NAME",
+    help="Name shown in the UI. [default: the pipeline's name and the UTC time]",
+)
+@param_option
+@click.option(
+    "--service-account",
+    metavar="NAME",
+    help="Kubernetes service account the run's pods use. [default: the namespace's]",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the run, print each state change, and exit with its outcome.",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="With --wait: stop following after this long (the run goes on). [default: no limit]",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --wait: time between two looks at the run.",
+)
+@cluster_options
+@kfp_options
+def submit_cmd(
+    kfp_settings,
+    experiment: str | None,
+    run_name: str | None,
+    params: dict,
+    service_account: str | None,
+    wait: bool,
+    timeout: int | None,
+    poll_interval: float,
+    **flags,
+) -> None:
+    """Compile the pipeline and start a run of it on Kubeflow Pipelines.
+
+    Prints the run's id and its link in the KFP UI. Parameters are checked before anything is
+    sent, so a typo fails at once.
+
+    \b
+      export KFP_HOST=http://localhost:8080     # after a port-forward, or your Kubeflow URL
+      mnist-pipeline submit --param epochs=3 --param store_uri=s3://mlpipeline/mnist --wait
+
+    \b
+    Exit codes: 0 submitted (with --wait: and succeeded); 1 the run failed, was canceled
+    or skipped; 2 a bad flag or parameter; 3 the KFP API could not be reached or refused
+    the request; 4 --timeout passed before the run ended.
+    """
+    from pipeline.dag import PIPELINE_NAME
+
+    experiment = experiment or PIPELINE_NAME
+    run_name = run_name or f"{PIPELINE_NAME} {_utc_stamp()}"
+    with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
+        result = quietly(
+            client.create_run_from_pipeline_package,
+            package,
+            arguments=params,
+            run_name=run_name,
+            experiment_name=experiment,
+            namespace=kfp_settings.namespace,
+            service_account=service_account,
+        )
+        link = kfp_settings.link(f"runs/details/{result.run_id}")
+        click.echo(
+            f"run id:     {result.run_id}\nrun name:   {run_name}\n"
+            f"experiment: {experiment}\ndetails:    {link}"
+        )
+        if not wait:
+            return
+        run = follow_run(client, result.run_id, link, timeout, poll_interval)
+    _exit_with_outcome(run, link)
+
+
+def _utc_stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H-%M-%S UTC")
+
+
+def follow_run(client, run_id: str, link: str, timeout: int | None, poll_interval: float):
+    """Poll the run until it ends, printing each new state; returns the last V2beta1Run.
+
+    Exits 4 when `timeout` passes and 130 on Ctrl-C; the run itself keeps going either way.
+    """
+    start, last_state = time.monotonic(), None
+    try:
+        while True:
+            run = _get_run_patiently(client, run_id, poll_interval)
+            elapsed, state = time.monotonic() - start, run.state or "RUNTIME_STATE_UNSPECIFIED"
+            if state != last_state:
+                click.echo(f"{elapsed:7.0f} s  {state}")
+                last_state = state
+            if state in ENDED:
+                return run
+            if timeout is not None and elapsed >= timeout:
+                click.echo(
+                    f"still {state} after {timeout} s; it goes on in the cluster: {link}", err=True
+                )
+                raise SystemExit(EXIT_WAIT_TIMEOUT)
+            time.sleep(poll_interval)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped following; the run goes on in the cluster: {link}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def _get_run_patiently(client, run_id: str, pause: float):
+    """client.get_run, retried through up to MAX_POLL_FAILURES passing API errors in a row.
+
+    A run may last hours; one 503 from the API server on the way should not end the wait.
+    """
+    failures = 0
+    while True:
+        try:
+            return client.get_run(run_id)
+        except Exception as e:
+            failures += 1
+            if not is_transient(e) or failures > MAX_POLL_FAILURES:
+                raise
+            reason = getattr(e, "status", None) or type(e).__name__
+            click.echo(
+                f"KFP API hiccup ({reason}), retrying {failures}/{MAX_POLL_FAILURES}", err=True
+            )
+            time.sleep(pause)
+
+
+def _exit_with_outcome(run, link: str) -> None:
+    if run.state == SUCCEEDED:
+        return
+    message = getattr(run.error, "message", None) if run.error else None
+    click.echo(
+        f"run {run.state.lower()}" + (f": {message}" if message else "") + f"; see {link}", err=True
+    )
+    raise SystemExit(EXIT_RUN_FAILED)
