@@ -187,8 +187,9 @@ class S3Store:
         return join(self.prefix, key) if self.prefix else key.strip("/")
 
     def _error(self, action: str, key: str, exc: Exception) -> StoreError:
-        reason = getattr(exc, "code", None) or type(exc).__name__
-        return StoreError(f"{action} {self.uri(key)} at endpoint {self.endpoint} failed: {reason}")
+        return StoreError(
+            f"{action} {self.uri(key)} at endpoint {self.endpoint} failed: {_reason(exc)}"
+        )
 
     def _call(self, action: str, key: str, fn, *args, **kwargs):
         try:
@@ -273,6 +274,30 @@ class S3Store:
 
 
 Store = LocalStore | S3Store
+
+
+def _reason(exc: Exception) -> str:
+    """A short, credential-free account of a failed S3 call."""
+    import urllib3.exceptions as http_errors
+    from minio.error import S3Error
+
+    if isinstance(exc, S3Error):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, http_errors.MaxRetryError):
+        inner = exc.reason
+        if isinstance(inner, http_errors.ResponseError):  # e.g. too many 500 error responses
+            return f"the server kept answering with errors ({inner}); gave up after retries"
+        return f"{_reason(inner) if inner else 'unreachable'}; gave up after retries"
+    if isinstance(exc, http_errors.NewConnectionError):
+        return "connection refused or host unreachable"
+    if isinstance(exc, http_errors.NameResolutionError):
+        return "the endpoint's host name does not resolve"
+    if isinstance(exc, (http_errors.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, http_errors.ProtocolError):
+        return "the connection was dropped"
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def open_store(uri: str, endpoint: str = "") -> Store:
