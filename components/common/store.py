@@ -114,7 +114,7 @@ class LocalStore:
         """Write beside the destination and rename, so a reader never sees half a file."""
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False)
+        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False)  # noqa: SIM115 - closed below, removed on failure
         try:
             with tmp:
                 fill(tmp)
