@@ -7,11 +7,12 @@ DAG reads as the data flow and the cluster policy can be reviewed in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from kfp import kubernetes
-from kfp.dsl import PipelineTask
+from typing import TYPE_CHECKING
 
 from components.common import spec
+
+if TYPE_CHECKING:  # kfp is imported only where a task is configured: `--help` stays fast
+    from kfp.dsl import PipelineTask
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class ClusterOptions:
 
 def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:
     """Accelerator type and limit, node selector and toleration: the one place a GPU is asked."""
+    from kfp import kubernetes
+
     if not gpu.enabled:
         return task
     task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.limit)
@@ -75,6 +78,8 @@ def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:
 
 def use_store_credentials(task: PipelineTask, secret_name: str) -> PipelineTask:
     """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the Secret KFP's MinIO uses."""
+    from kfp import kubernetes
+
     kubernetes.use_secret_as_env(
         task, secret_name=secret_name, secret_key_to_env=dict(spec.SECRET_KEY_TO_ENV)
     )
