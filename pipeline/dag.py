@@ -1,8 +1,8 @@
 """The DAG: download -> unpack-and-upload -> train (GPU) -> [accuracy gate] export -> batch-predict.
 
-`build_pipeline(options)` returns the pipeline function for the given cluster options; the module
-attribute `mnist_pipeline` is the one built with the defaults. Compiling imports kfp only:
-TensorFlow is imported inside the steps.
+`build_pipeline(options)` returns the pipeline function for the given cluster options (it is built
+on demand, not at import, so the CLI pays for it once). Compiling imports kfp only: TensorFlow is
+imported inside the steps.
 """
 
 from kfp import compiler, dsl
@@ -122,9 +122,6 @@ def build_pipeline(options: ClusterOptions | None = None):
             retry_network_io(task)
 
     return mnist_pipeline
-
-
-mnist_pipeline = build_pipeline()
 
 
 def compile_pipeline(output: str, options: ClusterOptions | None = None) -> None:

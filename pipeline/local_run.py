@@ -54,7 +54,7 @@ def run_local(arguments: dict, workdir: Path) -> Summary:
     """Run the pipeline with `arguments` (pipeline parameter values); returns its summary."""
     import kfp.local
 
-    from pipeline.dag import mnist_pipeline
+    from pipeline.dag import build_pipeline
 
     root = workdir / "runs"
     root.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def run_local(arguments: dict, workdir: Path) -> Summary:
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")
         try:
-            mnist_pipeline(**arguments)
+            build_pipeline()(**arguments)
         except RuntimeError as e:
             raise LocalRunError(f"local run failed: {_first_line(e)}") from None
     (run_dir,) = set(root.iterdir()) - before
