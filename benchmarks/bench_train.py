@@ -32,16 +32,18 @@ def reference_model():
     import keras
     from keras import layers
 
-    return keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-        layers.MaxPooling2D(pool_size=(2, 2)),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 def run_reference(train, test, max_epochs: int) -> tuple[float | None, float, int]:
@@ -58,8 +60,10 @@ def run_reference(train, test, max_epochs: int) -> tuple[float | None, float, in
         model.fit(x, y, batch_size=128, epochs=1, verbose=0)
         accuracy = model.evaluate(tx, ty, verbose=0)[1]
         elapsed = time.monotonic() - start
-        print(f"  reference epoch {epoch}: test accuracy {accuracy:.4f} at {elapsed:.1f} s",
-              flush=True)
+        print(
+            f"  reference epoch {epoch}: test accuracy {accuracy:.4f} at {elapsed:.1f} s",
+            flush=True,
+        )
         if accuracy >= TARGET:
             return elapsed, accuracy, epoch
     return None, accuracy, max_epochs
@@ -67,13 +71,17 @@ def run_reference(train, test, max_epochs: int) -> tuple[float | None, float, in
 
 def run_ours(train, test) -> tuple[float | None, float, float]:
     """The pipeline's default TrainConfig; returns (time to TARGET, final accuracy, total s)."""
-    from components.train.trainer import TrainConfig, train as fit
+    from components.train.trainer import TrainConfig
+    from components.train.trainer import train as fit
 
     reached: list[float] = []
 
     def on_epoch(row):
-        print(f"  ours epoch {row['epoch']}: test accuracy {row['test_accuracy']:.4f} "
-              f"at {row['seconds']:.1f} s", flush=True)
+        print(
+            f"  ours epoch {row['epoch']}: test accuracy {row['test_accuracy']:.4f} "
+            f"at {row['seconds']:.1f} s",
+            flush=True,
+        )
         if row["test_accuracy"] >= TARGET and not reached:
             reached.append(row["seconds"])
 
@@ -89,8 +97,10 @@ def main() -> None:
     train, test = load()
     print(f"bench_train on {machine()}")
     to_target, final, total = run_ours(train, test)
-    print(f"goal 1a: default parameters reach test accuracy {final:.4f} in {total:.0f} s "
-          f"of training (target >= 0.994)")
+    print(
+        f"goal 1a: default parameters reach test accuracy {final:.4f} in {total:.0f} s "
+        f"of training (target >= 0.994)"
+    )
     if args.ours_only:
         return
     ref_time, ref_acc, ref_epochs = run_reference(train, test, args.reference_epochs)

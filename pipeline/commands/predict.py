@@ -27,8 +27,8 @@ import click
 def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
     """Print `IMAGE: The result: [d]` for each image file."""
     import numpy as np
-    from components.batch_predict.predictor import load_classifier
 
+    from components.batch_predict.predictor import load_classifier
     from components.common.images import ImageError, to_mnist
     from components.common.store import open_store, sync_down
 
@@ -37,14 +37,14 @@ def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> No
         if not (Path(work) / "saved_model.pb").is_file():
             raise click.UsageError(f"no SavedModel (saved_model.pb) at {model_uri}")
         classify = load_classifier(Path(work))
-    failed = 0
-    for path in images:
-        try:
-            pixels = to_mnist(Path(path).read_bytes())
-        except ImageError as e:
-            click.echo(f"{path}: error: {e}", err=True)
-            failed += 1
-            continue
-        _, classes = classify(np.expand_dims(pixels, 0))
-        click.echo(f"{path}: The result: [{int(classes[0])}]")
+        failed = 0
+        for path in images:
+            try:
+                pixels = to_mnist(Path(path).read_bytes())
+            except ImageError as e:
+                click.echo(f"{path}: error: {e}", err=True)
+                failed += 1
+                continue
+            _, classes = classify(np.expand_dims(pixels, 0))
+            click.echo(f"{path}: The result: [{int(classes[0])}]")
     sys.exit(1 if failed else 0)
