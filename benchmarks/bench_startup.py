@@ -45,13 +45,17 @@ def main() -> None:
     print(f"bench_startup on {machine()}, median of {args.repeat}")
     bare, _ = median_seconds([sys.executable, "-c", "pass"], args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
-        for label, cli_args in (("--help", ["--help"]),
-                                ("compile", ["compile", "--output", f"{tmp}/p.yaml"])):
+        for label, cli_args in (
+            ("--help", ["--help"]),
+            ("compile", ["compile", "--output", f"{tmp}/p.yaml"]),
+        ):
             seconds, stderr = median_seconds([sys.executable, "-c", PROBE, *cli_args], args.repeat)
             tf = "imports TensorFlow" if "TF_IMPORTED" in stderr.split() else "no TensorFlow"
-            print(f"goal 5: mnist-pipeline {label}: {seconds:.3f} s vs bare interpreter "
-                  f"{bare:.3f} s -> ratio {seconds / bare:.1f}; target <= 1.5 s: "
-                  f"{'met' if seconds <= 1.5 else 'NOT met'}; {tf}")
+            print(
+                f"goal 5: mnist-pipeline {label}: {seconds:.3f} s vs bare interpreter "
+                f"{bare:.3f} s -> ratio {seconds / bare:.1f}; target <= 1.5 s: "
+                f"{'met' if seconds <= 1.5 else 'NOT met'}; {tf}"
+            )
 
 
 if __name__ == "__main__":
