@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from components.common import spec
+from pipeline.commands.options import s3_endpoint_option
 
 RUN_OUTPUTS = (spec.DATASET_PREFIX, spec.MODELS_PREFIX, spec.PREDICTIONS_PREFIX)
 
@@ -21,13 +21,7 @@ RUN_OUTPUTS = (spec.DATASET_PREFIX, spec.MODELS_PREFIX, spec.PREDICTIONS_PREFIX)
     help="The store root the runs used: s3://bucket/prefix or a local folder (the "
     "store_uri parameter, or `run --store`).",
 )
-@click.option(
-    "--s3-endpoint",
-    default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-    show_default="$AWS_ENDPOINT_URL",
-    help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
-    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
-)
+@s3_endpoint_option
 @click.option(
     "--include-images",
     is_flag=True,

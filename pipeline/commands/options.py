@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
@@ -69,3 +70,14 @@ def options_from_flags(
         toleration_key=gpu_toleration_key,
     )
     return ClusterOptions(gpu=gpu_options, secret_name=secret_name)
+
+
+def s3_endpoint_option(fn):
+    """`--s3-endpoint`, defaulting to $AWS_ENDPOINT_URL; the credentials stay in the environment."""
+    return click.option(
+        "--s3-endpoint",
+        default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
+        show_default="$AWS_ENDPOINT_URL",
+        help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
+    )(fn)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import click
+
+from pipeline.commands.options import s3_endpoint_option
 
 
 @click.command("predict")
@@ -17,12 +18,7 @@ import click
     required=True,
     help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.",
 )
-@click.option(
-    "--s3-endpoint",
-    default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-    show_default="$AWS_ENDPOINT_URL",
-    help="S3 endpoint for an s3:// model.",
-)
+@s3_endpoint_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
     """Print `IMAGE: The result: [d]` for each image file."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import click
 
 from components.common import spec
+from pipeline.commands.options import s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
@@ -37,13 +37,7 @@ DEFAULT_LOCAL_STORE = "./mnist-store"
     show_default=True,
     help="Store root: a local folder or s3://bucket/prefix.",
 )
-@click.option(
-    "--s3-endpoint",
-    default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-    show_default="$AWS_ENDPOINT_URL",
-    help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
-    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
-)
+@s3_endpoint_option
 @click.option(
     "--images",
     "images_uri",
