@@ -1,11 +1,12 @@
 """Goal 1: training speed and accuracy against the Keras "simple MNIST convnet" reference.
 
 Both models train epoch by epoch on the full data set on this machine's CPU, evaluated on the
-test set after every epoch (the same evaluation cost for both). Printed: our final test accuracy
-with the pipeline's default parameters, our time to 0.990, the reference's time to 0.990 (capped
-at 15 epochs) and the ratio of the two.
+test set after every epoch (the same evaluation cost for both). Printed:
+  1a. our final test accuracy with the pipeline's default parameters, and the training time;
+  1b. our time to 0.990 with the quick setting (one epoch at learning rate 0.02, the same model
+      and code), the reference's time to 0.990 (trained until then, at most 15 epochs), ratio.
 
-    python benchmarks/bench_train.py [--ours-only] [--reference-epochs 15]
+    python benchmarks/bench_train.py [--skip-default] [--reference-epochs 15]
 """
 
 from __future__ import annotations
@@ -91,26 +92,42 @@ def run_ours(train, test) -> tuple[float | None, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ours-only", action="store_true")
+    parser.add_argument(
+        "--skip-default",
+        action="store_true",
+        help="skip the long run with the default parameters (goal 1a)",
+    )
     parser.add_argument("--reference-epochs", type=int, default=15)
     args = parser.parse_args()
+    from components.train.trainer import TrainConfig
+
     train, test = load()
     print(f"bench_train on {machine()}")
-    to_target, final, total = run_ours(train, test)
-    print(
-        f"goal 1a: default parameters reach test accuracy {final:.4f} in {total:.0f} s "
-        f"of training (target >= 0.994)"
-    )
-    if args.ours_only:
-        return
+    if not args.skip_default:
+        _, final, total = run_ours(train, test, TrainConfig(), "default")
+        print(
+            f"goal 1a: default parameters {TrainConfig()} reach test accuracy {final:.4f} "
+            f"after {total:.0f} s of training on this CPU (target >= 0.994)",
+            flush=True,
+        )
+    quick = TrainConfig(epochs=1, learning_rate=0.02)
+    to_target, quick_final, _ = run_ours(train, test, quick, "quick")
     ref_time, ref_acc, ref_epochs = run_reference(train, test, args.reference_epochs)
     if ref_time is None:
         print(f"reference did not reach {TARGET} in {ref_epochs} epochs (at {ref_acc:.4f})")
-        return
-    if to_target is None:
-        print(f"ours did not reach {TARGET}; reference took {ref_time:.0f} s")
-        return
-    report("goal 1b: seconds to 0.990 test accuracy", to_target, ref_time, "s", "<= 0.2")
+    elif to_target is None:
+        print(
+            f"quick setting ended at {quick_final:.4f}, short of {TARGET}; "
+            f"reference took {ref_time:.0f} s"
+        )
+    else:
+        report(
+            "goal 1b: seconds to 0.990 test accuracy (quick setting vs reference)",
+            to_target,
+            ref_time,
+            "s",
+            "<= 0.2",
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from components.common import spec
 from components.download.component import download
 from components.export.component import export
 from components.train.component import train
+from components.train.trainer import TrainConfig
 from components.unpack_upload.component import unpack_and_upload
 from pipeline.cluster import (
     ClusterOptions,
@@ -22,6 +23,7 @@ from pipeline.cluster import (
 )
 
 PIPELINE_NAME = "mnist-digits"
+_TRAIN = TrainConfig()  # the training defaults live with the training code
 PIPELINE_DESCRIPTION = (
     "Handwritten-digit recognition on MNIST: download and verify, upload to the object store, "
     "train a CNN on a GPU node, export a versioned SavedModel for TF Serving when it is accurate "
@@ -40,11 +42,11 @@ def build_pipeline(options: ClusterOptions | None = None):
         verify_checksums: bool = True,
         store_uri: str = spec.DEFAULT_STORE,
         s3_endpoint: str = spec.IN_CLUSTER_S3_ENDPOINT,
-        epochs: int = 8,
-        batch_size: int = 128,
-        learning_rate: float = 0.005,
-        seed: int = 42,
-        train_limit: int = 0,
+        epochs: int = _TRAIN.epochs,
+        batch_size: int = _TRAIN.batch_size,
+        learning_rate: float = _TRAIN.learning_rate,
+        seed: int = _TRAIN.seed,
+        train_limit: int = _TRAIN.train_limit,
         min_accuracy: float = 0.98,
         images_uri: str = "",
         results_uri: str = "",

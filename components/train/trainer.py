@@ -26,7 +26,7 @@ class TrainConfig:
 
     epochs: int = 8
     batch_size: int = 128
-    learning_rate: float = 0.005
+    learning_rate: float = 0.01
     seed: int = 42
     train_limit: int = 0  # use only the first N training examples (0 = all), for quick runs
     augment: bool = True  # random shifts of up to 2 pixels
@@ -54,7 +54,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def build_model(seed: int = 42):
+def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
     """The CNN: uint8 [N, 28, 28] in, class probabilities [N, 10] out."""
     import keras
     from keras import layers
@@ -69,12 +69,13 @@ def build_model(seed: int = 42):
 
     inputs = keras.Input(shape=(28, 28), dtype="uint8", name="images")
     x = layers.Rescaling(1.0 / 255)(layers.Reshape((28, 28, 1))(inputs))
-    # Strided convolutions instead of full-resolution ones and pooling: about 2x cheaper per
-    # epoch on a CPU than the classic conv-pool-conv-pool net, at equal or better accuracy.
-    x = conv_bn_relu(x, 32, 5, 2, "same")  # 14x14
-    x = conv_bn_relu(x, 64, 3, 2, "same")  # 7x7
-    x = conv_bn_relu(x, 128, 3, 1, "valid")  # 5x5
-    x = layers.GlobalAveragePooling2D()(x)
+    # Strided convolutions instead of full-resolution ones and pooling: cheaper per epoch on a
+    # CPU than the classic conv-pool-conv-pool net, and with batch norm it learns much faster.
+    x = conv_bn_relu(x, widths[0], 5, 2, "same")  # 14x14
+    x = conv_bn_relu(x, widths[1], 3, 2, "same")  # 7x7
+    x = conv_bn_relu(x, widths[2], 3, 1, "valid")  # 5x5
+    # Flatten keeps where each feature is; it learns faster than global average pooling here.
+    x = layers.Flatten()(x)
     x = layers.Dropout(0.2)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")

@@ -10,10 +10,12 @@ from pathlib import Path
 import click
 
 from components.common import spec
+from components.train.trainer import TrainConfig
 from pipeline.commands.options import s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
+_TRAIN = TrainConfig()
 
 
 @click.command("run")
@@ -50,10 +52,10 @@ DEFAULT_LOCAL_STORE = "./mnist-store"
     default="",
     help="Where predictions.csv goes [default: <store>/predictions].",
 )
-@click.option("--epochs", default=8, show_default=True, type=int)
-@click.option("--batch-size", default=128, show_default=True, type=int)
-@click.option("--learning-rate", default=0.005, show_default=True, type=float)
-@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--epochs", default=_TRAIN.epochs, show_default=True, type=int)
+@click.option("--batch-size", default=_TRAIN.batch_size, show_default=True, type=int)
+@click.option("--learning-rate", default=_TRAIN.learning_rate, show_default=True, type=float)
+@click.option("--seed", default=_TRAIN.seed, show_default=True, type=int)
 @click.option(
     "--train-limit",
     default=0,
