@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # public mirror (the pipeline's default source).
 OFFLINE_MNIST := $(wildcard ../shared/datasets/mnist/train-images-idx3-ubyte.gz)
 SOURCE ?= $(if $(OFFLINE_MNIST),$(abspath ../shared/datasets/mnist),)
-DEMO_ARGS ?= --epochs 3
+DEMO_ARGS ?= --epochs 2 --learning-rate 0.02
 REGISTRY ?= ghcr.io/mnist-kfp
 PLATFORM ?= linux/amd64
 ENGINE ?= $(shell command -v docker || command -v podman)

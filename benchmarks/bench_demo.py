@@ -5,7 +5,7 @@ from the offline copy, and reads the kfp.local log to split the wall time into t
 work (each KFP executor, from "Looking for component" to "Wrote executor output file") and
 everything else: the CLI, compiling, starting each step's interpreter and kfp's bookkeeping.
 
-    python benchmarks/bench_demo.py [--epochs 3]
+    python benchmarks/bench_demo.py [--epochs 2] [--learning-rate 0.02]
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def step_seconds(log: str) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="as `make demo` (DEMO_ARGS)")
+    parser.add_argument("--epochs", type=int, default=2, help="as `make demo` (DEMO_ARGS)")
+    parser.add_argument("--learning-rate", type=float, default=0.02, help="as `make demo`")
     args = parser.parse_args()
     print(f"bench_demo on {machine()}")
     with tempfile.TemporaryDirectory() as tmp, serve_directory(MNIST_DIR) as url:

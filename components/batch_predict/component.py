@@ -23,7 +23,8 @@ def batch_predict(
     import tempfile
     from pathlib import Path
 
-    from components.batch_predict.predictor import batch_predict as run, load_classifier
+    from components.batch_predict.predictor import batch_predict as run
+    from components.batch_predict.predictor import load_classifier
     from components.common import spec
     from components.common.store import join, open_store, sync_down
 

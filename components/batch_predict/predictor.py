@@ -1,0 +1,241 @@
+"""Batch prediction: classify every image under a prefix and publish `predictions.csv`.
+
+The step is a stream, so memory stays flat for any number of images: threads fetch a bounded
+window of images ahead of the model (parallel GETs), decoder processes turn them into MNIST
+arrays (see stream.py), the model classifies them in batches while the next ones are fetched
+and decoded, and each row goes to a local CSV as soon as it is known. The CSV is uploaded only
+when every image has a row and the failed share is acceptable, so a reader never takes a
+partial or failed run for a result.
+
+Decoder processes import the main module (as with spawn): call `batch_predict` from a module
+or under `if __name__ == "__main__":`, as every entry point here does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import numpy as np
+
+from components.batch_predict.report import Row, Tally, markdown_table
+from components.batch_predict.stream import Item, available_cpus, preprocess_stream
+from components.common import spec
+from components.common.log import Progress, get_logger
+from components.common.store import Store, StoreError, local_path, open_store
+
+log = get_logger("batch_predict")
+
+# images uint8 [N, 28, 28] -> (probabilities float32 [N, 10], classes int64 [N])
+Classifier = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+AUTO_PROCESSES = 1000  # from this many images, decoding pays for starting processes
+
+
+class BatchPredictError(RuntimeError):
+    """The batch as a whole failed: nothing classified, too many failures, or a broken model."""
+
+
+def load_classifier(model_dir: Path) -> Classifier:
+    """Load an exported SavedModel and return a function over batches of 28x28 uint8 images."""
+    import tensorflow as tf  # only here: importing the module must stay cheap
+
+    loaded = tf.saved_model.load(str(model_dir))
+    if spec.SIGNATURE not in loaded.signatures:
+        raise BatchPredictError(f"model {model_dir} has no {spec.SIGNATURE!r} signature")
+    serve = loaded.signatures[spec.SIGNATURE]
+    inputs = serve.structured_input_signature[1]
+    if set(inputs) != {spec.SIGNATURE_INPUT}:
+        raise BatchPredictError(
+            f"model {model_dir}: signature {spec.SIGNATURE!r} takes {sorted(inputs)}, "
+            f"expected [{spec.SIGNATURE_INPUT!r}]"
+        )
+
+    def classify(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = serve(**{spec.SIGNATURE_INPUT: tf.constant(images, dtype=tf.uint8)})
+        return out[spec.OUTPUT_PROBABILITIES].numpy(), out[spec.OUTPUT_CLASSES].numpy()
+
+    classify.model = loaded  # the signature holds its variables only weakly
+    return classify
+
+
+def batch_predict(
+    images_uri: str,
+    results_uri: str,
+    classify: Classifier,
+    s3_endpoint: str = "",
+    batch_size: int = 256,
+    max_failed_fraction: float = 0.5,
+    workers: int = 8,
+    processes: int | None = None,
+) -> dict:
+    """Classify every image under `images_uri`; publish `<results_uri>/predictions.csv`.
+
+    `workers` parallel GETs; `processes` decoder processes (None: one per core, up to 8, for
+    batches of AUTO_PROCESSES images or more; 0: decode in the fetch threads).
+    Returns predictions_uri, predicted, failed, total and markdown (a table for the KFP UI).
+    Raises BatchPredictError when no image could be classified, the failed share exceeds
+    `max_failed_fraction` or the model fails; then nothing is published, and an earlier run's
+    predictions.csv at `results_uri` is removed so that no one takes it for this run's.
+    """
+    _check_args(batch_size, max_failed_fraction, workers, processes)
+    store, keys = open_images(images_uri, s3_endpoint)
+    results = open_store(results_uri, s3_endpoint)
+    if processes is None:
+        processes = min(available_cpus(), 8) if len(keys) >= AUTO_PROCESSES else 0
+    try:
+        if not keys:
+            extensions = ", ".join(spec.IMAGE_EXTENSIONS)
+            raise BatchPredictError(f"no images ({extensions}) under {images_uri}")
+        log.info("classifying %d images under %s", len(keys), images_uri)
+        stream = preprocess_stream(store, keys, workers, 2 * batch_size, processes)
+        check = functools.partial(_check_outcome, images_uri=images_uri, limit=max_failed_fraction)
+        tally = _classify_and_publish(stream, classify, results, batch_size, len(keys), check)
+    except BatchPredictError:
+        _withdraw(results)
+        raise
+    uri = results.uri(spec.PREDICTIONS_CSV)
+    log.info("%d classified, %d failed; predictions at %s", tally.predicted, tally.failed, uri)
+    return {
+        "predictions_uri": uri,
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "total": tally.total,
+        "markdown": markdown_table(tally, uri),
+    }
+
+
+def _classify_and_publish(
+    stream: Iterator[Item],
+    classify: Classifier,
+    results: Store,
+    batch_size: int,
+    total: int,
+    check: Callable[[Tally], None],
+) -> Tally:
+    """Write the rows to a local CSV and, if `check` accepts the run, upload it whole."""
+    with tempfile.TemporaryDirectory(prefix="batch-predict-") as work:
+        csv_path = Path(work) / spec.PREDICTIONS_CSV
+        with contextlib.closing(stream):  # on failure, stop the fetch threads at once
+            try:
+                tally = write_predictions(stream, classify, csv_path, batch_size, total)
+            except BrokenProcessPool as e:
+                raise BatchPredictError(f"an image decoder process died: {e}") from e
+        check(tally)
+        results.put_file(spec.PREDICTIONS_CSV, csv_path)
+    return tally
+
+
+def _withdraw(results: Store) -> None:
+    """Remove an earlier run's predictions.csv, so no one takes it for this failed run's."""
+    try:
+        results.delete(spec.PREDICTIONS_CSV)
+    except StoreError as e:
+        log.warning("could not remove the earlier %s: %s", spec.PREDICTIONS_CSV, e)
+
+
+def _check_args(
+    batch_size: int, max_failed_fraction: float, workers: int, processes: int | None
+) -> None:
+    if processes is not None and processes < 0:
+        raise ValueError(f"processes must be 0 or more, got {processes}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if not 0.0 <= max_failed_fraction <= 1.0:
+        raise ValueError(f"max_failed_fraction must be within 0..1, got {max_failed_fraction}")
+
+
+def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str]]:
+    """The store holding the images and their keys (relative to `images_uri`), sorted.
+
+    `images_uri` is a prefix (s3://bucket/prefix, a folder, file://) or one image file or object.
+    Extensions match case-insensitively; other files are skipped.
+    """
+    one_file = images_uri.lower().endswith(spec.IMAGE_EXTENSIONS)
+    if one_file and (images_uri.startswith("s3://") or not local_path(images_uri).is_dir()):
+        parent, _, name = images_uri.rstrip("/").rpartition("/")
+        return open_store(parent or ".", s3_endpoint), [name]
+    store = open_store(images_uri, s3_endpoint)
+    return store, _image_keys(store)
+
+
+def _image_keys(store: Store) -> list[str]:
+    return [o.key for o in store.list("") if o.key.lower().endswith(spec.IMAGE_EXTENSIONS)]
+
+
+def write_predictions(
+    stream: Iterable[Item], classify: Classifier, csv_path: Path, batch_size: int, total: int
+) -> Tally:
+    """Classify the stream in batches, writing one CSV row and one log line per image."""
+    tally = Tally()
+    progress = Progress(log, "batch-predict", total)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(spec.PREDICTIONS_HEADER)
+        for batch in _batches(stream, batch_size):
+            for row in _classify_batch(batch, classify):
+                writer.writerow(row)
+                tally.add(row)
+            progress.update(len(batch))
+    return tally
+
+
+def _batches(stream: Iterable[Item], size: int) -> Iterable[list[Item]]:
+    batch: list[Item] = []
+    for item in stream:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _classify_batch(batch: list[Item], classify: Classifier) -> list[Row]:
+    """Rows for a batch, in order (images that failed to load keep their error), and log them.
+
+    The batch's lines go out as one log record: one line per image, as in the tutorial, without
+    paying a handler flush per image in the hot loop.
+    """
+    good = [item for item in batch if item.pixels is not None]
+    results = iter(())
+    if good:
+        try:
+            probabilities, classes = classify(np.stack([item.pixels for item in good]))
+        except Exception as e:  # a broken model fails the step, not a row
+            raise BatchPredictError(f"the model failed on a batch: {e}") from e
+        confidences = probabilities[np.arange(len(good)), classes]
+        results = iter(zip(classes.tolist(), confidences.tolist(), strict=True))
+    rows, lines = [], []
+    for item in batch:
+        if item.pixels is None:
+            rows.append((item.key, "", "", item.error))
+            lines.append(f"{item.key}: error: {item.error}")
+            continue
+        digit, confidence = next(results)
+        rows.append((item.key, str(digit), f"{confidence:.4f}", ""))
+        lines.append(f"{item.key}: The result: [{digit}]")
+    log.info("%s", "\n".join(lines))
+    return rows
+
+
+def _check_outcome(tally: Tally, images_uri: str, limit: float) -> None:
+    """Refuse a run where nothing was classified, or more than `limit` of the images failed."""
+    examples = "; ".join(tally.errors)
+    if tally.predicted == 0:
+        raise BatchPredictError(
+            f"no image under {images_uri} could be classified ({tally.failed} failed): {examples}"
+        )
+    share = tally.failed / tally.total
+    if share > limit:
+        raise BatchPredictError(
+            f"{tally.failed} of {tally.total} images under {images_uri} failed ({share:.1%}, "
+            f"more than max_failed_fraction {limit:.1%}); "
+            f"nothing published. First errors: {examples}"
+        )
