@@ -98,10 +98,12 @@ class LocalStore:
         return str(self.root / key) if key else str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if path != self.root and self.root not in path.parents:
+        # normpath, not resolve(): this runs for every image read, and resolve() costs a
+        # system call per path component. A key still cannot climb out of the root.
+        path = os.path.normpath(os.path.join(self.root, key))
+        if path != str(self.root) and not path.startswith(f"{self.root}{os.sep}"):
             raise StoreError(f"key {key!r} escapes the store root {self.root}")
-        return path
+        return Path(path)
 
     def put_file(self, key: str, src: str | os.PathLike, sha256: str | None = None) -> None:
         with open(src, "rb") as f:
@@ -142,13 +144,18 @@ class LocalStore:
         return ObjectInfo(key, path.stat().st_size, sha256_file(path))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under `prefix`, recursively, sorted by key."""
+        """Every object under `prefix`, recursively, sorted by key (as S3 lists them)."""
         base = self._path(prefix)
         if not base.is_dir():
             return
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.name.startswith(".part-"):
-                yield ObjectInfo(path.relative_to(self.root).as_posix(), path.stat().st_size)
+        found = []
+        for folder, _, names in os.walk(base):
+            rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            for name in names:
+                if not name.startswith(".part-"):
+                    found.append((name if rel == "." else f"{rel}/{name}", folder, name))
+        for key, folder, name in sorted(found):
+            yield ObjectInfo(key, os.stat(os.path.join(folder, name)).st_size)
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
