@@ -51,6 +51,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         images_uri: str = "",
         results_uri: str = "",
         max_failed_fraction: float = 0.5,
+        serving_endpoint: str = "",
     ):
         """Train, gate, export and batch-predict MNIST digits.
 
@@ -73,6 +74,8 @@ def build_pipeline(options: ClusterOptions | None = None):
             results_uri: Where predictions.csv goes (default <store_uri>/predictions).
             max_failed_fraction: Fail batch-predict when more than this share of images
                 cannot be read.
+            serving_endpoint: Send batch-predict's batches to TF Serving's gRPC endpoint
+                (host:port, e.g. mnist-serving:8500) instead of loading the model in the step.
         """
         fetched = download(
             source=source, verify_checksums=verify_checksums, s3_endpoint=s3_endpoint
@@ -109,6 +112,7 @@ def build_pipeline(options: ClusterOptions | None = None):
                 results_uri=results_uri,
                 s3_endpoint=s3_endpoint,
                 max_failed_fraction=max_failed_fraction,
+                serving_endpoint=serving_endpoint,
             )
             predicted.set_caching_options(False)
         for task, name in (

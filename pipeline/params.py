@@ -24,6 +24,7 @@ TYPES = {
     "images_uri": str,
     "results_uri": str,
     "max_failed_fraction": float,
+    "serving_endpoint": str,
 }
 _RANGES = {
     "epochs": (1, None),
@@ -92,6 +93,13 @@ def validate_arguments(values: dict) -> dict:
             parse_endpoint(values["s3_endpoint"])
         except ValueError as e:
             raise ParameterError(str(e)) from None
+    if values.get("serving_endpoint"):
+        host, _, port = values["serving_endpoint"].rpartition(":")
+        if not host or not port.isdigit() or "/" in host:
+            raise ParameterError(
+                f"serving_endpoint={values['serving_endpoint']!r} is not host:port "
+                "(TF Serving's gRPC port, e.g. mnist-serving:8500)"
+            )
     if "source" in values and not values["source"]:
         raise ParameterError("source must not be empty")
     return values

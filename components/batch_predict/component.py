@@ -14,30 +14,27 @@ def batch_predict(
     results_uri: str,
     s3_endpoint: str,
     max_failed_fraction: float,
+    serving_endpoint: str,
     table: Output[Markdown],
 ) -> str:
     """Classify every image under `images_uri`; writes predictions.csv; returns its URI.
 
-    Empty `images_uri` / `results_uri` mean `<store>/images` and `<store>/predictions`.
+    Empty `images_uri` / `results_uri` mean `<store>/images` and `<store>/predictions`; a
+    `serving_endpoint` (host:port) sends the batches to TF Serving over gRPC instead.
     """
-    import tempfile
     from pathlib import Path
 
-    from components.batch_predict.predictor import batch_predict as run
-    from components.batch_predict.predictor import load_classifier
-    from components.common import spec
-    from components.common.store import join, open_store, sync_down
+    from components.batch_predict.step import run_step
 
-    with tempfile.TemporaryDirectory() as work:
-        store = open_store(model_uri, s3_endpoint)
-        sync_down(store, "", Path(work) / "model")
-        summary = run(
-            images_uri or join(store_uri, spec.IMAGES_PREFIX),
-            results_uri or join(store_uri, spec.PREDICTIONS_PREFIX),
-            load_classifier(Path(work) / "model"),
-            s3_endpoint=s3_endpoint,
-            max_failed_fraction=max_failed_fraction,
-        )
+    summary = run_step(
+        model_uri,
+        store_uri,
+        images_uri,
+        results_uri,
+        s3_endpoint,
+        max_failed_fraction,
+        serving_endpoint,
+    )
     Path(table.path).write_text(summary.pop("markdown"))
     table.metadata.update(summary)
     return summary["predictions_uri"]

@@ -52,6 +52,11 @@ _TRAIN = TrainConfig()
     default="",
     help="Where predictions.csv goes [default: <store>/predictions].",
 )
+@click.option(
+    "--serving-endpoint",
+    default="",
+    help="Classify through a running TF Serving (gRPC host:port) instead of loading the model.",
+)
 @click.option("--epochs", default=_TRAIN.epochs, show_default=True, type=int)
 @click.option("--batch-size", default=_TRAIN.batch_size, show_default=True, type=int)
 @click.option("--learning-rate", default=_TRAIN.learning_rate, show_default=True, type=float)

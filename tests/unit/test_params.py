@@ -46,6 +46,8 @@ def test_parse_errors(pair, message):
         ({"images_uri": "s3://x/y"}, "images_uri"),
         ({"s3_endpoint": "host:port"}, "s3_endpoint"),
         ({"source": ""}, "source"),
+        ({"serving_endpoint": "http://serving:8500"}, "serving_endpoint"),
+        ({"serving_endpoint": "serving"}, "serving_endpoint"),
     ],
 )
 def test_out_of_range_values_name_the_parameter(values, name):
