@@ -94,12 +94,12 @@ def validate_arguments(values: dict) -> dict:
         except ValueError as e:
             raise ParameterError(str(e)) from None
     if values.get("serving_endpoint"):
-        host, _, port = values["serving_endpoint"].rpartition(":")
-        if not host or not port.isdigit() or "/" in host:
-            raise ParameterError(
-                f"serving_endpoint={values['serving_endpoint']!r} is not host:port "
-                "(TF Serving's gRPC port, e.g. mnist-serving:8500)"
-            )
+        from components.batch_predict.serving_client import check_target
+
+        try:
+            check_target(values["serving_endpoint"])
+        except ValueError as e:
+            raise ParameterError(str(e)) from None
     if "source" in values and not values["source"]:
         raise ParameterError("source must not be empty")
     return values
