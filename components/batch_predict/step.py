@@ -29,9 +29,10 @@ def run_step(
     results = results_uri or join(store_uri, spec.PREDICTIONS_PREFIX)
     options = {"s3_endpoint": s3_endpoint, "max_failed_fraction": max_failed_fraction}
     if serving_endpoint:
-        from components.batch_predict.serving_client import grpc_classifier
+        from components.batch_predict.serving_client import check_model_ready, grpc_classifier
 
-        log.info("classifying through TF Serving at %s", serving_endpoint)
+        versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
+        log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
         return batch_predict(images, results, grpc_classifier(serving_endpoint), **options)
     with tempfile.TemporaryDirectory() as work:
         model_dir = Path(work) / "model"
