@@ -124,6 +124,8 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
         sys.exit(1)
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
     _report(result, arguments["min_accuracy"])
+    if result["predictions_uri"]:
+        _show_predictions(result["predictions_uri"], arguments["s3_endpoint"])
     if summary_json:
         Path(summary_json).write_text(json.dumps(result, indent=2) + "\n")
 
@@ -140,3 +142,27 @@ def _report(result: dict, min_accuracy: float) -> None:
         f"({result['predicted']} classified, {result['failed']} failed)"
     )
     click.echo(f"wall time:      {result['wall_seconds']} s")
+
+
+def _show_predictions(uri: str, s3_endpoint: str, limit: int = 20) -> None:
+    """The first rows of predictions.csv, in the tutorial's words."""
+    import csv
+    import io
+
+    from components.common.store import open_store
+
+    folder, _, name = uri.rpartition("/")
+    rows = list(
+        csv.DictReader(io.StringIO(open_store(folder, s3_endpoint).get_bytes(name).decode()))
+    )
+    click.echo("")
+    for row in rows[:limit]:
+        if row["error"]:
+            click.echo(f"{row['image']}: error: {row['error']}")
+        else:
+            click.echo(
+                f"{row['image']}: The result: [{row['prediction']}]  "
+                f"(confidence {float(row['confidence']):.3f})"
+            )
+    if len(rows) > limit:
+        click.echo(f"... and {len(rows) - limit} more in {uri}")
