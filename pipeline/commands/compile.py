@@ -19,7 +19,10 @@ from pipeline.commands.options import cluster_options, options_from_flags
 @cluster_options
 def compile_cmd(output: str, **flags) -> None:
     """Compile the pipeline to KFP IR YAML, ready to upload to the Kubeflow UI or submit."""
+    from pathlib import Path
+
     from pipeline.dag import compile_pipeline
 
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
     compile_pipeline(output, options_from_flags(**flags))
     click.echo(f"wrote {output}")

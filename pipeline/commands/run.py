@@ -127,6 +127,7 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
     if result["predictions_uri"]:
         _show_predictions(result["predictions_uri"], arguments["s3_endpoint"])
     if summary_json:
+        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(summary_json).write_text(json.dumps(result, indent=2) + "\n")
 
 
