@@ -109,7 +109,7 @@ def _optimizer(cfg: TrainConfig, steps_per_epoch: int):
     warmup = max(1, total // 5)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.learning_rate / 10,
-        decay_steps=total - warmup,
+        decay_steps=max(1, total - warmup),
         warmup_target=cfg.learning_rate,
         warmup_steps=warmup,
         alpha=0.01,
@@ -126,7 +126,6 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
 
 def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch."""
-
     cfg.validate()
     images, labels = train_data
     if cfg.train_limit:
