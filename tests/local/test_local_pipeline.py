@@ -137,6 +137,7 @@ def test_whole_pipeline_http_source_s3_store(
     )
     # The credentials never reach a log line, an artifact or the summary.
     assert FAKE_SECRET_KEY not in output and FAKE_ACCESS_KEY not in output
+    assert FAKE_SECRET_KEY not in summary_path.read_text()
     for path in (tmp_path / "runs").rglob("*"):
         if path.is_file() and path.stat().st_size < 5_000_000:
             data = path.read_bytes()

@@ -52,6 +52,45 @@ class Always500(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class WrongKey(http.server.BaseHTTPRequestHandler):
+    """Answers like S3 or MinIO does to an unknown access key."""
+
+    requests = 0
+
+    def _answer(self):
+        type(self).requests += 1
+        body = (
+            b"<Error><Code>InvalidAccessKeyId</Code><Message>The Access Key Id you provided "
+            b"does not exist in our records.</Message></Error>"
+        )
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wrong_credentials_fail_once_and_clearly(s3_env):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongKey)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        endpoint = f"127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(StoreError) as e:
+            open_store("s3://secure-bucket/p", f"http://{endpoint}").put_bytes("k", b"x")
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(e.value)
+    assert "InvalidAccessKeyId" in message and "secure-bucket" in message and endpoint in message
+    assert FAKE_ACCESS_KEY not in message and FAKE_SECRET_KEY not in message
+    assert WrongKey.requests <= 2  # at most the region look-up and the call: not retried
+
+
 def test_5xx_answers_are_retried_then_reported(s3_env):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Always500)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
