@@ -12,7 +12,7 @@ from components.common import spec
 from components.download.component import download
 from components.export.component import export
 from components.train.component import train
-from components.train.trainer import TrainConfig
+from components.train.config import TrainConfig
 from components.unpack_upload.component import unpack_and_upload
 from pipeline.cluster import (
     ClusterOptions,

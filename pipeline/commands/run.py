@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from components.common import spec
-from components.train.trainer import TrainConfig
+from components.train.config import TrainConfig
 from pipeline.commands.options import s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
