@@ -70,23 +70,22 @@ def run_reference(train, test, max_epochs: int) -> tuple[float | None, float, in
     return None, accuracy, max_epochs
 
 
-def run_ours(train, test) -> tuple[float | None, float, float]:
-    """The pipeline's default TrainConfig; returns (time to TARGET, final accuracy, total s)."""
-    from components.train.trainer import TrainConfig
+def run_ours(train, test, cfg, label: str) -> tuple[float | None, float, float]:
+    """Train with `cfg`; returns (seconds to TARGET or None, final accuracy, total seconds)."""
     from components.train.trainer import train as fit
 
     reached: list[float] = []
 
     def on_epoch(row):
         print(
-            f"  ours epoch {row['epoch']}: test accuracy {row['test_accuracy']:.4f} "
+            f"  {label} epoch {row['epoch']}: test accuracy {row['test_accuracy']:.4f} "
             f"at {row['seconds']:.1f} s",
             flush=True,
         )
         if row["test_accuracy"] >= TARGET and not reached:
             reached.append(row["seconds"])
 
-    result = fit(train, test, TrainConfig(), on_epoch=on_epoch)
+    result = fit(train, test, cfg, on_epoch=on_epoch)
     return (reached[0] if reached else None), result.test_accuracy, result.seconds
 
 
@@ -99,7 +98,7 @@ def main() -> None:
     )
     parser.add_argument("--reference-epochs", type=int, default=15)
     args = parser.parse_args()
-    from components.train.trainer import TrainConfig
+    from components.train.config import TrainConfig
 
     train, test = load()
     print(f"bench_train on {machine()}")
