@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class TrainConfig:
     """Training hyper-parameters; the defaults are the pipeline's defaults."""
 
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 0.01
     seed: int = 42
