@@ -17,5 +17,8 @@ def machine() -> str:
 def report(goal: str, figure: float, reference: float, unit: str, target: str) -> None:
     """One line: the figure, the reference measured in the same run, their ratio, the target."""
     ratio = figure / reference if reference else float("inf")
-    print(f"{goal}: {figure:.3g} {unit} vs reference {reference:.3g} {unit} "
-          f"-> ratio {ratio:.3g} (target {target}) [{machine()}]", flush=True)
+    print(
+        f"{goal}: {figure:.3g} {unit} vs reference {reference:.3g} {unit} "
+        f"-> ratio {ratio:.3g} (target {target}) [{machine()}]",
+        flush=True,
+    )

@@ -9,8 +9,13 @@ from components.train import trainer
 
 @pytest.mark.parametrize(
     "field,value",
-    [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("learning_rate", 2.0),
-     ("train_limit", -1)],
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("learning_rate", 2.0),
+        ("train_limit", -1),
+    ],
 )
 def test_config_refuses_out_of_range(field, value):
     with pytest.raises(ValueError, match=field):
