@@ -6,9 +6,11 @@ the credentials; a re-run after the server comes back completes the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -34,77 +36,60 @@ def test_connection_refused_is_bounded_and_clear(s3_env):
     assert elapsed < 60  # bounded, not a hang (no figure asserted beyond "it stops")
 
 
-class Always500(http.server.BaseHTTPRequestHandler):
-    requests = 0
+def s3_error_handler(status: int, code: str, message: str):
+    """A handler class that answers every request like S3 does with `code` (counting them)."""
+    body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
 
-    def _answer(self):
-        type(self).requests += 1
-        body = b"<Error><Code>InternalError</Code><Message>boom</Message></Error>"
-        self.send_response(500)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    class Handler(http.server.BaseHTTPRequestHandler):
+        requests = 0
 
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+        def _answer(self):
+            type(self).requests += 1
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
 
 
-class WrongKey(http.server.BaseHTTPRequestHandler):
-    """Answers like S3 or MinIO does to an unknown access key."""
-
-    requests = 0
-
-    def _answer(self):
-        type(self).requests += 1
-        body = (
-            b"<Error><Code>InvalidAccessKeyId</Code><Message>The Access Key Id you provided "
-            b"does not exist in our records.</Message></Error>"
-        )
-        self.send_response(403)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
-
-    def log_message(self, *args):
-        pass
+@contextlib.contextmanager
+def misbehaving_s3(handler) -> Iterator[str]:
+    """Serve `handler` on 127.0.0.1; yields its host:port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_wrong_credentials_fail_once_and_clearly(s3_env):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WrongKey)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        endpoint = f"127.0.0.1:{server.server_address[1]}"
-        with pytest.raises(StoreError) as e:
-            open_store("s3://secure-bucket/p", f"http://{endpoint}").put_bytes("k", b"x")
-    finally:
-        server.shutdown()
-        server.server_close()
+    handler = s3_error_handler(
+        403, "InvalidAccessKeyId", "The Access Key Id you provided does not exist in our records."
+    )
+    with misbehaving_s3(handler) as endpoint, pytest.raises(StoreError) as e:
+        open_store("s3://secure-bucket/p", f"http://{endpoint}").put_bytes("k", b"x")
     message = str(e.value)
     assert "InvalidAccessKeyId" in message and "secure-bucket" in message and endpoint in message
     assert FAKE_ACCESS_KEY not in message and FAKE_SECRET_KEY not in message
-    assert WrongKey.requests <= 2  # at most the region look-up and the call: not retried
+    assert handler.requests <= 2  # at most the region look-up and the call: not retried
 
 
 def test_5xx_answers_are_retried_then_reported(s3_env):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Always500)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        endpoint = f"127.0.0.1:{server.server_address[1]}"
-        store = open_store("s3://flaky-bucket/p", f"http://{endpoint}")
-        with pytest.raises(StoreError) as e:
-            store.get_bytes("datasets/mnist/MANIFEST.json")
-    finally:
-        server.shutdown()
-        server.server_close()
+    handler = s3_error_handler(500, "InternalError", "boom")
+    with misbehaving_s3(handler) as endpoint, pytest.raises(StoreError) as e:
+        open_store("s3://flaky-bucket/p", f"http://{endpoint}").get_bytes("MANIFEST.json")
     message = str(e.value)
     assert "flaky-bucket" in message and endpoint in message and "500" in message
-    assert Always500.requests > 1  # retried, and then it stopped
+    assert handler.requests > 1  # retried, and then it stopped
 
 
 def test_server_stopped_mid_upload_then_rerun_completes(small_mnist_dir, tmp_path, monkeypatch):
