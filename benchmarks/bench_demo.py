@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, machine  # noqa: E402
+from pipeline.local_run import STEPS  # noqa: E402
 from tests.servers import serve_directory  # noqa: E402
 
 EXECUTOR = re.compile(r"\[KFP Executor (\S+ \S+) INFO\]: (Looking for component|Wrote executor)")
@@ -74,10 +75,9 @@ def main() -> None:
         summary = json.loads(Path(f"{tmp}/summary.json").read_text())
     steps = step_seconds(done.stdout + done.stderr)
     work = sum(steps)
-    names = ["download", "unpack-and-upload", "train", "export", "batch-predict"]
     print(
         "steps' own work: "
-        + ", ".join(f"{n} {s:.1f} s" for n, s in zip(names, steps, strict=False))
+        + ", ".join(f"{n} {s:.1f} s" for n, s in zip(STEPS, steps, strict=False))
     )
     print(
         f"goal 4: demo wall time {wall:.1f} s (target <= 180 s), test accuracy "

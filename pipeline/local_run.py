@@ -8,7 +8,6 @@ credentials, if any, come from this process's environment and are inherited by t
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +109,3 @@ def summarise(run_dir: Path) -> Summary:
 
 def default_images_uri(store_uri: str) -> str:
     return join(store_uri, spec.IMAGES_PREFIX)
-
-
-def clear_runs(workdir: Path) -> None:
-    shutil.rmtree(workdir / "runs", ignore_errors=True)

@@ -23,11 +23,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_directory(directory: Path, handler=_QuietHandler) -> Iterator[str]:
-    """Serve `directory` over HTTP on 127.0.0.1; yields the base URL (ending in '/')."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
-    )
+def serve(handler) -> Iterator[str]:
+    """Serve the request handler class `handler` on 127.0.0.1; yields the base URL ('/' last)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -35,6 +33,11 @@ def serve_directory(directory: Path, handler=_QuietHandler) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def serve_directory(directory: Path, handler=_QuietHandler):
+    """Serve `directory` over HTTP on 127.0.0.1; a context manager yielding the base URL."""
+    return serve(functools.partial(handler, directory=str(directory)))
 
 
 @contextlib.contextmanager

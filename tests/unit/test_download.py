@@ -25,6 +25,7 @@ from components.download.fetch import (
     redact,
     s3_client,
 )
+from tests import servers
 
 pytestmark = pytest.mark.timeout(60)
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_delay=0.05, deadline=20, timeout=5)
@@ -55,14 +56,8 @@ class FaultServer:
         class Handler(_FaultHandler):
             server_state = state
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/"
-        finally:
-            server.shutdown()
-            server.server_close()
+        with servers.serve(Handler) as url:
+            yield url
 
 
 class _FaultHandler(http.server.BaseHTTPRequestHandler):
@@ -288,9 +283,8 @@ def test_timeout_is_retried(small_files, tmp_path):
 
 
 def test_connection_refused_gives_up_naming_the_url(tmp_path):
-    from tests.servers import free_port
 
-    url = f"http://127.0.0.1:{free_port()}/"
+    url = f"http://127.0.0.1:{servers.free_port()}/"
     with pytest.raises(DownloadError, match=rf"{url}{GZ[0]}: giving up after 2 .*ConnectionError"):
         download(url, tmp_path, retry=RetryPolicy(attempts=2, backoff=0.01, timeout=2))
 

@@ -62,13 +62,8 @@ def s3_error_handler(status: int, code: str, message: str):
 @contextlib.contextmanager
 def misbehaving_s3(handler) -> Iterator[str]:
     """Serve `handler` on 127.0.0.1; yields its host:port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with servers.serve(handler) as url:
+        yield url.removeprefix("http://").rstrip("/")
 
 
 def test_wrong_credentials_fail_once_and_clearly(s3_env):
