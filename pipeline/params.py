@@ -6,7 +6,8 @@ instead of an hour later in a pod.
 
 from __future__ import annotations
 
-from components.common.store import is_s3, local_path, parse_endpoint, parse_s3_uri
+from components.common.s3 import parse_endpoint
+from components.common.store import is_s3, local_path, parse_s3_uri
 
 # Parameter name -> type, read by `parse_assignments`; mirrors pipeline.dag's signature
 # (a compile test checks the two agree).

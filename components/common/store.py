@@ -1,4 +1,4 @@
-"""The object store: `s3://bucket/prefix` through the minio client, or a local folder.
+"""The object store: `s3://bucket/prefix` through boto3 (see s3.py), or a local folder.
 
 Every component reads and writes the store through `open_store`, so the same code runs against
 KFP's in-cluster MinIO, AWS S3, any S3-compatible endpoint, or a folder on a laptop. Credentials
@@ -8,21 +8,40 @@ from a Kubernetes Secret); they never appear in a URI, a log line or an error me
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import stat as stat_module
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
+
+from components.common import s3
 
 SHA256_META = "sha256"  # user metadata key holding the content digest of an object
 _CHUNK = 1 << 20
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once, at import: os.umask can only be read by setting it
+_MULTIPART_FROM = 64 << 20  # larger files go up in parts, through s3transfer
 
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the endpoint, bucket and key, never secrets."""
+
+
+class AlreadyExists(StoreError):
+    """An exclusive create found the key taken (another writer won it)."""
+
+
+class Skipped(NamedTuple):
+    """Something under a prefix that is not an object the pipeline reads, and why."""
+
+    key: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -63,22 +82,6 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, parsed.path.strip("/")
 
 
-def parse_endpoint(endpoint: str) -> tuple[str, bool]:
-    """Return (host:port, secure) from `host:port`, `http://host:port` or `https://host:port`."""
-    endpoint = endpoint.strip()
-    secure = True
-    for scheme, tls in (("https://", True), ("http://", False)):
-        if endpoint.startswith(scheme):
-            endpoint, secure = endpoint[len(scheme) :], tls
-    endpoint = endpoint.rstrip("/")
-    host, _, port = endpoint.partition(":")
-    if not host or "/" in endpoint or "@" in endpoint or (port and not port.isdigit()):
-        raise ValueError(
-            f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port"
-        )
-    return endpoint, secure
-
-
 def local_path(uri: str) -> Path:
     """A local folder from a plain path or a `file://` URI."""
     if uri.startswith("file://"):
@@ -89,7 +92,12 @@ def local_path(uri: str) -> Path:
 
 
 class LocalStore:
-    """A folder standing in for a bucket: the embedded default for laptop runs."""
+    """A folder standing in for a bucket: the embedded default for laptop runs.
+
+    Like a bucket it holds only regular files: symbolic links, FIFOs and other special files are
+    never followed or read (`scan` names them as skipped), and nothing is read or written outside
+    the root. Files are created with the mode the umask gives, as any other program would.
+    """
 
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -102,209 +110,290 @@ class LocalStore:
         # system call per path component. A key still cannot climb out of the root.
         path = os.path.normpath(os.path.join(self.root, key))
         if path != str(self.root) and not path.startswith(f"{self.root}{os.sep}"):
-            raise StoreError(f"key {key!r} escapes the store root {self.root}")
+            raise StoreError(f"key {key!r} is outside the store {self.root}")
         return Path(path)
 
-    def put_file(self, key: str, src: str | os.PathLike, sha256: str | None = None) -> None:
+    def _contained(self, path: Path, key: str) -> Path:
+        """`path` if its real location, links resolved, is still inside the root."""
+        real = path.resolve()
+        if real != self.root and self.root not in real.parents:
+            raise StoreError(f"{self.uri(key)} leads outside the store through a symbolic link")
+        return path
+
+    def put_file(
+        self, key: str, src: str | os.PathLike, sha256: str | None = None, exclusive: bool = False
+    ) -> None:
         with open(src, "rb") as f:
-            self._write(key, lambda tmp: shutil.copyfileobj(f, tmp, _CHUNK))
+            self._write(key, lambda tmp: shutil.copyfileobj(f, tmp, _CHUNK), exclusive)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._write(key, lambda tmp: tmp.write(data))
+    def put_bytes(self, key: str, data: bytes, exclusive: bool = False) -> None:
+        self._write(key, lambda tmp: tmp.write(data), exclusive)
 
-    def _write(self, key: str, fill) -> None:
-        """Write beside the destination and rename, so a reader never sees half a file."""
+    def _write(self, key: str, fill, exclusive: bool = False) -> None:
+        """Write beside the destination and rename, so a reader never sees half a file.
+
+        With `exclusive` the rename is a hard link, which fails if the name is taken: the
+        folder's counterpart of S3's `If-None-Match: *`.
+        """
         dest = self._path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._contained(dest.parent, key)
         tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".part-", delete=False)  # noqa: SIM115 - closed below, removed on failure
         try:
             with tmp:
                 fill(tmp)
-            os.replace(tmp.name, dest)
+                os.fchmod(tmp.fileno(), 0o666 & ~_UMASK)  # not mkstemp's 0600
+            if exclusive:
+                os.link(tmp.name, dest)
+                os.unlink(tmp.name)
+            else:
+                os.replace(tmp.name, dest)
+        except FileExistsError:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise AlreadyExists(f"{self.uri(key)} already exists; not overwriting it") from None
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise
 
-    def get_file(self, key: str, dest: str | os.PathLike) -> None:
+    def _open(self, key: str):
+        """Open a regular file for reading: never a link, and never block on a FIFO."""
+        path = self._path(key)
         try:
-            shutil.copyfile(self._path(key), dest)
-        except FileNotFoundError as e:
-            raise StoreError(f"no object {self.uri(key)}") from e
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise StoreError(f"no object {self.uri(key)}") from None
+        except OSError as e:
+            why = "is a symbolic link" if e.errno == errno.ELOOP else e.strerror
+            raise StoreError(f"{self.uri(key)}: {why}") from None
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise StoreError(f"{self.uri(key)}: not a regular file")
+        return open(fd, "rb")
+
+    def get_file(self, key: str, dest: str | os.PathLike) -> None:
+        with self._open(key) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, _CHUNK)
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, IsADirectoryError) as e:
-            raise StoreError(f"no object {self.uri(key)}") from e
+        with self._open(key) as f:
+            return f.read()
 
     def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
-        if not path.is_file():
+        if path.is_symlink() or not path.is_file():
             return None
         return ObjectInfo(key, path.stat().st_size, sha256_file(path))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix`, recursively, sorted by key (as S3 lists them)."""
+        yield from self.scan(prefix)[0]
+
+    def scan(self, prefix: str = "") -> tuple[list[ObjectInfo], list[Skipped]]:
+        """The regular files under `prefix`, and what else is there (links, FIFOs...) and why."""
         base = self._path(prefix)
+        if base.is_symlink():
+            return [], [Skipped(prefix.strip("/"), "symbolic link: not followed")]
         if not base.is_dir():
-            return
-        found = []
-        for folder, _, names in os.walk(base):
+            return [], []
+        found, skipped = [], []
+        for folder, dirs, names in os.walk(base):
             rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
-            for name in names:
-                if not name.startswith(".part-"):
-                    found.append((name if rel == "." else f"{rel}/{name}", folder, name))
-        for key, folder, name in sorted(found):
-            yield ObjectInfo(key, os.stat(os.path.join(folder, name)).st_size)
+            for name in sorted(dirs + names):
+                key = name if rel == "." else f"{rel}/{name}"
+                try:
+                    st = os.lstat(os.path.join(folder, name))
+                except FileNotFoundError:  # removed or renamed by a writer since the walk
+                    continue
+                kind = _kind(st.st_mode)
+                if kind == "folder":
+                    continue
+                if name.startswith(".part-"):
+                    skipped.append(Skipped(key, "an unfinished write (.part-*)"))
+                elif kind == "file":
+                    found.append(ObjectInfo(key, st.st_size))
+                else:
+                    skipped.append(Skipped(key, f"{kind}: not read"))
+        return sorted(found, key=lambda o: o.key), sorted(skipped)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        self._contained(path.parent, key)
+        path.unlink(missing_ok=True)
+
+
+def _kind(mode: int) -> str:
+    if stat_module.S_ISLNK(mode):
+        return "symbolic link"
+    if stat_module.S_ISDIR(mode):
+        return "folder"
+    if stat_module.S_ISREG(mode):
+        return "file"
+    return "FIFO" if stat_module.S_ISFIFO(mode) else "special file"
 
 
 class S3Store:
-    """`s3://bucket/prefix` on any S3-compatible endpoint, through the minio client."""
+    """`s3://bucket/prefix` on any S3-compatible endpoint, through boto3 (see s3.py for why)."""
 
-    def __init__(self, bucket: str, prefix: str, endpoint: str, secure: bool):
-        import minio
-        import urllib3
-
-        self.bucket, self.prefix, self.endpoint = bucket, prefix, endpoint
-        # Bounded retries with backoff for transient faults (5xx, resets); errors still surface.
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=10, read=120),
-            maxsize=32,
-            retries=urllib3.Retry(
-                total=5, backoff_factor=0.5, status_forcelist=[500, 502, 503, 504]
-            ),
-        )
-        self.client = minio.Minio(
-            endpoint,
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-            session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-            secure=secure,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
-            http_client=http,
-        )
+    def __init__(self, bucket: str, prefix: str, endpoint: str = ""):
+        self.bucket, self.prefix = bucket, prefix
+        self.endpoint = s3.resolve_endpoint(endpoint)[0]
+        self.bounds = s3.Bounds.from_env()
+        self.client = s3.client(endpoint, self.bounds)
 
     def uri(self, key: str = "") -> str:
         return join(f"s3://{self.bucket}", self.prefix, key)
 
     def _key(self, key: str) -> str:
-        return join(self.prefix, key) if self.prefix else key.strip("/")
+        # Keys are kept as listed: an object named `a//b` is not the object `a/b`.
+        key = key.lstrip("/") if not self.prefix else key
+        return f"{self.prefix}/{key}" if self.prefix and key else (self.prefix or key)
 
     def _error(self, action: str, key: str, exc: Exception) -> StoreError:
         return StoreError(
-            f"{action} {self.uri(key)} at endpoint {self.endpoint} failed: {_reason(exc)}"
+            f"{action} {self.uri(key)} at endpoint {self.endpoint} failed: "
+            f"{s3.reason(exc, self.bounds)}"
         )
 
-    def _call(self, action: str, key: str, fn, *args, **kwargs):
+    def _call(self, action: str, key: str, fn, **kwargs):
         try:
-            return fn(*args, **kwargs)
-        except Exception as e:  # minio raises S3Error, urllib3 errors, ValueError...
+            return fn(Bucket=self.bucket, **kwargs)
+        except Exception as e:  # botocore raises ClientError, connection and timeout errors...
+            if s3.error_code(e) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise AlreadyExists(f"{self.uri(key)} already exists; not overwriting it") from None
             raise self._error(action, key, e) from None
 
     def ensure_bucket(self) -> None:
         """Create the bucket if it is missing (only where the user asked for it)."""
-        if not self._call("checking bucket of", "", self.client.bucket_exists, self.bucket):
-            self._call("creating bucket of", "", self.client.make_bucket, self.bucket)
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception:  # noqa: BLE001 - missing or unreachable: create_bucket says which
+            self._call("creating bucket of", "", self.client.create_bucket)
 
-    def put_file(self, key: str, src: str | os.PathLike, sha256: str | None = None) -> None:
-        meta = {SHA256_META: sha256} if sha256 else None
+    def put_file(
+        self, key: str, src: str | os.PathLike, sha256: str | None = None, exclusive: bool = False
+    ) -> None:
+        """Upload a file; with `exclusive`, only if no object has that key (else AlreadyExists)."""
+        meta = {SHA256_META: sha256} if sha256 else {}
+        if exclusive or os.path.getsize(src) < _MULTIPART_FROM:
+            with open(src, "rb") as body:
+                self._put(key, body, meta, exclusive)
+            return
+        from boto3.s3.transfer import TransferConfig
+
         self._call(
             "upload to",
             key,
-            self.client.fput_object,
-            self.bucket,
-            self._key(key),
-            str(src),
-            metadata=meta,
+            lambda Bucket, **kw: self.client.upload_file(str(src), Bucket, **kw),
+            Key=self._key(key),
+            ExtraArgs={"Metadata": meta},
+            Config=TransferConfig(multipart_threshold=_MULTIPART_FROM),
         )
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        import io
+    def put_bytes(self, key: str, data: bytes, exclusive: bool = False) -> None:
+        self._put(key, data, {SHA256_META: hashlib.sha256(data).hexdigest()}, exclusive)
 
-        meta = {SHA256_META: hashlib.sha256(data).hexdigest()}
+    def _put(self, key: str, body, meta: dict, exclusive: bool) -> None:
+        extra = {"IfNoneMatch": "*"} if exclusive else {}
         self._call(
             "upload to",
             key,
             self.client.put_object,
-            self.bucket,
-            self._key(key),
-            io.BytesIO(data),
-            len(data),
-            metadata=meta,
+            Key=self._key(key),
+            Body=body,
+            Metadata=meta,
+            **extra,
         )
 
     def get_file(self, key: str, dest: str | os.PathLike) -> None:
-        self._call(
-            "download of", key, self.client.fget_object, self.bucket, self._key(key), str(dest)
-        )
+        """Download to `dest` through a temporary name, so `dest` is whole or absent."""
+        dest = Path(dest)
+        tmp = dest.with_name(f".part-{dest.name}")
+        try:
+            body = self._get(key)
+            with open(tmp, "wb") as out:
+                for chunk in body.iter_chunks(_CHUNK):
+                    out.write(chunk)
+            os.replace(tmp, dest)
+        except StoreError:
+            raise
+        except Exception as e:  # a body cut short or a read that timed out
+            raise self._error("download of", key, e) from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
-        response = self._call(
-            "download of", key, self.client.get_object, self.bucket, self._key(key)
-        )
+        body = self._get(key)
         try:
-            return response.read()
+            return body.read()
+        except Exception as e:
+            raise self._error("download of", key, e) from None
         finally:
-            response.close()
-            response.release_conn()
+            body.close()
+
+    def _get(self, key: str):
+        return self._call("download of", key, self.client.get_object, Key=self._key(key))["Body"]
 
     def stat(self, key: str) -> ObjectInfo | None:
-        from minio.error import S3Error
-
         try:
-            st = self.client.stat_object(self.bucket, self._key(key))
-        except S3Error as e:
-            if e.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as e:
+            if s3.http_status(e) == 404 or s3.error_code(e) in ("404", "NoSuchKey"):
                 return None
             raise self._error("stat of", key, e) from None
-        except Exception as e:
-            raise self._error("stat of", key, e) from None
-        meta = {k.lower(): v for k, v in (st.metadata or {}).items()}
-        return ObjectInfo(key, st.size, meta.get(f"x-amz-meta-{SHA256_META}"))
+        return ObjectInfo(key, head["ContentLength"], head.get("Metadata", {}).get(SHA256_META))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix`, recursively, sorted by key."""
-        full = self._key(prefix)
+        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
         full = full + "/" if full and not full.endswith("/") else full
-        strip = len(self.prefix.strip("/")) + 1 if self.prefix else 0
+        strip = len(self.prefix) + 1 if self.prefix else 0
         try:
-            for obj in self.client.list_objects(self.bucket, prefix=full, recursive=True):
-                yield ObjectInfo(obj.object_name[strip:], obj.size or 0)
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(obj["Key"][strip:], obj.get("Size", 0))
         except Exception as e:
             raise self._error("listing of", prefix, e) from None
 
+    def scan(self, prefix: str = "") -> tuple[list[ObjectInfo], list[Skipped]]:
+        """The objects under `prefix` the pipeline reads, and the others and why (as a folder)."""
+        found, skipped = [], []
+        for info in self.list(prefix):
+            name = info.key.rsplit("/", 1)[-1]
+            if name.startswith(".part-"):
+                skipped.append(Skipped(info.key, "an unfinished write (.part-*)"))
+            elif any(part in ("", ".", "..") for part in info.key.split("/")):
+                why = "a key with an empty, '.' or '..' part: unsupported"
+                skipped.append(Skipped(info.key, why))
+            else:
+                found.append(info)
+        return found, skipped
+
+    def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
+        """(key, upload id) of multipart uploads under `prefix` that were never completed."""
+        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found = self._call(
+            "listing uploads under", prefix, self.client.list_multipart_uploads, Prefix=full
+        )
+        return [(u["Key"][strip:], u["UploadId"]) for u in found.get("Uploads", [])]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self._call(
+            "aborting upload of",
+            key,
+            self.client.abort_multipart_upload,
+            Key=self._key(key),
+            UploadId=upload_id,
+        )
+
     def delete(self, key: str) -> None:
-        self._call("delete of", key, self.client.remove_object, self.bucket, self._key(key))
+        self._call("delete of", key, self.client.delete_object, Key=self._key(key))
 
 
 Store = LocalStore | S3Store
-
-
-def _reason(exc: Exception) -> str:
-    """A short, credential-free account of a failed S3 call."""
-    import urllib3.exceptions as http_errors
-    from minio.error import S3Error
-
-    if isinstance(exc, S3Error):
-        return f"{exc.code}: {exc.message}"
-    if isinstance(exc, http_errors.MaxRetryError):
-        inner = exc.reason
-        if isinstance(inner, http_errors.ResponseError):  # e.g. too many 500 error responses
-            return f"the server kept answering with errors ({inner}); gave up after retries"
-        return f"{_reason(inner) if inner else 'unreachable'}; gave up after retries"
-    if isinstance(exc, http_errors.NewConnectionError):
-        return "connection refused or host unreachable"
-    if isinstance(exc, http_errors.NameResolutionError):
-        return "the endpoint's host name does not resolve"
-    if isinstance(exc, (http_errors.TimeoutError, TimeoutError)):
-        return "timed out"
-    if isinstance(exc, http_errors.ProtocolError):
-        return "the connection was dropped"
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def open_store(uri: str, endpoint: str = "") -> Store:
@@ -314,10 +403,7 @@ def open_store(uri: str, endpoint: str = "") -> Store:
     if not is_s3(uri):
         return LocalStore(local_path(uri))
     bucket, prefix = parse_s3_uri(uri)
-    host, secure = parse_endpoint(
-        endpoint or os.environ.get("AWS_ENDPOINT_URL") or "s3.amazonaws.com"
-    )
-    return S3Store(bucket, prefix, host, secure)
+    return S3Store(bucket, prefix, endpoint)
 
 
 def sync_down(store: Store, prefix: str, dest: Path) -> list[Path]:

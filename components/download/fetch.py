@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from components.common import archive, mnist
+from components.common import archive, mnist, s3
 from components.common.log import Progress, get_logger
-from components.common.store import join, parse_endpoint, parse_s3_uri
+from components.common.redact import redact_url as redact
+from components.common.store import join, parse_s3_uri
 
 DEFAULT_MAX_BYTES = 200 << 20  # the four MNIST .gz files are about 11 MB
 _CHUNK = 1 << 20
@@ -43,13 +44,31 @@ class ChecksumError(DownloadError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How transient faults are retried: `attempts` tries in all, within `deadline` seconds."""
+    """How transient faults are retried: `attempts` tries in all, within `deadline` seconds.
+
+    The deadline holds while a body is being read, not only between tries, and a transfer
+    slower than `min_speed` bytes/s over `speed_window` seconds is cut and retried (resumed),
+    so a server that trickles or stalls cannot hold a step for longer than the deadline.
+    `from_env` reads MNIST_DOWNLOAD_DEADLINE, MNIST_DOWNLOAD_TIMEOUT and
+    MNIST_DOWNLOAD_SPEED_WINDOW, so tests can use short bounds.
+    """
 
     attempts: int = 6
     backoff: float = 1.0  # first delay in seconds; doubles on each retry
     max_delay: float = 30.0
     deadline: float = 600.0  # for all the tries of one file together
     timeout: float = 60.0  # for connecting, and for each read
+    min_speed: float = 1024.0  # bytes per second...
+    speed_window: float = 60.0  # ...averaged over this many seconds
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        env = os.environ.get
+        return cls(
+            deadline=float(env("MNIST_DOWNLOAD_DEADLINE", cls.deadline)),
+            timeout=float(env("MNIST_DOWNLOAD_TIMEOUT", cls.timeout)),
+            speed_window=float(env("MNIST_DOWNLOAD_SPEED_WINDOW", cls.speed_window)),
+        )
 
 
 class _Transient(Exception):
@@ -66,14 +85,6 @@ class _Response:
     offset: int  # where in the file the chunks start: 0 when a byte range was ignored
     total: int | None  # size of the whole file, when the server says
     content_type: str = ""
-
-
-def redact(source: str) -> str:
-    """`source` without user info, query or fragment, which may hold credentials or signatures."""
-    parts = urlsplit(source)
-    if parts.scheme not in ("http", "https"):
-        return source
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
 
 
 def _guarded(chunks: Iterable[bytes], errors: tuple[type[BaseException], ...]) -> Iterator[bytes]:
@@ -124,31 +135,17 @@ def _open_http(session, url: str, offset: int, timeout: float) -> _Response:
     start, total = 0, r.headers.get("Content-Length")
     if status == 206:
         start, total = offset, _content_range_total(r.headers.get("Content-Range"))
-    chunks = r.raw.stream(_CHUNK, decode_content=False)  # the bytes as served, never decoded
+    # read1 returns what has arrived, so a trickling server cannot hold one read for long;
+    # the bytes are taken as served, never decoded.
+    chunks = iter(lambda: r.raw.read1(_CHUNK, decode_content=False), b"")
     errors = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
     total = int(total) if total is not None and str(total).isdigit() else None
     return _Response(_guarded(chunks, errors), start, total, r.headers.get("Content-Type", ""))
 
 
 def s3_client(endpoint: str = "", timeout: float = 60.0):
-    """A boto3 S3 client for `endpoint` (or AWS_ENDPOINT_URL, or AWS); unsigned without a key."""
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL", "")
-    url = None
-    if endpoint:
-        host, secure = parse_endpoint(endpoint)
-        url = f"{'https' if secure else 'http'}://{host}"
-    config = Config(
-        connect_timeout=min(timeout, 10),
-        read_timeout=timeout,
-        retries={"max_attempts": 1, "mode": "standard"},  # retried here, with resume
-        signature_version=None if os.environ.get("AWS_ACCESS_KEY_ID") else UNSIGNED,
-    )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return boto3.client("s3", endpoint_url=url, region_name=region, config=config)
+    """The project's S3 client (s3.py) with one try per call: retried here, with resume."""
+    return s3.client(endpoint, s3.Bounds(connect=min(timeout, 10), read=timeout, attempts=1))
 
 
 def _open_s3(client, uri: str, offset: int) -> _Response:
@@ -183,14 +180,14 @@ class _Fetcher:
         self.used = 0
         self._session = self._s3 = None
 
-    def _open(self, location: str, offset: int) -> _Response:
+    def _open(self, location: str, offset: int, timeout: float) -> _Response:
         scheme = urlsplit(location).scheme
         if scheme in ("http", "https"):
             if self._session is None:
                 import requests
 
                 self._session = requests.Session()
-            return _open_http(self._session, location, offset, self.policy.timeout)
+            return _open_http(self._session, location, offset, timeout)
         if scheme == "s3":
             if self._s3 is None:
                 self._s3 = s3_client(self.s3_endpoint, self.policy.timeout)
@@ -205,7 +202,7 @@ class _Fetcher:
             while True:
                 attempt += 1
                 try:
-                    size = self._transfer(location, label, out)
+                    size = self._transfer(location, label, out, start + self.policy.deadline)
                     self.used += size
                     return size
                 except _Transient as e:
@@ -217,7 +214,8 @@ class _Fetcher:
         delay = min(p.backoff * 2 ** (attempt - 1), p.max_delay)
         if attempt >= p.attempts or elapsed + delay > p.deadline:
             raise DownloadError(
-                f"{label}: giving up after {attempt} attempt(s) in {elapsed:.0f}s: {error}"
+                f"{label}: giving up after {attempt} attempt(s) in {elapsed:.0f} s "
+                f"(bounds: {p.attempts} attempts, {p.deadline:g} s): {error}"
             ) from None
         if error.restart:
             out.seek(0)
@@ -233,9 +231,13 @@ class _Fetcher:
         )
         time.sleep(delay)
 
-    def _transfer(self, location: str, label: str, out: IO[bytes]) -> int:
-        """One try: write the body to `out`, resuming at its current end when allowed."""
-        resp = self._open(location, out.tell())
+    def _transfer(self, location: str, label: str, out: IO[bytes], deadline: float) -> int:
+        """One try: write the body to `out`, resuming at its current end when allowed.
+
+        No read may outlast `deadline` (a monotonic time) by more than the read timeout.
+        """
+        timeout = max(min(self.policy.timeout, deadline - time.monotonic()), 0.1)
+        resp = self._open(location, out.tell(), timeout)
         if resp.offset != out.tell():
             log.info("%s: byte range not honoured; starting again from 0", label)
             out.seek(0)
@@ -245,17 +247,18 @@ class _Fetcher:
         left = self.max_bytes - self.used
         if resp.total is not None and resp.total > left:
             raise self._too_large(label)
-        progress = Progress(log, f"download {label}", resp.total) if resp.total else None
-        if progress and out.tell():
+        progress = Progress(log, f"download {label}", resp.total or 0)
+        if out.tell():
             progress.update(out.tell())
+        pace = _Pace(self.policy, deadline, label)
         for chunk in resp.chunks:
             if out.tell() == 0 and chunk.lstrip()[:1] == b"<":
                 raise DownloadError(f"{label}: served an HTML or XML page, not data")
             out.write(chunk)
             if out.tell() > left:
                 raise self._too_large(label)
-            if progress:
-                progress.update(len(chunk))
+            progress.update(len(chunk))
+            pace.check(len(chunk), out.tell(), resp.total)
         return self._finish(label, out, resp.total)
 
     def _finish(self, label: str, out: IO[bytes], total: int | None) -> int:
@@ -271,6 +274,31 @@ class _Fetcher:
         return DownloadError(
             f"{label}: the source is larger than the limit of {self.max_bytes} bytes (max_bytes)"
         )
+
+
+class _Pace:
+    """Cuts a transfer that passes the deadline, or that stays under the speed floor."""
+
+    def __init__(self, policy: RetryPolicy, deadline: float, label: str):
+        self.policy, self.deadline, self.label = policy, deadline, label
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def check(self, n: int, done: int, total: int | None) -> None:
+        now, p = time.monotonic(), self.policy
+        if now > self.deadline:
+            of = f" of {total}" if total else ""
+            raise DownloadError(
+                f"{self.label}: not complete within the {p.deadline:g} s deadline "
+                f"({done}{of} bytes arrived; MNIST_DOWNLOAD_DEADLINE sets it)"
+            )
+        self.window_bytes += n
+        if now - self.window_start >= p.speed_window:
+            if self.window_bytes < p.min_speed * p.speed_window:
+                raise _Transient(
+                    f"slower than {p.min_speed:g} bytes/s for {p.speed_window:g} s "
+                    f"({self.window_bytes} bytes)"
+                )
+            self.window_start, self.window_bytes = now, 0
 
 
 def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
@@ -295,8 +323,27 @@ def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
             "(use http(s)://, s3://, file:// or a local path)"
         )
     if is_dir:
+        if parts.scheme in ("", "file"):
+            _check_folder(Path(source))
         return "files", [(f.gz_name, join(source, f.gz_name)) for f in mnist.FILES]
     return "archive", [(Path(path).name, source)]
+
+
+def _check_folder(folder: Path) -> None:
+    """A clear error for a folder that holds MNIST in another shape than the four .gz files."""
+    names = {p.name for p in folder.iterdir()}
+    missing = [f.gz_name for f in mnist.FILES if f.gz_name not in names]
+    if not missing:
+        return
+    raw = [f.name for f in mnist.FILES if f.name in names]
+    archives = sorted(n for n in names if archive.is_archive(n))
+    if raw:
+        hint = f"it holds raw IDX files ({', '.join(raw)}): gzip them, or pack them in a .zip"
+    elif len(archives) == 1:
+        hint = f"it holds one archive: give --source {folder / archives[0]}"
+    else:
+        hint = "it should hold the four MNIST .gz files, or give an archive as the source"
+    raise DownloadError(f"source folder {folder} has no {missing[0]}: {hint}")
 
 
 def _hash_idx(stream: IO[bytes], spec: mnist.IdxFile, label: str) -> str:

@@ -1,8 +1,9 @@
 """Export a trained Keras model for TensorFlow Serving and publish it atomically to the store.
 
 Layout: `<models prefix>/<version>/saved_model.pb`, `variables/`, `assets.extra/` with warm-up
-requests. The version is one more than any version folder already there, so an existing version
-is never overwritten; `saved_model.pb` is uploaded last, so a version is visible (to the serving
+requests, and `CLAIM.json`. A version is claimed atomically before any byte of it is written (two
+exports at once get two numbers), every file is created exclusively so an existing version is
+never overwritten, and `saved_model.pb` is uploaded last, so a version is visible (to the serving
 sync and to TF Serving) only once it is complete. Before anything is published the SavedModel is
 loaded back in a fresh process and must agree with the trained model on a fixed batch.
 """
@@ -10,19 +11,30 @@ loaded back in a fresh process and must agree with the trained model on a fixed 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from components.common import spec
 from components.common.log import get_logger
-from components.common.store import Store, join, sha256_file
+from components.common.store import AlreadyExists, Store, join, sha256_file
 
 log = get_logger("export")
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 SAVED_MODEL_PB = "saved_model.pb"
+CLAIM_FILE = "CLAIM.json"  # created exclusively, first: who claimed the version, and when
+_MAX_CLAIM_TRIES = 100
+Phase = Callable[[str, int], None]
+
+
+def _quiet(phase: str, version: int) -> None:
+    """The default `notify`: the log already names each phase."""
 
 
 class ExportError(RuntimeError):
@@ -94,7 +106,7 @@ def verify_in_fresh_process(saved_model: Path, sample: np.ndarray, expected: np.
 
 
 def existing_versions(store: Store, prefix: str) -> set[int]:
-    """Every integer version folder under `prefix`, complete or not."""
+    """Every integer version folder under `prefix`, complete, claimed or abandoned."""
     base = prefix.strip("/")
     versions = set()
     for info in store.list(prefix):
@@ -104,19 +116,58 @@ def existing_versions(store: Store, prefix: str) -> set[int]:
     return versions
 
 
-def publish(local: Path, store: Store, prefix: str) -> tuple[int, str]:
-    """Upload `local` as the next version under `prefix`; `saved_model.pb` goes last."""
-    versions = existing_versions(store, prefix)
-    version = max(versions, default=0) + 1
+def claim_version(store: Store, prefix: str, notify: Phase = _quiet) -> int:
+    """Take the next free version number, atomically, by creating its CLAIM.json exclusively.
+
+    Two exports that list the same versions both try the same number: the exclusive create
+    (a hard link in a folder, `If-None-Match: *` on S3) lets exactly one of them win, and the
+    other takes the next number. No byte of a version is written before its claim is won.
+    """
+    version = max(existing_versions(store, prefix), default=0) + 1
+    notify("listed", version)
+    identity = json.dumps(
+        {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "run": os.environ.get("KFP_RUN_ID", ""),
+            "claimed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    ).encode()
+    for _ in range(_MAX_CLAIM_TRIES):
+        try:
+            store.put_bytes(join(prefix, str(version), CLAIM_FILE), identity, exclusive=True)
+            notify("claimed", version)
+            return version
+        except AlreadyExists:
+            log.info("version %d was claimed by another export; trying %d", version, version + 1)
+            version += 1
+    raise ExportError(
+        f"could not claim a version under {store.uri(prefix)} in {_MAX_CLAIM_TRIES} tries"
+    )
+
+
+def publish(local: Path, store: Store, prefix: str, notify: Phase = _quiet) -> tuple[int, str]:
+    """Upload `local` as a newly claimed version under `prefix`; `saved_model.pb` goes last.
+
+    `notify(phase, version)` is called at "listed", "claimed", "uploaded" (all but the last
+    file) and "published": the log names each phase, and tests interleave exports there.
+    """
+    version = claim_version(store, prefix, notify)
     target = join(prefix, str(version))
     files = sorted(p for p in local.rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == SAVED_MODEL_PB)  # stable: saved_model.pb last
     log.info("publishing version %d (%d files) to %s", version, len(files), store.uri(target))
     for path in files:
+        if path.name == SAVED_MODEL_PB:
+            notify("uploaded", version)
         key = join(target, path.relative_to(local).as_posix())
-        if path.name == SAVED_MODEL_PB and store.stat(key) is not None:
-            raise ExportError(f"{store.uri(key)} appeared while publishing; not overwriting it")
-        store.put_file(key, path, sha256=sha256_file(path))
+        try:  # exclusive everywhere: a claimed version is ours alone, so nothing is replaced
+            store.put_file(key, path, sha256=sha256_file(path), exclusive=True)
+        except AlreadyExists:
+            raise ExportError(
+                f"{store.uri(key)} appeared while publishing; not overwriting it"
+            ) from None
+    notify("published", version)
     return version, store.uri(target)
 
 

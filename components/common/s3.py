@@ -1,0 +1,144 @@
+"""One place turns an S3 endpoint and the environment into a client, and its errors into words.
+
+Library: boto3, for both the store and an `s3://` download source. It sends conditional creates
+(`If-None-Match: *`, which MinIO and AWS honour), so two exports can claim a model version
+atomically; minio-py 7.2 cannot send that header. boto3 also brings s3transfer for multipart
+uploads, a retry mode with a fixed number of attempts, and separate connect and read timeouts,
+so every call is bounded in time and the error can say what the bound was.
+
+Endpoint: the `s3_endpoint` parameter, else `AWS_ENDPOINT_URL`, else AWS. Credentials: only the
+environment's (or the platform's, such as IRSA); without any, requests go unsigned, as for a public
+bucket. They never appear in a URI, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from components.common.redact import redact_text
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+AWS_HOST = "s3.amazonaws.com"
+
+
+class S3Error(RuntimeError):
+    """A call failed; the message is short and free of credentials."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """How long one S3 call may take: each try within `connect` + `read` seconds, `attempts` tries.
+
+    Overridable from the environment (MNIST_S3_CONNECT_TIMEOUT, MNIST_S3_READ_TIMEOUT,
+    MNIST_S3_ATTEMPTS), so tests against a stalling server need not wait minutes.
+    """
+
+    connect: float = 10.0
+    read: float = 30.0
+    attempts: int = 3
+
+    @classmethod
+    def from_env(cls) -> Bounds:
+        env = os.environ.get
+        return cls(
+            float(env("MNIST_S3_CONNECT_TIMEOUT", cls.connect)),
+            float(env("MNIST_S3_READ_TIMEOUT", cls.read)),
+            int(env("MNIST_S3_ATTEMPTS", cls.attempts)),
+        )
+
+    def describe(self) -> str:
+        return f"{self.attempts} attempt(s), each within {self.connect:g}+{self.read:g} s"
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, bool]:
+    """Return (host:port, secure) from `host:port`, `http://host:port` or `https://host:port`."""
+    endpoint = endpoint.strip()
+    secure = True
+    for scheme, tls in (("https://", True), ("http://", False)):
+        if endpoint.startswith(scheme):
+            endpoint, secure = endpoint[len(scheme) :], tls
+    endpoint = endpoint.rstrip("/")
+    if "@" in endpoint or "?" in endpoint:
+        raise ValueError(
+            f"s3_endpoint {redact_text(endpoint)!r} carries credentials or a query: give "
+            "host:port and put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+        )
+    host, _, port = endpoint.partition(":")
+    if not host or "/" in endpoint or (port and not port.isdigit()):
+        raise ValueError(
+            f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port"
+        )
+    return endpoint, secure
+
+
+def resolve_endpoint(endpoint: str = "") -> tuple[str, bool]:
+    """(host:port, secure) of `endpoint`, else $AWS_ENDPOINT_URL, else AWS."""
+    return parse_endpoint(endpoint or os.environ.get(ENDPOINT_ENV) or AWS_HOST)
+
+
+def client(endpoint: str = "", bounds: Bounds | None = None, pool: int = 32):
+    """A boto3 S3 client for `endpoint` with bounded timeouts and retries."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    host, secure = resolve_endpoint(endpoint)
+    bounds = bounds or Bounds.from_env()
+    session = boto3.session.Session()
+    custom = host != AWS_HOST
+    config = Config(
+        connect_timeout=bounds.connect,
+        read_timeout=bounds.read,
+        retries={"max_attempts": bounds.attempts, "mode": "standard"},
+        max_pool_connections=pool,
+        signature_version=None if session.get_credentials() else UNSIGNED,
+        s3={"addressing_style": "path"} if custom else None,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    region = session.region_name or "us-east-1"
+    url = f"{'https' if secure else 'http'}://{host}"
+    s3 = session.client("s3", endpoint_url=url, region_name=region, config=config)
+    s3.mnist_bounds = bounds  # what reason() quotes when a call times out
+    return s3
+
+
+def error_code(exc: Exception) -> str:
+    """The S3 error code of a ClientError ('NoSuchKey', 'PreconditionFailed'...), else ''."""
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: Exception) -> int:
+    response = getattr(exc, "response", None) or {}
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def reason(exc: BaseException, bounds: Bounds | None = None) -> str:
+    """A short, credential-free account of a failed S3 call."""
+    from botocore import exceptions as bx
+
+    bounds = bounds or Bounds.from_env()
+    if isinstance(exc, bx.ClientError):
+        code, status = error_code(exc), http_status(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if status >= 500:
+            what = f"HTTP {status} {code}".strip()
+            return f"the server kept answering {what} ({bounds.attempts} attempt(s))"
+        return f"{code}: {message}" if message else f"{code} (HTTP {status})"
+    if isinstance(exc, bx.ConnectTimeoutError):
+        return f"could not connect ({bounds.describe()})"
+    if isinstance(exc, bx.ReadTimeoutError):
+        return f"no answer ({bounds.describe()})"
+    if isinstance(exc, bx.SSLError):
+        return "TLS handshake failed (is the endpoint plain http? then write http://host:port)"
+    if isinstance(exc, bx.EndpointConnectionError):
+        return f"connection refused or host unreachable ({bounds.attempts} attempt(s))"
+    if isinstance(exc, (bx.ConnectionClosedError, bx.IncompleteReadError)):
+        return f"the connection was dropped ({bounds.attempts} attempt(s))"
+    if isinstance(exc, bx.NoCredentialsError):
+        return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return redact_text(f"{name}: {text}") if text else name
