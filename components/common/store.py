@@ -109,7 +109,8 @@ class LocalStore:
         # normpath, not resolve(): this runs for every image read, and resolve() costs a
         # system call per path component. A key still cannot climb out of the root.
         path = os.path.normpath(os.path.join(self.root, key))
-        if path != str(self.root) and not path.startswith(f"{self.root}{os.sep}"):
+        inside = str(self.root).rstrip(os.sep) + os.sep  # the root may be "/" itself
+        if path != str(self.root) and not path.startswith(inside):
             raise StoreError(f"key {key!r} is outside the store {self.root}")
         return Path(path)
 
@@ -195,6 +196,9 @@ class LocalStore:
             return [], [Skipped(prefix.strip("/"), "symbolic link: not followed")]
         if not base.is_dir():
             return [], []
+        real = base.resolve()
+        if real != self.root and self.root not in real.parents:
+            return [], [Skipped(prefix.strip("/"), "leads outside the store through a link")]
         found, skipped = [], []
         for folder, dirs, names in os.walk(base):
             rel = os.path.relpath(folder, self.root).replace(os.sep, "/")

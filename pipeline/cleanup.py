@@ -1,0 +1,101 @@
+"""What `clean` may delete: only what the pipeline itself writes, never outside the store.
+
+Ours: under `datasets/mnist`, the manifest and the files it lists (or the four MNIST names);
+under `models/mnist`, numbered version folders; under `predictions`, the files batch-predict
+writes; anywhere under those, the `.part-*` files of an interrupted write, and on S3 the
+multipart uploads never completed. Everything else found there is listed as "not ours, kept".
+Symbolic links are never followed (the folder store does not follow them), so a linked prefix
+cannot lead `clean` outside the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from components.common import mnist, spec
+from components.common.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
+
+PREDICTION_FILES = (spec.PREDICTIONS_CSV,)
+_DATASET_NAMES = {spec.MANIFEST} | {f.name for f in mnist.FILES} | {f.gz_name for f in mnist.FILES}
+
+
+@dataclass
+class Plan:
+    delete: list[ObjectInfo] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    uploads: list[tuple[str, str]] = field(default_factory=list)  # (key, upload id) to abort
+    prefixes: tuple[str, ...] = ()
+
+
+def _dataset_names(store: Store) -> set[str]:
+    """The dataset's own file names: the fixed MNIST names, and whatever its manifest lists."""
+    try:
+        listed = json.loads(store.get_bytes(join(spec.DATASET_PREFIX, spec.MANIFEST)))["files"]
+        return _DATASET_NAMES | {str(name) for name in listed}
+    except (StoreError, ValueError, KeyError, TypeError):
+        return _DATASET_NAMES
+
+
+def _is_ours(prefix: str, rel: str, dataset_names: set[str]) -> bool:
+    """Whether `rel` (a key relative to `prefix`) is something the pipeline writes there."""
+    if prefix == spec.DATASET_PREFIX:
+        return rel in dataset_names
+    if prefix == spec.MODELS_PREFIX:
+        return rel.split("/", 1)[0].isdigit()
+    if prefix == spec.PREDICTIONS_PREFIX:
+        return rel.rsplit("/", 1)[-1] in PREDICTION_FILES
+    return True  # images, and only with --include-images
+
+
+def plan(store: Store, include_images: bool) -> Plan:
+    """Sort what lies under the pipeline's prefixes into what to delete and what to keep."""
+    prefixes = (spec.DATASET_PREFIX, spec.MODELS_PREFIX, spec.PREDICTIONS_PREFIX)
+    result = Plan(prefixes=prefixes + ((spec.IMAGES_PREFIX,) if include_images else ()))
+    dataset_names = _dataset_names(store)
+    for prefix in result.prefixes:
+        objects, skipped = store.scan(prefix)
+        for info in objects:
+            rel = info.key[len(prefix) + 1 :]
+            if _is_ours(prefix, rel, dataset_names):
+                result.delete.append(info)
+            else:
+                result.kept.append((info.key, "not ours"))
+        for key, why in skipped:
+            if key.rsplit("/", 1)[-1].startswith(".part-"):
+                result.delete.append(ObjectInfo(key, 0))
+            else:
+                result.kept.append((key, why))
+        if isinstance(store, S3Store):
+            result.uploads += store.incomplete_uploads(prefix)
+    return result
+
+
+def execute(store: Store, todo: Plan) -> None:
+    """Delete what `todo` lists; on a folder, then remove the folders it left empty."""
+    for info in todo.delete:
+        store.delete(info.key)
+    for key, upload_id in todo.uploads:
+        store.abort_upload(key, upload_id)
+    if isinstance(store, LocalStore):
+        for prefix in todo.prefixes:
+            _prune_empty_dirs(store, prefix)
+
+
+def _prune_empty_dirs(store: LocalStore, prefix: str) -> None:
+    """Remove empty folders under and above `prefix`, up to (not including) the store root."""
+    top = Path(store.uri(prefix))
+    if top.is_symlink() or not top.is_dir():
+        return
+    for folder, _, _ in os.walk(top, topdown=False):  # never follows links
+        path = Path(folder)
+        if not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    while top != store.root and store.root in top.parents:
+        if top.is_dir():
+            if top.is_symlink() or any(top.iterdir()):
+                break
+            top.rmdir()
+        top = top.parent

@@ -1,0 +1,99 @@
+"""`clean` deletes only what the pipeline writes, never follows a link out of the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from components.common.store import LocalStore, open_store
+from pipeline.cli import main
+
+OURS = [
+    "datasets/mnist/MANIFEST.json",
+    "datasets/mnist/train-images-idx3-ubyte",
+    "models/mnist/1/saved_model.pb",
+    "models/mnist/1/CLAIM.json",
+    "predictions/3/predictions.csv",
+]
+NOT_OURS = [
+    "datasets/mnist/my-notes.txt",
+    "models/mnist/README.md",
+    "models/mnist/latest/saved_model.pb",
+    "predictions/summary-by-hand.xlsx",
+]
+
+
+def clean(*args: str):
+    return CliRunner().invoke(main, ["clean", *args])
+
+
+def _seed(store) -> None:
+    for key in OURS + NOT_OURS:
+        store.put_bytes(key, b"x")
+
+
+def test_only_the_pipelines_own_files_go_and_the_rest_is_listed_as_kept(tmp_path):
+    store = open_store(str(tmp_path / "s"))
+    _seed(store)
+    (tmp_path / "s/models/mnist/2").mkdir()
+    (tmp_path / "s/models/mnist/2/.part-abc123").write_bytes(b"half")  # an interrupted write
+    result = clean("--store", str(tmp_path / "s"), "--yes")
+    assert result.exit_code == 0, result.output
+    left = {info.key for p in ("datasets", "models", "predictions") for info in store.list(p)}
+    assert left == set(NOT_OURS)
+    assert not (tmp_path / "s/models/mnist/2").exists()
+    for key in NOT_OURS:
+        assert f"kept {tmp_path / 's' / key} (not ours)" in result.output
+
+
+def test_a_symlinked_prefix_is_not_followed_and_nothing_outside_is_deleted(tmp_path):
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "predictions.csv").write_text("mine")
+    (outside / "thesis.tex").write_text("mine too")
+    store = open_store(str(tmp_path / "s"))
+    store.put_bytes("models/mnist/1/saved_model.pb", b"x")
+    os.symlink(outside, tmp_path / "s/predictions")
+    os.symlink(tmp_path / "nowhere", tmp_path / "s/models/mnist/dangling")
+    result = clean("--store", str(tmp_path / "s"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in outside.iterdir()) == ["predictions.csv", "thesis.tex"]
+    assert "predictions (symbolic link: not followed)" in result.output
+    assert "dangling (symbolic link: not read)" in result.output
+    assert (tmp_path / "s/predictions").is_symlink()
+
+
+def test_a_linked_parent_folder_cannot_lead_clean_outside(tmp_path):
+    outside = tmp_path / "elsewhere"
+    (outside / "mnist/1").mkdir(parents=True)
+    (outside / "mnist/1/saved_model.pb").write_text("not in the store")
+    (tmp_path / "s").mkdir()
+    os.symlink(outside, tmp_path / "s/models")
+    result = clean("--store", str(tmp_path / "s"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert (outside / "mnist/1/saved_model.pb").exists()
+    assert "leads outside the store" in result.output
+
+
+def test_unfinished_multipart_uploads_are_aborted_on_s3(s3_env, s3_bucket):
+    import boto3
+
+    store = open_store(f"s3://{s3_bucket}/p", s3_env)
+    _seed(store)
+    client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
+    client.create_multipart_upload(Bucket=s3_bucket, Key="p/datasets/mnist/train-images-idx3-ubyte")
+    dry = clean("--store", f"s3://{s3_bucket}/p", "--s3-endpoint", s3_env)
+    assert "would abort unfinished upload" in dry.output
+    result = clean("--store", f"s3://{s3_bucket}/p", "--s3-endpoint", s3_env, "--yes")
+    assert result.exit_code == 0, result.output
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    left = {info.key for p in ("datasets", "models", "predictions") for info in store.list(p)}
+    assert left == set(NOT_OURS)
+
+
+def test_a_store_at_the_filesystem_root_is_inside_itself():
+    store = LocalStore(Path("/"))
+    assert str(store._path("datasets/mnist")) == "/datasets/mnist"
