@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from components.common.failure import EXPECTED, one_line
+
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS = {
     "compile": ("pipeline.commands.compile", "compile_cmd", "Compile the pipeline to KFP IR YAML."),
@@ -53,6 +55,22 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context):
+        """Every failure ends in one line and a non-zero status; Ctrl-C or SIGTERM in 130."""
+        from pipeline.processes import stop_descendants, terminate_on_sigterm
+
+        terminate_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            stopped = stop_descendants()
+            click.echo(f"\ninterrupted; stopped {stopped} process(es) this run started", err=True)
+            ctx.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except EXPECTED as e:  # a bad input or a bad condition: the message says which
+            raise click.ClickException(one_line(e)) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]

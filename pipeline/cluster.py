@@ -29,8 +29,10 @@ class GpuOptions:
     def validate(self) -> None:
         if self.enabled and self.limit < 1:
             raise ValueError(f"gpu limit must be at least 1, got {self.limit}")
-        if self.enabled and not (self.node_label_key and self.toleration_key):
-            raise ValueError("gpu node label key and toleration key must not be empty")
+        if self.enabled and not self.node_label_key.strip():
+            raise ValueError("--gpu-node-label must be KEY=VALUE with a non-empty KEY")
+        if self.enabled and not self.toleration_key.strip():
+            raise ValueError("--gpu-toleration-key must not be empty (or use --no-gpu)")
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,15 @@ RESOURCES = {
 class ClusterOptions:
     gpu: GpuOptions = field(default_factory=GpuOptions)
     secret_name: str = spec.MINIO_SECRET
+    # Pod retries are for what a pod cannot survive (eviction, a node lost); the steps retry
+    # transient network faults themselves. KFP cannot retry by exit code, so a local run,
+    # where no pod is evicted, turns them off: a 404 then fails at once, not after 3.5 min.
+    pod_retries: bool = True
 
     def validate(self) -> None:
         self.gpu.validate()
-        if not self.secret_name:
-            raise ValueError("secret_name must not be empty")
+        if not self.secret_name.strip():
+            raise ValueError("--secret-name must not be empty: name the store's Secret")
 
 
 def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:

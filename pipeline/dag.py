@@ -124,8 +124,9 @@ def build_pipeline(options: ClusterOptions | None = None):
         ):
             set_resources(task, name)
             use_store_credentials(task, options.secret_name)
-        for task in (fetched, uploaded, exported, predicted):
-            retry_network_io(task)
+        if options.pod_retries:
+            for task in (fetched, uploaded, exported, predicted):
+                retry_network_io(task)
 
     return mnist_pipeline
 

@@ -7,12 +7,16 @@ credentials, if any, come from this process's environment and are inherited by t
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import spec
+from components.common.failure import ERROR_FILE_ENV
 from components.common.store import join, open_store
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -50,29 +54,58 @@ def seed_sample_images(images_uri: str, s3_endpoint: str = "") -> int:
 
 
 def run_local(arguments: dict, workdir: Path) -> Summary:
-    """Run the pipeline with `arguments` (pipeline parameter values); returns its summary."""
+    """Run the pipeline with `arguments` (pipeline parameter values); returns its summary.
+
+    Each run gets its own pipeline root, claimed with an atomic mkdir, so two runs started in
+    the same folder at once never mistake each other's outputs for their own.
+    """
     import kfp.local
 
+    from pipeline.cluster import ClusterOptions
     from pipeline.dag import build_pipeline
 
-    root = workdir / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    before = set(root.iterdir())
+    root = _claim_run_root(workdir / "runs")
+    errors = root / "errors.txt"
     kfp.local.init(
         runner=kfp.local.SubprocessRunner(use_venv=False),
         pipeline_root=str(root),
         raise_on_error=True,
     )
+    os.environ[ERROR_FILE_ENV] = str(errors)  # the steps inherit it: see failure.py
     with warnings.catch_warnings():
         # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")
         try:
-            build_pipeline()(**arguments)
+            build_pipeline(ClusterOptions(pod_retries=False))(**arguments)
         except RuntimeError as e:
-            raise LocalRunError(f"local run failed: {_first_line(e)}") from None
-    (run_dir,) = set(root.iterdir()) - before
-    return summarise(run_dir)
+            raise LocalRunError(_failure(errors, e)) from None
+        finally:
+            os.environ.pop(ERROR_FILE_ENV, None)
+    run_dirs = [p for p in root.iterdir() if p.is_dir()]
+    if len(run_dirs) != 1:
+        raise LocalRunError(f"expected one run folder in {root}, found {len(run_dirs)}")
+    return summarise(run_dirs[0])
+
+
+def _claim_run_root(parent: Path) -> Path:
+    """A new folder under `parent`, named by time and process, created exclusively."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count():
+        root = parent / f"{stamp}-{os.getpid()}-{n}"
+        try:
+            root.mkdir()
+            return root
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _failure(errors: Path, exc: Exception) -> str:
+    """The failing step's own one-line reason, or kfp's message when the step left none."""
+    lines = errors.read_text().splitlines() if errors.is_file() else []
+    return lines[-1] if lines else f"local run failed: {_first_line(exc)}"
 
 
 def _first_line(exc: Exception) -> str:

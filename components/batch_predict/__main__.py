@@ -7,8 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from components.batch_predict.predictor import batch_predict, load_classifier
-from components.common.store import open_store, sync_down
+from components.batch_predict.predictor import batch_predict, load_model_version
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,8 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-failed-fraction", type=float, default=0.5)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
-        sync_down(open_store(args.model, args.s3_endpoint), "", Path(work))
-        classify = load_classifier(Path(work))
+        classify = load_model_version(args.model, args.s3_endpoint, Path(work))
     summary = batch_predict(
         args.images,
         args.results,

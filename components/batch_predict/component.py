@@ -22,19 +22,22 @@ def batch_predict(
     Empty `images_uri` / `results_uri` mean `<store>/images` and `<store>/predictions`; a
     `serving_endpoint` (host:port) sends the batches to TF Serving over gRPC instead.
     """
-    from pathlib import Path
+    from components.common.failure import reported
 
-    from components.batch_predict.step import run_step
+    with reported("batch-predict"):
+        from pathlib import Path
 
-    summary = run_step(
-        model_uri,
-        store_uri,
-        images_uri,
-        results_uri,
-        s3_endpoint,
-        max_failed_fraction,
-        serving_endpoint,
-    )
-    Path(table.path).write_text(summary.pop("markdown"))
-    table.metadata.update(summary)
-    return summary["predictions_uri"]
+        from components.batch_predict.step import run_step
+
+        summary = run_step(
+            model_uri,
+            store_uri,
+            images_uri,
+            results_uri,
+            s3_endpoint,
+            max_failed_fraction,
+            serving_endpoint,
+        )
+        Path(table.path).write_text(summary.pop("markdown"))
+        table.metadata.update(summary)
+        return summary["predictions_uri"]

@@ -27,7 +27,7 @@ from components.batch_predict.report import Row, Tally, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
 from components.common.log import Progress, get_logger
-from components.common.store import Store, StoreError, local_path, open_store
+from components.common.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
 
@@ -40,18 +40,45 @@ class BatchPredictError(RuntimeError):
     """The batch as a whole failed: nothing classified, too many failures, or a broken model."""
 
 
-def load_classifier(model_dir: Path) -> Classifier:
+def load_model_version(model_uri: str, s3_endpoint: str, work: Path) -> Classifier:
+    """Fetch one exported model version (a folder or s3:// prefix) into `work` and load it.
+
+    `saved_model.pb` is checked for before anything is copied, and only the entries of one
+    version are copied, so a mistaken URI (a bucket root, `/`) fails at once, copying nothing.
+    """
+    if not model_uri.strip():
+        raise BatchPredictError("the model URI is empty: give an exported version folder")
+    store = open_store(model_uri, s3_endpoint)
+    if store.stat(spec.SAVED_MODEL_PB) is None:
+        raise BatchPredictError(
+            f"no SavedModel at {model_uri}: {spec.SAVED_MODEL_PB} is missing (give one version, "
+            f"such as <store>/{spec.MODELS_PREFIX}/1)"
+        )
+    for info in store.list(""):
+        if info.key.split("/", 1)[0] in spec.MODEL_VERSION_ENTRIES:
+            target = work / info.key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            store.get_file(info.key, target)
+    return load_classifier(work, model_uri)
+
+
+def load_classifier(model_dir: Path, label: str = "") -> Classifier:
     """Load an exported SavedModel and return a function over batches of 28x28 uint8 images."""
     import tensorflow as tf  # only here: importing the module must stay cheap
 
-    loaded = tf.saved_model.load(str(model_dir))
+    label = label or str(model_dir)
+    try:
+        loaded = tf.saved_model.load(str(model_dir))
+    except Exception as e:  # noqa: BLE001 - TF raises many kinds for a corrupt SavedModel
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise BatchPredictError(f"model {label} cannot be loaded: {reason}") from None
     if spec.SIGNATURE not in loaded.signatures:
-        raise BatchPredictError(f"model {model_dir} has no {spec.SIGNATURE!r} signature")
+        raise BatchPredictError(f"model {label} has no {spec.SIGNATURE!r} signature")
     serve = loaded.signatures[spec.SIGNATURE]
     inputs = serve.structured_input_signature[1]
     if set(inputs) != {spec.SIGNATURE_INPUT}:
         raise BatchPredictError(
-            f"model {model_dir}: signature {spec.SIGNATURE!r} takes {sorted(inputs)}, "
+            f"model {label}: signature {spec.SIGNATURE!r} takes {sorted(inputs)}, "
             f"expected [{spec.SIGNATURE_INPUT!r}]"
         )
 
@@ -83,7 +110,8 @@ def batch_predict(
     predictions.csv at `results_uri` is removed so that no one takes it for this run's.
     """
     _check_args(batch_size, max_failed_fraction, workers, processes)
-    store, keys = open_images(images_uri, s3_endpoint)
+    store, keys, skipped = open_images(images_uri, s3_endpoint)
+    _log_skipped(skipped)
     results = open_store(results_uri, s3_endpoint)
     if processes is None:
         processes = min(available_cpus(), 8) if len(keys) >= AUTO_PROCESSES else 0
@@ -105,7 +133,8 @@ def batch_predict(
         "predicted": tally.predicted,
         "failed": tally.failed,
         "total": tally.total,
-        "markdown": markdown_table(tally, uri),
+        "skipped": len(skipped),
+        "markdown": markdown_table(tally, uri, skipped),
     }
 
 
@@ -151,22 +180,37 @@ def _check_args(
         raise ValueError(f"max_failed_fraction must be within 0..1, got {max_failed_fraction}")
 
 
-def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str]]:
-    """The store holding the images and their keys (relative to `images_uri`), sorted.
+def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str], list[Skipped]]:
+    """The store holding the images, their keys (relative to `images_uri`) sorted, and what
+    else is there and why it is not read.
 
     `images_uri` is a prefix (s3://bucket/prefix, a folder, file://) or one image file or object.
-    Extensions match case-insensitively; other files are skipped.
+    Extensions match case-insensitively. Every other file is named as skipped, with the reason,
+    by the same rules on S3 and in a folder (see `Store.scan`).
     """
     one_file = images_uri.lower().endswith(spec.IMAGE_EXTENSIONS)
     if one_file and (images_uri.startswith("s3://") or not local_path(images_uri).is_dir()):
         parent, _, name = images_uri.rstrip("/").rpartition("/")
-        return open_store(parent or ".", s3_endpoint), [name]
+        return open_store(parent or ".", s3_endpoint), [name], []
     store = open_store(images_uri, s3_endpoint)
-    return store, _image_keys(store)
+    objects, skipped = store.scan("")
+    keys = []
+    for info in objects:
+        if info.key.lower().endswith(spec.IMAGE_EXTENSIONS):
+            keys.append(info.key)
+        else:
+            skipped.append(Skipped(info.key, "not an image type read here"))
+    return store, keys, sorted(skipped)
 
 
-def _image_keys(store: Store) -> list[str]:
-    return [o.key for o in store.list("") if o.key.lower().endswith(spec.IMAGE_EXTENSIONS)]
+def _log_skipped(skipped: list[Skipped], limit: int = 20) -> None:
+    if not skipped:
+        return
+    log.warning("skipped %d file(s) that are not read as images:", len(skipped))
+    for key, why in skipped[:limit]:
+        log.warning("  skipped %s: %s", key, why)
+    if len(skipped) > limit:
+        log.warning("  ... and %d more", len(skipped) - limit)
 
 
 def write_predictions(
@@ -180,10 +224,16 @@ def write_predictions(
         writer.writerow(spec.PREDICTIONS_HEADER)
         for batch in _batches(stream, batch_size):
             for row in _classify_batch(batch, classify):
-                writer.writerow(row)
+                writer.writerow([spreadsheet_safe(cell) for cell in row])
                 tally.add(row)
             progress.update(len(batch))
     return tally
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula (`=cmd|...`), as OWASP advises:
+    a leading `= + - @`, tab or carriage return gets a `'` before it."""
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def _batches(stream: Iterable[Item], size: int) -> Iterable[list[Item]]:

@@ -6,12 +6,14 @@ with the number of images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from components.common import spec
 
 TABLE_ROWS = 100  # rows shown in the UI's Markdown table; the CSV has them all
 SHOWN_ERRORS = 5  # failures quoted in the step's error message
+SHOWN_SKIPPED = 20  # skipped files named in the table (the log names them too)
 
 Row = tuple[str, str, str, str]  # image, prediction, confidence, error: as in the CSV
 
@@ -40,12 +42,21 @@ class Tally:
             self.table.append(row)
 
 
-def markdown_table(tally: Tally, predictions_uri: str) -> str:
-    """A Markdown summary and the first rows, for the KFP UI (the CSV has every row)."""
+def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -> str:
+    """A Markdown summary and the first rows, for the KFP UI (the CSV has every row).
+
+    `skipped` holds (key, reason) for files under the prefix that were not read as images.
+    """
     lines = [
         f"**{tally.predicted}** of {tally.total} images classified, **{tally.failed}** failed.",
         f"All rows: `{predictions_uri}`",
         "",
+    ]
+    if skipped:
+        shown = "; ".join(f"`{_cell(k)}` ({_cell(why)})" for k, why in skipped[:SHOWN_SKIPPED])
+        more = f"; and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
+        lines += [f"Skipped {len(skipped)} file(s) not read as images: {shown}{more}", ""]
+    lines += [
         "| " + " | ".join(spec.PREDICTIONS_HEADER) + " |",
         "|" + "---|" * len(spec.PREDICTIONS_HEADER),
     ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from components.batch_predict.predictor import batch_predict, load_classifier
+from components.batch_predict.predictor import batch_predict, load_model_version
 from components.common import spec
 from components.common.log import get_logger
-from components.common.store import join, open_store, sync_down
+from components.common.store import join
 
 log = get_logger("batch_predict")
 
@@ -22,9 +22,13 @@ def run_step(
     max_failed_fraction: float,
     serving_endpoint: str = "",
 ) -> dict:
-    """Classify `images_uri` (default `<store>/images`) into `results_uri` (default
-    `<store>/predictions`), with the exported model loaded here or, when `serving_endpoint` is
-    set, through TF Serving's gRPC PredictionService."""
+    """Classify `images_uri` (default `<store>/images`) into `<results_uri>/<model version>/`
+    (default `<store>/predictions/<version>/`), with the exported model loaded here or, when
+    `serving_endpoint` is set, through TF Serving's gRPC PredictionService.
+
+    The version folder keeps each run's predictions beside the model that made them: two runs
+    that overlap publish two versions, and so never replace each other's predictions.csv.
+    """
     images = images_uri or join(store_uri, spec.IMAGES_PREFIX)
     results = results_uri or join(store_uri, spec.PREDICTIONS_PREFIX)
     options = {"s3_endpoint": s3_endpoint, "max_failed_fraction": max_failed_fraction}
@@ -33,9 +37,18 @@ def run_step(
 
         versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
         log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
+        results = join(results, str(max(versions)))
         return batch_predict(images, results, grpc_classifier(serving_endpoint), **options)
+    results = join(results, model_version(model_uri))
     with tempfile.TemporaryDirectory() as work:
-        model_dir = Path(work) / "model"
         log.info("loading the model from %s", model_uri)
-        sync_down(open_store(model_uri, s3_endpoint), "", model_dir)
-        return batch_predict(images, results, load_classifier(model_dir), **options)
+        classify = load_model_version(model_uri, s3_endpoint, Path(work))
+        return batch_predict(images, results, classify, **options)
+
+
+def model_version(model_uri: str) -> str:
+    """The version folder's name at the end of `model_uri` (`.../models/mnist/3` -> `3`)."""
+    last = model_uri.rstrip("/").rpartition("/")[2]
+    if not last.isdigit():
+        raise ValueError(f"model_uri {model_uri!r} does not end in a numbered version folder")
+    return last

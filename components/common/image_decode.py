@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 WORK_SIDE = 1024  # larger images are reduced (JPEG: decoded at 1/2..1/8 scale) to about this
-FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
 _ORIENTATION = 0x0112  # the EXIF tag
 
 # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error it can raise, as
@@ -50,13 +50,23 @@ def decode_gray(data: bytes) -> np.ndarray:
         raise ImageError(f"image too large: declares over {MAX_PIXELS:,} pixels") from None
     except UnidentifiedImageError:
         kind = _sniff(data)
-        reason = f"corrupt {kind} header" if kind else "not a JPEG, PNG, BMP or GIF image"
+        reason = (
+            f"corrupt {kind} header" if kind else "not a JPEG, PNG, BMP, GIF, TIFF or WebP image"
+        )
         raise ImageError(reason) from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes: any decoder failure is a bad image
         raise ImageError(f"corrupt or truncated image: {_short(e)}") from None
 
 
-_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"GIF8": "GIF"}
+_SIGNATURES = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG": "PNG",
+    b"BM": "BMP",
+    b"GIF8": "GIF",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WebP",
+}
 
 
 def _sniff(data: bytes) -> str:

@@ -25,7 +25,11 @@ MANIFEST = "MANIFEST.json"
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# A model version in TF Serving's layout: these top-level entries, `saved_model.pb` written last.
+SAVED_MODEL_PB = "saved_model.pb"
+MODEL_VERSION_ENTRIES = (SAVED_MODEL_PB, "fingerprint.pb", "variables", "assets", "assets.extra")
 
 # Serving signature of the exported model.
 SIGNATURE = "serving_default"

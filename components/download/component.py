@@ -15,12 +15,18 @@ def download(source: str, verify_checksums: bool, s3_endpoint: str, dataset: Out
         verify_checksums: require the sha256 digests of the original MNIST release.
         s3_endpoint: S3 endpoint for an s3:// source (host:port or http(s)://host:port).
     """
-    from pathlib import Path
+    from components.common.failure import reported
 
-    from components.download.fetch import download as fetch
+    with reported("download"):
+        from pathlib import Path
 
-    dataset.metadata.update(
-        fetch(
-            source, Path(dataset.path), verify_checksums=verify_checksums, s3_endpoint=s3_endpoint
+        from components.download.fetch import download as fetch
+
+        dataset.metadata.update(
+            fetch(
+                source,
+                Path(dataset.path),
+                verify_checksums=verify_checksums,
+                s3_endpoint=s3_endpoint,
+            )
         )
-    )

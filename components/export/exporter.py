@@ -27,7 +27,7 @@ from components.common.store import AlreadyExists, Store, join, sha256_file
 
 log = get_logger("export")
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-SAVED_MODEL_PB = "saved_model.pb"
+SAVED_MODEL_PB = spec.SAVED_MODEL_PB
 CLAIM_FILE = "CLAIM.json"  # created exclusively, first: who claimed the version, and when
 _MAX_CLAIM_TRIES = 100
 Phase = Callable[[str, int], None]

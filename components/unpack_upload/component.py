@@ -18,24 +18,27 @@ def unpack_and_upload(
 
     Returns the URI of the uploaded dataset (its manifest is written last).
     """
-    import json
-    import tempfile
-    from pathlib import Path
+    from components.common.failure import reported
 
-    from components.common import spec
-    from components.common.store import open_store
-    from components.unpack_upload.unpack import unpack_and_upload as unpack
+    with reported("unpack-and-upload"):
+        import json
+        import tempfile
+        from pathlib import Path
 
-    store = open_store(store_uri, s3_endpoint)
-    with tempfile.TemporaryDirectory() as work:
-        meta = unpack(
-            Path(dataset.path),
-            store,
-            spec.DATASET_PREFIX,
-            canonical=verify_checksums,
-            workdir=Path(work),
-            source=dataset.metadata.get("source", ""),
-        )
-    uploaded.metadata.update(meta)
-    Path(uploaded.path).write_text(json.dumps(meta, indent=2))
-    return meta["dataset_uri"]
+        from components.common import spec
+        from components.common.store import open_store
+        from components.unpack_upload.unpack import unpack_and_upload as unpack
+
+        store = open_store(store_uri, s3_endpoint)
+        with tempfile.TemporaryDirectory() as work:
+            meta = unpack(
+                Path(dataset.path),
+                store,
+                spec.DATASET_PREFIX,
+                canonical=verify_checksums,
+                workdir=Path(work),
+                source=dataset.metadata.get("source", ""),
+            )
+        uploaded.metadata.update(meta)
+        Path(uploaded.path).write_text(json.dumps(meta, indent=2))
+        return meta["dataset_uri"]

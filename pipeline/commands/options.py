@@ -69,7 +69,12 @@ def options_from_flags(
         node_label_value=value,
         toleration_key=gpu_toleration_key,
     )
-    return ClusterOptions(gpu=gpu_options, secret_name=secret_name)
+    options = ClusterOptions(gpu=gpu_options, secret_name=secret_name)
+    try:
+        options.validate()
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    return options
 
 
 def s3_endpoint_option(fn):

@@ -24,20 +24,18 @@ def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> No
     """Print `IMAGE: The result: [d]` for each image file."""
     import numpy as np
 
-    from components.batch_predict.predictor import load_classifier
+    from components.batch_predict.predictor import load_model_version
     from components.common.images import ImageError, to_mnist
-    from components.common.store import open_store, sync_down
+    from components.common.store import LocalStore, StoreError
 
     with tempfile.TemporaryDirectory() as work:
-        sync_down(open_store(model_uri, s3_endpoint), "", Path(work))
-        if not (Path(work) / "saved_model.pb").is_file():
-            raise click.UsageError(f"no SavedModel (saved_model.pb) at {model_uri}")
-        classify = load_classifier(Path(work))
+        classify = load_model_version(model_uri, s3_endpoint, Path(work))
         failed = 0
         for path in images:
+            folder = LocalStore(Path(path).parent)  # reads regular files only: never a FIFO
             try:
-                pixels = to_mnist(Path(path).read_bytes())
-            except ImageError as e:
+                pixels = to_mnist(folder.get_bytes(Path(path).name))
+            except (ImageError, StoreError) as e:
                 click.echo(f"{path}: error: {e}", err=True)
                 failed += 1
                 continue

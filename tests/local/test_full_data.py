@@ -41,7 +41,7 @@ def test_defaults_on_full_data_reach_99_percent(full_mnist_dir, http_dir, tmp_pa
     assert summary["test_accuracy"] >= 0.99
     assert summary["model_version"] == 1 and summary["failed"] == 0
     # The bundled sample digits (dark and light backgrounds) are all classified correctly.
-    rows = (tmp_path / "s/predictions/predictions.csv").read_text().splitlines()[1:]
+    rows = (tmp_path / "s/predictions/1/predictions.csv").read_text().splitlines()[1:]
     predictions = {row.split(",")[0]: row.split(",")[1] for row in rows}
     assert len(predictions) == 10
     assert all(predictions[name] == name[0] for name in predictions)

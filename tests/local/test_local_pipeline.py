@@ -120,12 +120,12 @@ def test_whole_pipeline_http_source_s3_store(
     assert summary["model_uri"] == f"s3://{s3['bucket']}/mnist/models/mnist/1"
     assert summary["model_version"] == 1
     assert summary["predicted"] == len(expected) and summary["failed"] == 1
-    assert summary["predictions_uri"] == f"s3://{s3['bucket']}/mnist/predictions/predictions.csv"
+    assert summary["predictions_uri"] == f"s3://{s3['bucket']}/mnist/predictions/1/predictions.csv"
 
     keys = {o["Key"] for o in s3["client"].list_objects_v2(Bucket=s3["bucket"])["Contents"]}
     assert "mnist/datasets/mnist/MANIFEST.json" in keys
     assert "mnist/models/mnist/1/saved_model.pb" in keys
-    body = s3["client"].get_object(Bucket=s3["bucket"], Key="mnist/predictions/predictions.csv")
+    body = s3["client"].get_object(Bucket=s3["bucket"], Key="mnist/predictions/1/predictions.csv")
     rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
     assert list(rows[0]) == ["image", "prediction", "confidence", "error"]
     by_name = {row["image"]: row for row in rows}

@@ -107,9 +107,10 @@ def sample_files() -> tuple[dict[str, bytes], dict[str, int | str]]:
         "empty.jpg": "empty file",
         "truncated.png": "corrupt or truncated",
         "truncated.jpg": "corrupt or truncated",
-        "text.jpg": "not a JPEG, PNG, BMP or GIF image",
+        "text.jpg": "not a JPEG, PNG, BMP, GIF, TIFF or WebP image",
         "bomb.png": "image too large",
         "tiny-1x1.png": "blank image",
+        "scan.tiff": 1,
     }
     files = {
         "0.png": encode(render(0), "PNG"),

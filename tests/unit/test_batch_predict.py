@@ -82,7 +82,11 @@ def test_every_image_gets_a_row_and_bad_ones_an_error(where, samples, log_lines)
     assert summary["predictions_uri"].endswith(f"{where[1].rstrip('/')}/{spec.PREDICTIONS_CSV}")
     header, rows = read_rows(where)
     assert header == HEADER
-    assert [r["image"] for r in rows] == sorted(expected)  # other files skipped
+    assert [r["image"] for r in rows] == sorted(expected)
+    # the other files are skipped, and named with the reason in the log and the UI table
+    assert summary["skipped"] == 2
+    assert "`README.txt` (not an image type read here)" in summary["markdown"]
+    assert any("skipped labels.csv: not an image type" in line for line in log_lines)
     for row in rows:
         want = expected[row["image"]]
         if isinstance(want, int):
@@ -155,7 +159,9 @@ def test_nothing_classified_is_a_failure_whatever_the_threshold(where):
 
 def test_no_images_at_all_is_a_failure(where):
     put(where, {"notes.txt": b"hello"})
-    with pytest.raises(BatchPredictError, match=r"no images \(.jpg, .jpeg, .png, .bmp, .gif\)"):
+    with pytest.raises(
+        BatchPredictError, match=r"no images \(.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp\)"
+    ):
         batch_predict(*where[:2], classify, where[2])
 
 

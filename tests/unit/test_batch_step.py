@@ -19,12 +19,13 @@ def test_step_with_model_in_store_and_through_serving_agree(tmp_path):
             store.put_file(f"models/mnist/1/{path.relative_to(model_dir)}", path)
 
     local = run_step(store.uri("models/mnist/1"), store_uri, "", "", "", 0.9)
-    assert local["predictions_uri"] == store.uri(f"{spec.PREDICTIONS_PREFIX}/predictions.csv")
-    local_csv = store.get_bytes(f"{spec.PREDICTIONS_PREFIX}/{spec.PREDICTIONS_CSV}")
+    # beside the version that made them: overlapping runs never replace each other's CSV
+    assert local["predictions_uri"] == store.uri(f"{spec.PREDICTIONS_PREFIX}/1/predictions.csv")
+    local_csv = store.get_bytes(f"{spec.PREDICTIONS_PREFIX}/1/{spec.PREDICTIONS_CSV}")
 
     with serve_saved_model(model_dir) as serving:
         remote = run_step("", store_uri, "", str(tmp_path / "remote"), "", 0.9, serving.target)
-    assert (tmp_path / "remote" / spec.PREDICTIONS_CSV).read_bytes() == local_csv
+    assert (tmp_path / "remote/1" / spec.PREDICTIONS_CSV).read_bytes() == local_csv
     assert (
         remote["predicted"]
         == local["predicted"]

@@ -69,9 +69,9 @@ class RecordingStore(LocalStore):
         super().__init__(root)
         self.puts: list[str] = []
 
-    def put_file(self, key, src, sha256=None):
+    def put_file(self, key, src, sha256=None, exclusive=False):
         self.puts.append(key)
-        super().put_file(key, src, sha256)
+        super().put_file(key, src, sha256, exclusive)
 
 
 def test_publish_numbers_versions_and_writes_saved_model_last(saved, tmp_path):

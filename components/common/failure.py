@@ -1,0 +1,51 @@
+"""A failed step ends with one line that says why, in the pod log and at the end of a local run.
+
+Every component body runs inside `reported(step)`. An error the step knows how to name (a bad
+source, a store that is down, a dataset that fails validation...) is logged as one line and the
+process exits with status 1, without a traceback. A programming error keeps its traceback. Either
+way the line is also appended to the file named by $MNIST_ERROR_FILE when set, which is how
+`run --local` prints the failing step's own reason instead of kfp's "task failed".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from components.common.log import get_logger
+from components.common.redact import redact_text
+
+ERROR_FILE_ENV = "MNIST_ERROR_FILE"
+# What a step raises for bad inputs and bad conditions; anything else is a bug worth a traceback.
+EXPECTED = (RuntimeError, ValueError, OSError, TimeoutError)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, credentials masked."""
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return redact_text(text.splitlines()[0] if text else type(exc).__name__)
+
+
+@contextlib.contextmanager
+def reported(step: str) -> Iterator[None]:
+    """Run a step body; turn an expected failure into one logged line and exit status 1."""
+    try:
+        yield
+    except EXPECTED as e:
+        line = f"{step}: {one_line(e)}"
+        get_logger(step).error(line)
+        _record(line)
+        raise SystemExit(1) from None
+    except Exception as e:
+        _record(f"{step}: unexpected {type(e).__name__}: {one_line(e)}")
+        raise
+
+
+def _record(line: str) -> None:
+    path = os.environ.get(ERROR_FILE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
