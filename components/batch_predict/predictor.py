@@ -26,6 +26,7 @@ import numpy as np
 from components.batch_predict.report import Row, Tally, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
+from components.common.parameters import check
 from components.common.log import Progress, get_logger
 from components.common.store import Skipped, Store, StoreError, local_path, open_store
 
@@ -176,8 +177,7 @@ def _check_args(
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if not 0.0 <= max_failed_fraction <= 1.0:
-        raise ValueError(f"max_failed_fraction must be within 0..1, got {max_failed_fraction}")
+    check("max_failed_fraction", max_failed_fraction)
 
 
 def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str], list[Skipped]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ import grpc
 import numpy as np
 
 from components.common import spec
+from components.common.endpoints import check_target
 from components.common.log import get_logger
 
 if TYPE_CHECKING:
@@ -34,11 +34,6 @@ if TYPE_CHECKING:
 
 log = get_logger("batch_predict.serving")
 
-PARAMETER = "serving_endpoint"  # what the user set: named in every refusal of a bad target
-# host:port, the host a DNS name, IPv4 address or [IPv6] address; gRPC's own schemes are refused.
-HOST = r"[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\]"
-TARGET = re.compile(rf"(?P<host>{HOST}):(?P<port>\d{{1,5}})")
-SCHEME = re.compile(r"(dns|unix|unix-abstract|ipv4|ipv6|vsock|https?|grpcs?):", re.I)
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 MAX_BACKOFF = 10.0  # seconds: the longest single wait between attempts
 # What to check, by status code, for the failures a user can fix.
@@ -58,28 +53,6 @@ class ServingError(RuntimeError):
     def __init__(self, message: str, code: grpc.StatusCode | None = None):
         super().__init__(message)
         self.code = code
-
-
-def check_target(target: str) -> str:
-    """`target` as gRPC takes it ("host:port"), or a ValueError naming `serving_endpoint`.
-
-    A URL is refused rather than stripped: TF Serving's gRPC port (8500) and REST port (8501)
-    differ, and `http://host:8501` most likely names the REST API, which this client cannot use.
-    """
-    match = TARGET.fullmatch(target or "")
-    if match and 1 <= int(match["port"]) <= 65535:
-        return target
-    if "://" in target or SCHEME.match(target):
-        problem = "without a URL scheme"
-    elif not target or ":" not in target or target.endswith((":", "]")):
-        problem = "with the gRPC port"
-    elif match:
-        problem = "with a port from 1 to 65535"
-    else:
-        problem = "of a host name or IP address and a port number"
-    raise ValueError(
-        f"{PARAMETER} must be host:port {problem} (e.g. tf-serving.kubeflow:8500), got {target!r}"
-    )
 
 
 @functools.cache

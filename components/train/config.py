@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.common.parameters import DEFAULTS, check_all
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyper-parameters; the defaults are the pipeline's defaults."""
+    """Training hyper-parameters; defaults and checks are the pipeline parameters' own."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 0.01
-    seed: int = 42
-    train_limit: int = 0  # use only the first N training examples (0 = all), for quick runs
+    epochs: int = DEFAULTS["epochs"]
+    batch_size: int = DEFAULTS["batch_size"]
+    learning_rate: float = DEFAULTS["learning_rate"]
+    seed: int = DEFAULTS["seed"]
+    train_limit: int = DEFAULTS["train_limit"]  # only the first N training examples (0 = all)
     augment: bool = True  # random shifts of up to 2 pixels
 
-    def validate(self) -> None:
-        """Refuse out-of-range values, naming the parameter."""
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": 0 < self.learning_rate <= 1,
-            "train_limit": self.train_limit >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} is out of range")
+    def __post_init__(self) -> None:
+        """Refuse out-of-range values, naming the parameter and the bound (ParameterError):
+        a TrainConfig that exists is valid, so nothing checks it again."""
+        names = ("epochs", "batch_size", "learning_rate", "seed", "train_limit")
+        check_all({name: getattr(self, name) for name in names})

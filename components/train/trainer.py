@@ -103,7 +103,6 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
 
 def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch."""
-    cfg.validate()
     images, labels = train_data
     if cfg.train_limit:
         images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
@@ -181,7 +180,6 @@ def train_from_store(store, dataset_prefix: str, cfg: TrainConfig, model_dir, wo
     from components.common import mnist
     from components.common.dataset import fetch_dataset
 
-    cfg.validate()
     data = Path(work) / "data"
     fetch_dataset(store, dataset_prefix, data)
     result = train(mnist.load_split(data, "train"), mnist.load_split(data, "test"), cfg)

@@ -86,3 +86,26 @@ def s3_endpoint_option(fn):
         help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
     )(fn)
+
+
+def parameter_options(*names: str):
+    """`--name` options for pipeline parameters, typed, defaulted and described by the table.
+
+    Values are range-checked once, with the rest of the run's arguments (validate_arguments).
+    """
+    from components.common.parameters import BY_NAME
+
+    def decorate(fn):
+        for name in reversed(names):
+            param = BY_NAME[name]
+            fn = click.option(
+                f"--{name.replace('_', '-')}",
+                name,
+                default=param.default,
+                show_default=True,
+                type=param.type,
+                help=param.description,
+            )(fn)
+        return fn
+
+    return decorate

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import click
 
-from components.common import spec
-from components.train.config import TrainConfig
-from pipeline.commands.options import s3_endpoint_option
+from pipeline.commands.options import parameter_options, s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
-_TRAIN = TrainConfig()
+# Options named after pipeline parameters, with the table's defaults and help (parameters.py).
+_TUNING = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "train_limit",
+    "min_accuracy",
+    "max_failed_fraction",
+)
 
 
 @click.command("run")
@@ -26,12 +33,7 @@ _TRAIN = TrainConfig()
     required=True,
     help="Run with kfp.local on this machine (the only mode of `run`; see `submit`).",
 )
-@click.option(
-    "--source",
-    default=spec.DEFAULT_SOURCE,
-    show_default=True,
-    help="MNIST source: http(s) base URL or archive, s3://bucket/key, or a local path.",
-)
+@parameter_options("source")
 @click.option(
     "--store",
     "store_uri",
@@ -52,29 +54,8 @@ _TRAIN = TrainConfig()
     default="",
     help="Where predictions.csv goes [default: <store>/predictions].",
 )
-@click.option(
-    "--serving-endpoint",
-    default="",
-    help="Classify through a running TF Serving (gRPC host:port) instead of loading the model.",
-)
-@click.option("--epochs", default=_TRAIN.epochs, show_default=True, type=int)
-@click.option("--batch-size", default=_TRAIN.batch_size, show_default=True, type=int)
-@click.option("--learning-rate", default=_TRAIN.learning_rate, show_default=True, type=float)
-@click.option("--seed", default=_TRAIN.seed, show_default=True, type=int)
-@click.option(
-    "--train-limit",
-    default=0,
-    show_default=True,
-    type=int,
-    help="Train on the first N examples only (0 = all).",
-)
-@click.option(
-    "--min-accuracy",
-    default=0.98,
-    show_default=True,
-    type=float,
-    help="Export and predict only when the test accuracy reaches this.",
-)
+@parameter_options("serving_endpoint")
+@parameter_options(*_TUNING)
 @click.option(
     "--verify-checksums/--no-verify-checksums",
     default=True,

@@ -7,7 +7,7 @@ import inspect
 import pytest
 import yaml
 
-from components.common import spec
+from components.common import parameters, spec
 from pipeline import params
 from pipeline.cluster import ClusterOptions, GpuOptions
 from pipeline.dag import build_pipeline, compile_pipeline
@@ -148,3 +148,17 @@ def test_parameters_documented_and_typed(default):
     assert inputs["min_accuracy"]["defaultValue"] == 0.98
     assert inputs["s3_endpoint"]["defaultValue"] == spec.IN_CLUSTER_S3_ENDPOINT
     assert inputs["store_uri"]["defaultValue"] == spec.DEFAULT_STORE
+
+
+KFP_TYPES = {str: "STRING", bool: "BOOLEAN", int: "NUMBER_INTEGER", float: "NUMBER_DOUBLE"}
+
+
+def test_compiled_inputs_are_the_parameter_table(default):
+    """Names, order-free; types, defaults and the descriptions the UI shows: all from one table."""
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert set(inputs) == set(parameters.BY_NAME)
+    for param in parameters.PARAMETERS:
+        got = inputs[param.name]
+        assert got["parameterType"] == KFP_TYPES[param.type], param.name
+        assert got.get("defaultValue", "") == param.default, param.name
+        assert " ".join(got["description"].split()) == param.description, param.name

@@ -1,5 +1,7 @@
 """Pipeline parameter parsing and validation: every refusal names the parameter."""
 
+import re
+
 import pytest
 
 from pipeline.params import ParameterError, parse_assignments, validate_arguments
@@ -67,3 +69,53 @@ def test_good_values_pass():
         "source": "https://example.org/mnist/",
     }
     assert validate_arguments(values) is values
+
+
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"learning_rate": float("nan")}, "learning_rate=nan is out of range: must be a finite"),
+        ({"min_accuracy": float("nan")}, "min_accuracy=nan"),
+        ({"max_failed_fraction": float("inf")}, "max_failed_fraction=inf"),
+        ({"seed": -1}, "seed=-1 is out of range: must be from 0 to 4294967295"),
+        ({"seed": 2**32}, "seed=4294967296"),
+        ({"epochs": 10**12}, "epochs=1000000000000 is out of range: must be from 1 to 1000"),
+        ({"train_limit": 2**63}, "train_limit"),
+        ({"batch_size": 10**9}, "batch_size"),
+        ({"store_uri": ""}, "store_uri='' is refused: must not be empty"),
+        ({"store_uri": "  "}, "store_uri"),
+        ({"epochs": True}, "epochs=True is not a valid int"),
+    ],
+)
+def test_values_that_used_to_pass_and_fail_later_are_refused_first(values, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        validate_arguments(values)
+
+
+SECRET = "s3cr3t-Zq9xW3"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"source": f"http://user:{SECRET}@mirror.example/mnist/"},
+        {"source": f"https://mirror.example/mnist.zip?token={SECRET}"},
+        {"source": f"https://b.s3.amazonaws.com/m.zip?X-Amz-Signature={SECRET}&X-Amz-Credential=a"},
+        {"s3_endpoint": f"http://minio:{SECRET}@minio:9000"},
+        {"store_uri": f"s3://key:{SECRET}@bucket/p"},
+        {"images_uri": f"http://u:{SECRET}@h/images"},
+    ],
+)
+def test_credentials_in_parameters_are_refused_without_echoing_them(values):
+    """kfp prints every step's inputs and the UI shows them: secrets must never get there."""
+    with pytest.raises(ParameterError) as e:
+        validate_arguments(values)
+    assert SECRET not in str(e.value)
+    assert "environment" in str(e.value) or "credentials" in str(e.value)
+
+
+def test_each_bound_is_stated_in_the_ui_description():
+    from components.common.parameters import BY_NAME
+
+    assert BY_NAME["epochs"].description.endswith("Allowed: 1 to 1000.")
+    assert BY_NAME["learning_rate"].description.endswith("Allowed: above 0, at most 1.")

@@ -1,0 +1,227 @@
+"""The pipeline's parameters, defined once: name, type, default, check and help.
+
+Everything else derives from this table: the DAG's signature and the descriptions the Kubeflow
+UI shows (pipeline/dag.py), `run --local`'s options, `--param name=value` parsing, and every
+range check (the CLI's before a run, TrainConfig's and batch-predict's inside the steps). Each
+value has one check, and its message states the bound. No kfp, numpy or TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from components.common import spec
+
+SEED_LIMIT = 2**32  # numpy's and TensorFlow's seeds are unsigned 32-bit
+Check = Callable[[object], str | None]  # the reason a value is refused, or None
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type  # str, bool, int or float
+    default: object
+    help: str
+    check: Check | None = None
+
+    @property
+    def description(self) -> str:
+        """The help, with the allowed range when there is one: what the Kubeflow UI shows."""
+        bounds = getattr(self.check, "bounds", "")
+        return f"{self.help} Allowed: {bounds}." if bounds else self.help
+
+
+class ParameterError(ValueError):
+    """A pipeline parameter value is malformed or out of range."""
+
+
+def _range(low: float | None = None, high: float | None = None, low_open: bool = False) -> Check:
+    """A check that a number is finite and within [low, high] (or (low, high])."""
+
+    def check(value) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            if high is None:
+                return f"must be {'above' if low_open else 'at least'} {low}"
+            lower = f"above {low} and at most" if low_open else f"from {low} to"
+            return f"must be {lower} {high}"
+        return None
+
+    if high is None:
+        check.bounds = f"{'above' if low_open else 'at least'} {low}"
+    else:
+        check.bounds = f"above {low}, at most {high}" if low_open else f"{low} to {high}"
+    return check
+
+
+def _uri(required: bool) -> Check:
+    def check(value) -> str | None:
+        from components.common.redact import refuse_credentials
+        from components.common.store import is_s3, local_path, parse_s3_uri
+
+        if not str(value).strip():
+            return "must not be empty: give s3://bucket/prefix or a folder" if required else None
+        try:
+            refuse_credentials("the URI", value)
+            parse_s3_uri(value) if is_s3(value) else local_path(value)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    return check
+
+
+def _source(value) -> str | None:
+    from urllib.parse import urlsplit
+
+    from components.common.redact import refuse_credentials
+
+    if not str(value).strip():
+        return "must not be empty"
+    scheme = urlsplit(value).scheme
+    if scheme not in ("", "http", "https", "s3", "file"):
+        return f"has unsupported scheme {scheme!r} (use http(s)://, s3://, file:// or a path)"
+    try:
+        refuse_credentials("source", value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _s3_endpoint(value) -> str | None:
+    from components.common.s3 import parse_endpoint
+
+    try:
+        value and parse_endpoint(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def _serving_endpoint(value) -> str | None:
+    from components.common.endpoints import check_target
+
+    try:
+        value and check_target(value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+PARAMETERS: tuple[Param, ...] = (
+    Param(
+        "source",
+        str,
+        spec.DEFAULT_SOURCE,
+        "Where MNIST comes from: an http(s) base URL holding the four .gz IDX files, an "
+        "archive (.zip, .tar.gz), s3://bucket/key, or a local path.",
+        _source,
+    ),
+    Param(
+        "verify_checksums",
+        bool,
+        True,
+        "Require the files to match the original MNIST release (sha256 and record counts).",
+    ),
+    Param(
+        "store_uri",
+        str,
+        spec.DEFAULT_STORE,
+        "Object store root, s3://bucket/prefix; datasets, models and predictions go under it.",
+        _uri(required=True),
+    ),
+    Param(
+        "s3_endpoint",
+        str,
+        spec.IN_CLUSTER_S3_ENDPOINT,
+        "S3 endpoint of the store, host:port or http(s)://host:port (default: KFP's "
+        "in-cluster MinIO).",
+        _s3_endpoint,
+    ),
+    Param("epochs", int, 10, "Training epochs.", _range(1, 1000)),
+    Param("batch_size", int, 128, "Training batch size.", _range(1, 65536)),
+    Param(
+        "learning_rate",
+        float,
+        0.01,
+        "Peak learning rate of the one-cycle schedule.",
+        _range(0, 1, low_open=True),
+    ),
+    Param("seed", int, 42, "Random seed for reproducible training.", _range(0, SEED_LIMIT - 1)),
+    Param(
+        "train_limit",
+        int,
+        0,
+        "Train on the first N examples only (0 = all), for quick runs.",
+        _range(0, 2**31 - 1),
+    ),
+    Param(
+        "min_accuracy",
+        float,
+        0.98,
+        "Export and predict only when the test accuracy reaches this.",
+        _range(0, 1),
+    ),
+    Param(
+        "images_uri",
+        str,
+        "",
+        "Images to classify (default <store_uri>/images).",
+        _uri(required=False),
+    ),
+    Param(
+        "results_uri",
+        str,
+        "",
+        "Where predictions go, under the model version (default <store_uri>/predictions).",
+        _uri(required=False),
+    ),
+    Param(
+        "max_failed_fraction",
+        float,
+        0.5,
+        "Fail batch-predict when more than this share of images cannot be read.",
+        _range(0, 1),
+    ),
+    Param(
+        "serving_endpoint",
+        str,
+        "",
+        "Send batch-predict's batches to TF Serving's gRPC endpoint (host:port, e.g. "
+        "mnist-serving:8500) instead of loading the model in the step.",
+        _serving_endpoint,
+    ),
+)
+BY_NAME = {p.name: p for p in PARAMETERS}
+DEFAULTS = {p.name: p.default for p in PARAMETERS}
+
+
+def check(name: str, value) -> None:
+    """Raise ParameterError `name=value ...: must be ...` when `value` is refused."""
+    param = BY_NAME[name]
+    numeric = param.type in (int, float)
+    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ParameterError(f"{name}={value!r} is not a valid {param.type.__name__}")
+    reason = param.check(value) if param.check else None
+    if reason:
+        refused = "is out of range:" if numeric else "is refused:"
+        raise ParameterError(f"{name}={_shown(value)} {refused} {reason}")
+
+
+def check_all(values: dict) -> dict:
+    """Check every value in `values` (unknown names refused); returns `values` unchanged."""
+    for name, value in values.items():
+        if name not in BY_NAME:
+            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(BY_NAME)}")
+        check(name, value)
+    return values
+
+
+def _shown(value) -> str:
+    from components.common.redact import redact_text
+
+    return redact_text(repr(value))
