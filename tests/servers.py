@@ -7,6 +7,7 @@ import functools
 import http.server
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,56 @@ def moto_s3() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections on 127.0.0.1 and never answers; yields `127.0.0.1:PORT`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])  # keep it open, read nothing, say nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def trickle_handler(size: int, every: float, headers_only: bool = False):
+    """An HTTP handler that announces `size` bytes, then sends one byte every `every` seconds
+    (or, with `headers_only`, nothing at all), until the client gives up."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            self.wfile.flush()
+            try:
+                for _ in range(size):
+                    time.sleep(every)
+                    if not headers_only:
+                        self.wfile.write(b"\x1f")
+                        self.wfile.flush()
+            except OSError:
+                pass  # the client hung up, as it should
+
+        def log_message(self, *args):
+            pass
+
+    return Handler

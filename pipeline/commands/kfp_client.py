@@ -18,6 +18,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import re
 import tempfile
 import warnings
@@ -36,7 +37,22 @@ from pipeline.params import TYPES, ParameterError, parse_assignments, validate_a
 ENV_HOST, ENV_NAMESPACE = "KFP_HOST", "KFP_NAMESPACE"
 ENV_TOKEN, ENV_TOKEN_FILE, ENV_CA_CERT = "KFP_TOKEN", "KFP_TOKEN_FILE", "KFP_CA_CERT"
 EXIT_API_ERROR = 3
-CONNECT_TIMEOUT, READ_TIMEOUT = 10, 120  # seconds; the stock client waits forever
+CONNECT_TIMEOUT = 10  # seconds; the stock client waits forever
+READ_TIMEOUT_ENV, READ_TIMEOUT = "MNIST_KFP_TIMEOUT", 30.0  # seconds for an answer, per try
+READ_TRIES = 3  # a read is tried this often (idempotent calls only), so at most 3 x 30 s
+
+
+CONNECT_TRIES = 3
+
+
+def read_timeout() -> float:
+    return float(os.environ.get(READ_TIMEOUT_ENV) or READ_TIMEOUT)
+
+
+def connect_timeout() -> float:
+    return min(CONNECT_TIMEOUT, read_timeout())
+
+
 PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
 
 
@@ -268,15 +284,21 @@ def _client_class():
     import urllib3
 
     retries = urllib3.Retry(
-        total=3, connect=2, read=2, status=0, other=0, redirect=False, backoff_factor=0.25
+        total=3,
+        connect=CONNECT_TRIES - 1,
+        read=READ_TRIES - 1,
+        status=0,
+        other=0,
+        redirect=False,
+        backoff_factor=0.25,
     )  # read retries are for idempotent methods only
-    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
 
     class BoundedClient(kfp.Client):
         def __init__(self, **kwargs):
             self._healthz = None
             super().__init__(**kwargs)
             pool = self._healthz_api.api_client.rest_client.pool_manager
+            timeout = urllib3.Timeout(connect=connect_timeout(), read=read_timeout())
             pool.connection_pool_kw["timeout"] = timeout
             pool.clear()
 
@@ -302,7 +324,7 @@ def check_health(healthz_api):
     import kfp_server_api
 
     response = healthz_api.healthz_service_get_healthz(
-        _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
+        _preload_content=False, _request_timeout=(connect_timeout(), read_timeout())
     )
     kind = response.headers.get("content-type", "")
     try:
@@ -368,15 +390,18 @@ def _describe_network(exc: Exception, host: str) -> str:
             f"cannot connect to the KFP API at {host} ({reason.lower()}): check --host/"
             f"{ENV_HOST} and that the API or your port-forward (`{PORT_FORWARD}`) is up"
         )
+    tls_hint = "; an https:// URL on a plain-http port also stalls like this: try http://"
+    tls_hint = tls_hint if host.startswith("https://") else ""
     if isinstance(exc, ux.ConnectTimeoutError):
         return (
-            f"no answer from {host} within {CONNECT_TIMEOUT} s: check the host and port, "
-            "the VPN or firewall"
+            f"no answer from {host} within {connect_timeout():g} s, up to {CONNECT_TRIES} "
+            f"tries: check the host and port, the VPN or firewall{tls_hint}"
         )
     if isinstance(exc, ux.ReadTimeoutError):
         return (
-            f"KFP API at {host} did not answer within {READ_TIMEOUT} s: check the "
-            "ml-pipeline deployment in the cluster"
+            f"KFP API at {host} did not answer within {read_timeout():g} s, up to {READ_TRIES} "
+            f"tries ({READ_TIMEOUT_ENV} sets it): check the ml-pipeline deployment in the "
+            f"cluster{tls_hint}"
         )
     if isinstance(exc, ux.SSLError):
         return _describe_tls(str(exc), host)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -101,8 +100,7 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
     try:
         summary = run_local(arguments, Path(workdir).resolve())
     except LocalRunError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        raise click.ClickException(str(e)) from None
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
     _report(result, arguments["min_accuracy"])
     if result["predictions_uri"]:

@@ -1,0 +1,224 @@
+"""The CLI as a user meets it under bad inputs and bad conditions, run as a real process.
+
+Every case ends in one line that says why (click's `Error: ...`), a non-zero exit status, no
+traceback, and nothing printed that holds a secret. Ctrl-C or SIGTERM exits with 130 and leaves
+no process of the run behind.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, REPO
+from tests.local.test_local_pipeline import run_cli
+
+SECRET = "pa55-Zq9xW3-secret"
+QUICK = ["--epochs", "1", "--train-limit", "300", "--min-accuracy", "0", "--no-verify-checksums"]
+
+
+def one_line_failure(result, output: str, status: int = 1) -> str:
+    """Assert the one-line failure contract; returns that line."""
+    assert result.returncode == status, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), output[-3000:]
+    assert FAKE_SECRET_KEY not in output and SECRET not in output
+    return lines[-1]
+
+
+@pytest.fixture
+def env():
+    return {
+        "PYTHONPATH": str(REPO),
+        "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MNIST_S3_ATTEMPTS": "2",
+    }
+
+
+def counting_handler(directory: Path):
+    """A static handler that counts every GET, to prove what was (not) retried."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        gets = 0
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(directory), **kwargs)
+
+        def do_GET(self):  # noqa: N802 - the http.server API
+            type(self).gets += 1
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+def test_a_404_source_fails_once_with_the_steps_own_reason(tmp_path, env):
+    handler = counting_handler(tmp_path)
+    with servers.serve(handler) as url:
+        result, output = run_cli(
+            [
+                "run",
+                "--local",
+                "--source",
+                url + "missing/",
+                "--store",
+                str(tmp_path / "s"),
+                *QUICK,
+            ],
+            env,
+            tmp_path,
+        )
+    line = one_line_failure(result, output)
+    assert "download: " in line and "HTTP 404" in line and "(not retried)" in line, line
+    assert handler.gets == 1  # no pod retries locally, no retries of a permanent failure
+
+
+@pytest.mark.parametrize("case", ["refused", "no-bucket", "500"])
+def test_run_against_a_broken_s3_store_is_one_line(tmp_path, env, s3_endpoint, case):
+    from tests.unit.test_store_faults import misbehaving_s3, s3_error_handler
+
+    def run(endpoint: str):
+        args = ["run", "--local", "--store", "s3://no-such-bucket/mnist"]
+        return run_cli([*args, "--s3-endpoint", endpoint, *QUICK], env, tmp_path, timeout=120)
+
+    if case == "refused":
+        result, output = run(f"http://127.0.0.1:{servers.free_port()}")
+        expected = "connection refused"
+    elif case == "no-bucket":
+        result, output = run(s3_endpoint)
+        expected = "NoSuchBucket"
+    else:
+        with misbehaving_s3(s3_error_handler(500, "InternalError", "boom")) as endpoint:
+            result, output = run(f"http://{endpoint}")
+        expected = "HTTP 500"
+    line = one_line_failure(result, output)
+    assert "no-such-bucket" in line and expected in line, line
+
+
+def test_credentials_in_a_source_url_are_refused_and_never_printed(tmp_path, env):
+    result, output = run_cli(
+        ["run", "--local", "--source", f"http://user:{SECRET}@127.0.0.1:9/mnist/", *QUICK],
+        env,
+        tmp_path,
+    )
+    assert result.returncode == 2 and SECRET not in output
+    assert "source" in output and "environment" in output
+
+
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        (["--secret-name", ""], "--secret-name must not be empty"),
+        (["--gpu-toleration-key", ""], "--gpu-toleration-key must not be empty"),
+        (["--output", "{tmp}/a-file/out.yaml"], "a-file"),
+    ],
+)
+def test_compile_with_bad_flags_is_one_line(tmp_path, env, flags, expected):
+    (tmp_path / "a-file").write_text("not a folder")
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    result, output = run_cli(["compile", *flags], env, tmp_path)
+    assert result.returncode in (1, 2), output
+    assert "Traceback" not in output and expected in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from tests.unit.digit_images import save_model
+
+    return save_model(tmp_path_factory.mktemp("model") / "1")
+
+
+def test_predict_refuses_bad_models_in_one_line(tmp_path, env, model_dir):
+    image = tmp_path / "7.png"
+    image.write_bytes(b"\x89PNG not really")
+    corrupt = tmp_path / "corrupt/1"
+    (corrupt / "variables").mkdir(parents=True)
+    (corrupt / "saved_model.pb").write_bytes(b"this is not a protobuf")
+    down = f"http://127.0.0.1:{servers.free_port()}"
+    cases = [
+        (["--model", ""], "model URI is empty"),
+        (["--model", str(corrupt)], "cannot be loaded"),
+        (["--model", str(tmp_path)], "saved_model.pb is missing"),  # a store root, not a version
+        (["--model", "s3://bucket/models/mnist/1", "--s3-endpoint", down], "connection refused"),
+    ]
+    for flags, expected in cases:
+        result, output = run_cli(["predict", *flags, str(image)], env, tmp_path, timeout=120)
+        line = one_line_failure(result, output)
+        assert expected in line, (flags, line)
+
+
+def test_predict_skips_a_fifo_and_refuses_a_dangling_link_without_hanging(tmp_path, env, model_dir):
+    from tests.unit.digit_images import sample_files
+
+    files, _ = sample_files()
+    (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
+    os.mkfifo(tmp_path / "pipe.png")
+    result, output = run_cli(
+        ["predict", "--model", str(model_dir), str(tmp_path / "7.jpg"), str(tmp_path / "pipe.png")],
+        env,
+        tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "Traceback" not in output
+    assert "7.jpg: The result: [7]" in result.stdout
+    assert "pipe.png: error:" in result.stderr and "not a regular file" in result.stderr
+    os.symlink(tmp_path / "gone.png", tmp_path / "dangling.png")
+    result, output = run_cli(
+        ["predict", "--model", str(model_dir), str(tmp_path / "dangling.png")], env, tmp_path
+    )
+    assert result.returncode == 2 and "Traceback" not in output and "dangling.png" in output
+
+
+def _marked(mark: str) -> list[int]:
+    """Processes whose environment carries `mark`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in Path(f"/proc/{entry.name}/environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_sigterm_exits_130_and_leaves_no_step_running(tmp_path, env):
+    """SIGTERM to the CLI alone (as a scheduler or `kill` sends it) while a step is busy."""
+    mark = f"MNIST_TEST_MARK={uuid.uuid4().hex}"
+    handler = servers.trickle_handler(size=10_000, every=0.5)
+    with servers.serve(handler) as url:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "run", "--local", "--source", url + "m.zip"]
+            + ["--store", str(tmp_path / "s"), *QUICK],
+            env={**os.environ, **env, mark.split("=")[0]: mark.split("=")[1]},
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while len(_marked(mark)) < 2 and time.monotonic() < deadline:  # the CLI and a step
+            time.sleep(0.2)
+        assert len(_marked(mark)) >= 2, "the download step never started"
+        cli.send_signal(signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=60)
+    assert cli.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    deadline = time.monotonic() + 10
+    while _marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _marked(mark) == [], "a process of the run outlived the CLI"
