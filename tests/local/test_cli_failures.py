@@ -196,8 +196,10 @@ def _marked(mark: str) -> list[int]:
     return found
 
 
-def test_sigterm_exits_130_and_leaves_no_step_running(tmp_path, env):
-    """SIGTERM to the CLI alone (as a scheduler or `kill` sends it) while a step is busy."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_exits_130_and_leaves_no_step_running(tmp_path, env, signum):
+    """SIGTERM or SIGINT to the CLI alone (as a scheduler, `kill` or a CI timeout sends it,
+    unlike a terminal's Ctrl-C, which reaches every process) while a step is busy."""
     mark = f"MNIST_TEST_MARK={uuid.uuid4().hex}"
     handler = servers.trickle_handler(size=10_000, every=0.5)
     with servers.serve(handler) as url:
@@ -214,7 +216,7 @@ def test_sigterm_exits_130_and_leaves_no_step_running(tmp_path, env):
         while len(_marked(mark)) < 2 and time.monotonic() < deadline:  # the CLI and a step
             time.sleep(0.2)
         assert len(_marked(mark)) >= 2, "the download step never started"
-        cli.send_signal(signal.SIGTERM)
+        cli.send_signal(signum)
         _, stderr = cli.communicate(timeout=60)
     assert cli.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr
