@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, machine  # noqa: E402
-from pipeline.local_run import STEPS  # noqa: E402
+from components.common.spec import STEPS  # noqa: E402
 from tests.servers import serve_directory  # noqa: E402
 
 EXECUTOR = re.compile(r"\[KFP Executor (\S+ \S+) INFO\]: (Looking for component|Wrote executor)")

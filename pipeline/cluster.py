@@ -45,11 +45,11 @@ class Resources:
 
 # Sized from local runs on the full data set (peak RSS: train ~3 GB, the others < 1.5 GB).
 RESOURCES = {
-    "download": Resources("250m", "1", "256Mi", "1Gi"),
-    "unpack-and-upload": Resources("250m", "1", "512Mi", "2Gi"),
-    "train": Resources("2", "8", "4Gi", "12Gi"),
-    "export": Resources("500m", "2", "2Gi", "4Gi"),
-    "batch-predict": Resources("1", "4", "2Gi", "6Gi"),
+    spec.DOWNLOAD: Resources("250m", "1", "256Mi", "1Gi"),
+    spec.UNPACK_UPLOAD: Resources("250m", "1", "512Mi", "2Gi"),
+    spec.TRAIN: Resources("2", "8", "4Gi", "12Gi"),
+    spec.EXPORT: Resources("500m", "2", "2Gi", "4Gi"),
+    spec.BATCH_PREDICT: Resources("1", "4", "2Gi", "6Gi"),
 }
 
 

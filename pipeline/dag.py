@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from kfp import compiler, dsl
 
 from components.batch_predict.component import batch_predict
+from components.common import spec
 from components.common.parameters import PARAMETERS
 from components.download.component import download
 from components.export.component import export
@@ -58,14 +59,14 @@ def build_pipeline(options: ClusterOptions | None = None):
         )
         fetched.set_caching_options(True)
         uploaded = unpack_and_upload(
-            dataset=fetched.outputs["dataset"],
+            dataset=fetched.outputs[spec.DATASET_OUTPUT],
             store_uri=p.store_uri,
             s3_endpoint=p.s3_endpoint,
             verify_checksums=p.verify_checksums,
         )
         uploaded.set_caching_options(True)
         trained = train(
-            dataset_uri=uploaded.outputs["Output"],
+            dataset_uri=uploaded.outputs[spec.RETURN_VALUE],
             s3_endpoint=p.s3_endpoint,
             epochs=p.epochs,
             batch_size=p.batch_size,
@@ -77,12 +78,14 @@ def build_pipeline(options: ClusterOptions | None = None):
         request_gpu(trained, options.gpu)
         # The gate compares the task's single return value ("Output"): kfp.local resolves that
         # form of condition operand; a named NamedTuple field it does not.
-        with dsl.If(trained.outputs["Output"] >= p.min_accuracy, name="accurate-enough"):
+        with dsl.If(trained.outputs[spec.RETURN_VALUE] >= p.min_accuracy, name="accurate-enough"):
             exported = export(
-                model=trained.outputs["model"], store_uri=p.store_uri, s3_endpoint=p.s3_endpoint
+                model=trained.outputs[spec.MODEL_OUTPUT],
+                store_uri=p.store_uri,
+                s3_endpoint=p.s3_endpoint,
             )
             predicted = batch_predict(
-                model_uri=exported.outputs["Output"],
+                model_uri=exported.outputs[spec.RETURN_VALUE],
                 store_uri=p.store_uri,
                 images_uri=p.images_uri,
                 results_uri=p.results_uri,
@@ -91,13 +94,8 @@ def build_pipeline(options: ClusterOptions | None = None):
                 serving_endpoint=p.serving_endpoint,
             )
             predicted.set_caching_options(False)
-        for task, name in (
-            (fetched, "download"),
-            (uploaded, "unpack-and-upload"),
-            (trained, "train"),
-            (exported, "export"),
-            (predicted, "batch-predict"),
-        ):
+        tasks = (fetched, uploaded, trained, exported, predicted)
+        for task, name in zip(tasks, spec.STEPS, strict=True):
             set_resources(task, name)
             use_store_credentials(task, options.secret_name)
         if options.pod_retries:

@@ -20,7 +20,6 @@ from components.common.failure import ERROR_FILE_ENV
 from components.common.store import join, open_store
 
 SAMPLES = Path(__file__).parent / "samples"
-STEPS = ("download", "unpack-and-upload", "train", "export", "batch-predict")
 
 
 class LocalRunError(RuntimeError):
@@ -85,7 +84,7 @@ def run_local(arguments: dict, workdir: Path) -> Summary:
     run_dirs = [p for p in root.iterdir() if p.is_dir()]
     if len(run_dirs) != 1:
         raise LocalRunError(f"expected one run folder in {root}, found {len(run_dirs)}")
-    return summarise(run_dirs[0])
+    return summarise(run_dirs[0], arguments["min_accuracy"])
 
 
 def _claim_run_root(parent: Path) -> Path:
@@ -121,22 +120,35 @@ def _artifact_metadata(output: dict, name: str) -> dict:
     return output["artifacts"][name]["artifacts"][0].get("metadata", {})
 
 
-def summarise(run_dir: Path) -> Summary:
-    """Read what each step wrote (executor_output.json) in a kfp.local run folder."""
-    trained = _executor_output(run_dir, "train")
-    exported = _executor_output(run_dir, "export")
-    predicted = _executor_output(run_dir, "batch-predict")
-    model = _artifact_metadata(exported, "exported") if exported else {}
-    table = _artifact_metadata(predicted, "table") if predicted else {}
+def summarise(run_dir: Path, min_accuracy: float) -> Summary:
+    """Read what each step wrote (executor_output.json) in a kfp.local run folder.
+
+    The gate's decision is taken from the same comparison the DAG makes (accuracy against
+    `min_accuracy`), not from which folders exist, so a renamed task cannot pass for a gate.
+    """
+    trained = _executor_output(run_dir, spec.TRAIN)
+    exported = _executor_output(run_dir, spec.EXPORT)
+    predicted = _executor_output(run_dir, spec.BATCH_PREDICT)
+    if trained is None:
+        raise LocalRunError(f"the {spec.TRAIN} step left no output in {run_dir}")
+    accuracy = trained["parameterValues"][spec.RETURN_VALUE]
+    gated = accuracy < min_accuracy
+    if not gated and (exported is None or predicted is None):
+        raise LocalRunError(
+            f"test accuracy {accuracy:.4f} passed the gate, but {spec.EXPORT} or "
+            f"{spec.BATCH_PREDICT} left no output in {run_dir}"
+        )
+    model = _artifact_metadata(exported, spec.EXPORTED_OUTPUT) if exported else {}
+    table = _artifact_metadata(predicted, spec.TABLE_OUTPUT) if predicted else {}
     return Summary(
-        test_accuracy=trained["parameterValues"]["Output"] if trained else None,
+        test_accuracy=accuracy,
         model_uri=model.get("published_uri"),
         model_version=int(model["version"]) if "version" in model else None,
         predictions_uri=table.get("predictions_uri"),
         predicted=int(table.get("predicted", 0)),
         failed=int(table.get("failed", 0)),
         run_dir=str(run_dir),
-        gated=bool(trained) and not exported,
+        gated=gated,
     )
 
 

@@ -22,9 +22,10 @@ def batch_predict(
     Empty `images_uri` / `results_uri` mean `<store>/images` and `<store>/predictions`; a
     `serving_endpoint` (host:port) sends the batches to TF Serving over gRPC instead.
     """
+    from components.common import spec as names
     from components.common.failure import reported
 
-    with reported("batch-predict"):
+    with reported(names.BATCH_PREDICT):
         from pathlib import Path
 
         from components.batch_predict.step import run_step

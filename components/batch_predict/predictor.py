@@ -26,8 +26,8 @@ import numpy as np
 from components.batch_predict.report import Row, Tally, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
-from components.common.parameters import check
 from components.common.log import Progress, get_logger
+from components.common.parameters import check
 from components.common.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")

@@ -14,6 +14,27 @@ IN_CLUSTER_S3_ENDPOINT = "http://minio-service.kubeflow:9000"
 MINIO_SECRET = "mlpipeline-minio-artifact"
 SECRET_KEY_TO_ENV = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 
+# Task names. kfp derives them from the component functions' names; a compile test checks they
+# agree, and every other module (resources, the local summary, logs) uses these.
+DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT = (
+    "download",
+    "unpack-and-upload",
+    "train",
+    "export",
+    "batch-predict",
+)
+STEPS = (DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT)
+# Names of the tasks' outputs: the component signatures' output parameters, and kfp's name for
+# a return value. A compile test checks them against the compiled components.
+RETURN_VALUE = "Output"
+DATASET_OUTPUT, MODEL_OUTPUT, EXPORTED_OUTPUT, TABLE_OUTPUT = (
+    "dataset",
+    "model",
+    "exported",
+    "table",
+)
+MODEL_FILE = "model.keras"  # what train writes into its Model artifact, and export reads
+
 # Layout under the store URI.
 DATASET_PREFIX = "datasets/mnist"
 MODELS_PREFIX = "models/mnist"

@@ -15,9 +15,10 @@ def download(source: str, verify_checksums: bool, s3_endpoint: str, dataset: Out
         verify_checksums: require the sha256 digests of the original MNIST release.
         s3_endpoint: S3 endpoint for an s3:// source (host:port or http(s)://host:port).
     """
+    from components.common import spec as names
     from components.common.failure import reported
 
-    with reported("download"):
+    with reported(names.DOWNLOAD):
         from pathlib import Path
 
         from components.download.fetch import download as fetch

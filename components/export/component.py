@@ -9,9 +9,10 @@ from components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def export(model: Input[Model], store_uri: str, s3_endpoint: str, exported: Output[Model]) -> str:
     """Publish the model as the next `<store>/models/mnist/<version>/`; returns its URI."""
+    from components.common import spec as names
     from components.common.failure import reported
 
-    with reported("export"):
+    with reported(names.EXPORT):
         import tempfile
         from pathlib import Path
 

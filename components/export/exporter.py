@@ -200,9 +200,7 @@ def export_from_artifact(
 
     import keras
 
-    from components.train.trainer import MODEL_FILE
-
-    model = keras.models.load_model(model_dir / MODEL_FILE)
+    model = keras.models.load_model(model_dir / spec.MODEL_FILE)
     meta = export_and_publish(model, work, store, prefix, check_sample())
     shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
     return meta

@@ -20,9 +20,10 @@ def train(
     confusion: Output[ClassificationMetrics],
 ) -> float:
     """Train on the dataset at `dataset_uri`; returns the test accuracy (used by the gate)."""
+    from components.common import spec as names
     from components.common.failure import reported
 
-    with reported("train"):
+    with reported(names.TRAIN):
         import tempfile
 
         from components.common.store import open_store

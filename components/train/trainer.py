@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from components.common import spec
 from components.common.log import get_logger
 from components.common.mnist import NUM_CLASSES
 from components.train.config import TrainConfig
@@ -184,8 +185,5 @@ def train_from_store(store, dataset_prefix: str, cfg: TrainConfig, model_dir, wo
     fetch_dataset(store, dataset_prefix, data)
     result = train(mnist.load_split(data, "train"), mnist.load_split(data, "test"), cfg)
     Path(model_dir).mkdir(parents=True, exist_ok=True)
-    result.model.save(Path(model_dir) / MODEL_FILE)
+    result.model.save(Path(model_dir) / spec.MODEL_FILE)
     return result
-
-
-MODEL_FILE = "model.keras"

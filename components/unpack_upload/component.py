@@ -18,9 +18,10 @@ def unpack_and_upload(
 
     Returns the URI of the uploaded dataset (its manifest is written last).
     """
+    from components.common import spec as names
     from components.common.failure import reported
 
-    with reported("unpack-and-upload"):
+    with reported(names.UNPACK_UPLOAD):
         import json
         import tempfile
         from pathlib import Path

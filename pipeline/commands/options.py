@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import click
 
@@ -78,11 +77,11 @@ def options_from_flags(
 
 
 def s3_endpoint_option(fn):
-    """`--s3-endpoint`, defaulting to $AWS_ENDPOINT_URL; the credentials stay in the environment."""
+    """`--s3-endpoint`; unset, the store resolves $AWS_ENDPOINT_URL, else AWS (see s3.py)."""
     return click.option(
         "--s3-endpoint",
-        default=lambda: os.environ.get("AWS_ENDPOINT_URL", ""),
-        show_default="$AWS_ENDPOINT_URL",
+        default="",
+        show_default="$AWS_ENDPOINT_URL, else AWS",
         help="S3 endpoint, host:port or http(s)://host:port. Credentials come from "
         "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
     )(fn)

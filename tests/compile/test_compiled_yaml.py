@@ -162,3 +162,20 @@ def test_compiled_inputs_are_the_parameter_table(default):
         assert got["parameterType"] == KFP_TYPES[param.type], param.name
         assert got.get("defaultValue", "") == param.default, param.name
         assert " ".join(got["description"].split()) == param.description, param.name
+
+
+def test_task_and_output_names_are_the_shared_ones(default):
+    """spec.py names the tasks and their outputs once; the compiled pipeline must agree."""
+    components = default["spec"]["components"]
+    for step in spec.STEPS:
+        assert f"comp-{step}" in components, f"no task {step!r}: was a component renamed?"
+
+    def outputs(step: str) -> set[str]:
+        defs = components[f"comp-{step}"].get("outputDefinitions", {})
+        return set(defs.get("artifacts", {})) | set(defs.get("parameters", {}))
+
+    assert spec.DATASET_OUTPUT in outputs(spec.DOWNLOAD)
+    assert spec.RETURN_VALUE in outputs(spec.UNPACK_UPLOAD)
+    assert {spec.MODEL_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.TRAIN)
+    assert {spec.EXPORTED_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.EXPORT)
+    assert {spec.TABLE_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.BATCH_PREDICT)

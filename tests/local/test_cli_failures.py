@@ -211,6 +211,8 @@ def test_a_signal_exits_130_and_leaves_no_step_running(tmp_path, env, signum):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # a shell's background job (CI under `&`) ignores SIGINT, and children inherit that
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 120
         while len(_marked(mark)) < 2 and time.monotonic() < deadline:  # the CLI and a step
