@@ -108,3 +108,17 @@ def parameter_options(*names: str):
         return fn
 
     return decorate
+
+
+def require_tensorflow(command: str) -> None:
+    """Say which extra to install when a command that trains or predicts lacks TensorFlow."""
+    import importlib.util
+
+    missing = [
+        m for m in ("tensorflow", "tensorflow_serving") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        raise click.ClickException(
+            f"`mnist-pipeline {command}` needs TensorFlow ({', '.join(missing)} is not "
+            "installed): pip install 'mnist-kfp[tensorflow]'"
+        )

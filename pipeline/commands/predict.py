@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import s3_endpoint_option
+from pipeline.commands.options import require_tensorflow, s3_endpoint_option
 
 
 @click.command("predict")
@@ -22,6 +22,7 @@ from pipeline.commands.options import s3_endpoint_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
     """Print `IMAGE: The result: [d]` for each image file."""
+    require_tensorflow("predict")
     import numpy as np
 
     from components.batch_predict.predictor import load_model_version

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import parameter_options, s3_endpoint_option
+from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
@@ -82,6 +82,7 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
     """
     from pipeline.local_run import LocalRunError, default_images_uri, run_local, seed_sample_images
 
+    require_tensorflow("run --local")
     if arguments["store_uri"] == DEFAULT_LOCAL_STORE:
         arguments["store_uri"] = str(Path(DEFAULT_LOCAL_STORE).resolve())
     try:

@@ -127,3 +127,20 @@ def test_a_folder_holding_one_archive_names_it(tmp_path):
     (tmp_path / "src/Mnist-Data-Set.zip").write_bytes(b"PK")
     with pytest.raises(DownloadError, match=r"holds one archive: give --source .*Mnist-Data-Set"):
         download(str(tmp_path / "src"), tmp_path / "out", verify_checksums=False)
+
+
+@pytest.mark.parametrize("command", [["predict", "--model", "m", __file__], ["run", "--local"]])
+def test_commands_that_need_tensorflow_say_which_extra_when_it_is_missing(monkeypatch, command):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tensorflow" else real(name)
+    )
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1
+    assert "pip install 'mnist-kfp[tensorflow]'" in result.output
