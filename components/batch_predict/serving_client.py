@@ -2,20 +2,19 @@
 
 `grpc_classifier` returns a callable with the same contract as `predictor.load_classifier`'s
 (uint8 images [N, 28, 28] -> probabilities float32 [N, 10], classes int64 [N]), so
-`batch_predict` writes the same CSV whichever way the model runs. The tensors are encoded and
-decoded here, not with `tf.make_tensor_proto` / `tf.make_ndarray`, so the wire format is explicit
-and both encodings TF Serving may answer with (`tensor_content` bytes or the typed `*_val`
-fields) are handled.
+`batch_predict` writes the same CSV whichever way the model runs. Tensors are encoded and
+decoded with TensorFlow's `make_tensor_proto` / `make_ndarray` (byte-identical to the former
+hand-written encoding), which read both forms TF Serving may answer with (`tensor_content`
+bytes or the typed `*_val` fields).
 
 Importing tensorflow-serving-api's generated modules imports all of TensorFlow (they import
 `tensorflow.core.framework.*_pb2`, whose parent package is `tensorflow`; about 5 s), so they are
-imported only where a request is built or read: `check_target` stays cheap enough to validate
-a pipeline parameter when the pipeline is built.
+imported only where a request is built or read. The endpoint check lives in
+components/common/endpoints.py, cheap enough to validate a pipeline parameter.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -55,22 +54,8 @@ class ServingError(RuntimeError):
         self.code = code
 
 
-@functools.cache
-def dtypes() -> dict[int, tuple[type, str]]:
-    """numpy dtype and typed value field for each TensorProto dtype an output may have."""
-    from tensorflow.core.framework import types_pb2
-
-    return {
-        types_pb2.DT_FLOAT: (np.float32, "float_val"),
-        types_pb2.DT_DOUBLE: (np.float64, "double_val"),
-        types_pb2.DT_INT32: (np.int32, "int_val"),
-        types_pb2.DT_INT64: (np.int64, "int64_val"),
-        types_pb2.DT_UINT8: (np.uint8, "int_val"),
-    }
-
-
 def images_to_tensor(images: np.ndarray) -> tensor_pb2.TensorProto:
-    """A DT_UINT8 TensorProto of `images` [N, H, W], as raw bytes in `tensor_content`.
+    """A DT_UINT8 TensorProto of `images` [N, H, W] (TensorFlow's own `make_tensor_proto`).
 
     Anything but uint8 is refused, not cast: float pixels in 0..1 cast to uint8 would be all
     black, the very train/serve mismatch the exported signature exists to prevent.
@@ -78,37 +63,42 @@ def images_to_tensor(images: np.ndarray) -> tensor_pb2.TensorProto:
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 3:
         got = getattr(images, "dtype", type(images).__name__), getattr(images, "shape", "")
         raise ValueError(f"images must be a uint8 array [N, 28, 28], got {got[0]} {got[1]}")
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    import tensorflow as tf  # already loaded by tensorflow_serving's generated modules
 
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in images.shape]
-    )
-    return tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_UINT8,
-        tensor_shape=shape,
-        tensor_content=np.ascontiguousarray(images).tobytes(),
-    )
+    return tf.make_tensor_proto(images)
 
 
 def tensor_to_array(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
-    """The ndarray a TensorProto holds, from `tensor_content` or from its typed value field."""
-    if proto.dtype not in dtypes():
-        from tensorflow.core.framework import types_pb2
+    """The ndarray a TensorProto holds (`tf.make_ndarray`), from `tensor_content` or from its
+    typed value field, refusing what `make_ndarray` would silently pad or misread."""
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
 
-        dtype_name = types_pb2.DataType.Name(proto.dtype)
-        raise ServingError(f"output {name!r} has dtype {dtype_name}, expected a numeric tensor")
-    dtype, field = dtypes()[proto.dtype]
+    dtype = tf.dtypes.as_dtype(proto.dtype)
+    if not (dtype.is_floating or dtype.is_integer):
+        kind = types_pb2.DataType.Name(proto.dtype)
+        raise ServingError(f"output {name!r} has dtype {kind}, expected a numeric tensor")
     shape = [d.size for d in proto.tensor_shape.dim]
     count = math.prod(shape)
     if proto.tensor_content:
-        array = np.frombuffer(proto.tensor_content, dtype=np.dtype(dtype).newbyteorder("<"))
-    else:
-        array = np.asarray(getattr(proto, field), dtype=dtype)
-        if array.size == 1 and count > 1:  # TF's encoding of a tensor filled with one value
-            array = np.full(count, array[0], dtype=dtype)
-    if array.size != count:
-        raise ServingError(f"output {name!r} holds {array.size} values for shape {shape}")
-    return array.astype(dtype).reshape(shape)
+        held, allowed = len(proto.tensor_content) // dtype.size, (count,)
+    else:  # one typed value fills the whole tensor; make_ndarray pads any other short count
+        held, allowed = len(getattr(proto, _TYPED_FIELDS.get(dtype.name, "float_val"))), (1, count)
+    if held not in allowed:
+        raise ServingError(f"output {name!r} holds {held} values for shape {shape}")
+    try:
+        return tf.make_ndarray(proto)
+    except (ValueError, TypeError) as e:
+        raise ServingError(f"output {name!r} cannot be read for shape {shape}: {e}") from None
+
+
+_TYPED_FIELDS = {
+    "float32": "float_val",
+    "float64": "double_val",
+    "int32": "int_val",
+    "uint8": "int_val",
+    "int64": "int64_val",
+}
 
 
 def call_with_retries(
