@@ -7,13 +7,8 @@ import re
 
 import click
 
-from pipeline.commands.kfp_client import (
-    compiled_package,
-    kfp_client,
-    kfp_options,
-    param_option,
-    quietly,
-)
+from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
 from pipeline.commands.options import cluster_options
 
 # KFP's cron (robfig/cron) has six fields, seconds first; its day of week counts from Sunday = 0.

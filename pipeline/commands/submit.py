@@ -7,14 +7,9 @@ import time
 
 import click
 
-from pipeline.commands.kfp_client import (
-    compiled_package,
-    is_transient,
-    kfp_client,
-    kfp_options,
-    param_option,
-    quietly,
-)
+from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_errors import is_transient
+from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
 from pipeline.commands.options import cluster_options
 
 EXIT_RUN_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 1, 4, 130

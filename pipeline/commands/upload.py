@@ -7,7 +7,8 @@ import json
 
 import click
 
-from pipeline.commands.kfp_client import compiled_package, kfp_client, kfp_options, quietly
+from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_options import compiled_package, kfp_options, quietly
 from pipeline.commands.options import cluster_options
 
 

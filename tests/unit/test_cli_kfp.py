@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from components.common import spec
 from components.common.store import open_store
 from pipeline.cli import main
-from pipeline.commands.kfp_client import KfpSettings, describe_failure
+from pipeline.commands.kfp_errors import describe_failure
+from pipeline.commands.kfp_options import KfpSettings
 from pipeline.commands.schedule import validate_cron
 from pipeline.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME
 from pipeline.params import TYPES

@@ -1,0 +1,188 @@
+"""Options and settings the commands that talk to Kubeflow Pipelines share.
+
+`@kfp_options` adds --host, --namespace, --token, --token-file and --ca-cert and passes a
+`KfpSettings`; `@param_option` adds `--param NAME=VALUE`, typed and checked by the parameter
+table. The client itself is made in kfp_connection.py, its failures worded in kfp_errors.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from click.core import ParameterSource
+
+from pipeline.params import TYPES, ParameterError, parse_assignments, validate_arguments
+
+ENV_HOST, ENV_NAMESPACE = "KFP_HOST", "KFP_NAMESPACE"
+ENV_TOKEN, ENV_TOKEN_FILE, ENV_CA_CERT = "KFP_TOKEN", "KFP_TOKEN_FILE", "KFP_CA_CERT"
+
+PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
+
+
+@dataclass(frozen=True)
+class KfpSettings:
+    """Where the KFP API is and how to authenticate to it (from flags or KFP_* variables)."""
+
+    host: str
+    namespace: str | None = None
+    token: str | None = field(default=None, repr=False)
+    token_file: str | None = None
+    ca_cert: str | None = None
+
+    def link(self, fragment: str) -> str:
+        """A KFP UI link, e.g. link('runs/details/ID'); the UI is served beside the API."""
+        return f"{self.host}/#/{fragment}"
+
+    def secrets(self) -> list[str]:
+        """The token values that must never be printed."""
+        found = [self.token] if self.token else []
+        if self.token_file:
+            with contextlib.suppress(OSError):
+                found.append(Path(self.token_file).read_text().strip())
+        return [s for s in found if s]
+
+
+def normalize_host(host: str) -> str:
+    """`kubeflow.example.com/pipeline/` -> `https://kubeflow.example.com/pipeline`, or raise."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "https://" + host  # as kfp.Client does
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"{host!r} is not an http(s) URL", param_hint="--host")
+    if "@" in parts.netloc:
+        raise click.BadParameter(
+            "the URL must not carry credentials; use --token", param_hint="--host"
+        )
+    return host
+
+
+def _pick_token(token: str | None, token_file: str | None) -> tuple[str | None, str | None]:
+    """A flag on the command line beats the environment; two of the same kind is an error."""
+    if not (token and token_file):
+        return token, token_file
+    source = click.get_current_context().get_parameter_source
+    from_line = {
+        name: source(name) == ParameterSource.COMMANDLINE for name in ("token", "token_file")
+    }
+    if from_line["token"] == from_line["token_file"]:
+        raise click.UsageError(
+            "give either --token or --token-file (KFP_TOKEN or KFP_TOKEN_FILE), not both"
+        )
+    return (token, None) if from_line["token"] else (None, token_file)
+
+
+def settings_from_flags(
+    host: str | None,
+    namespace: str | None,
+    token: str | None,
+    token_file: str | None,
+    ca_cert: str | None,
+) -> KfpSettings:
+    """Check the connection flags and bundle them; raises click usage errors."""
+    if not host:
+        raise click.UsageError(
+            f"no KFP API given: pass --host URL or set {ENV_HOST} (for a "
+            f"port-forward, `{PORT_FORWARD}` then --host http://localhost:8080)"
+        )
+    token, token_file = _pick_token(token, token_file)
+    if token_file and not Path(token_file).read_text().strip():
+        raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+    return KfpSettings(normalize_host(host), namespace or None, token or None, token_file, ca_cert)
+
+
+def kfp_options(fn):
+    """Add --host, --namespace, --token, --token-file, --ca-cert; pass `kfp_settings`."""
+
+    @click.option(
+        "--host",
+        envvar=ENV_HOST,
+        show_envvar=True,
+        metavar="URL",
+        help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.com/pipeline, "
+        f"or http://localhost:8080 with `{PORT_FORWARD}`.",
+    )
+    @click.option(
+        "--namespace",
+        "-n",
+        envvar=ENV_NAMESPACE,
+        show_envvar=True,
+        help="Your Kubeflow profile namespace (multi-user Kubeflow); experiments, "
+        "runs and pipelines go there.",
+    )
+    @click.option(
+        "--token",
+        envvar=ENV_TOKEN,
+        show_envvar=True,
+        metavar="TOKEN",
+        help="Bearer token for a multi-user Kubeflow. Prefer the variable or "
+        "--token-file: a flag is visible to other users in `ps`.",
+    )
+    @click.option(
+        "--token-file",
+        envvar=ENV_TOKEN_FILE,
+        show_envvar=True,
+        type=click.Path(exists=True, dir_okay=False, readable=True),
+        help="File holding the bearer token, read before every request, so a "
+        "rotated (e.g. projected service-account) token keeps working.",
+    )
+    @click.option(
+        "--ca-cert",
+        envvar=ENV_CA_CERT,
+        show_envvar=True,
+        type=click.Path(exists=True, dir_okay=False),
+        help="CA bundle that signed the host's TLS certificate (private CA).",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args, host, namespace, token, token_file, ca_cert, **kwargs):
+        settings = settings_from_flags(host, namespace, token, token_file, ca_cert)
+        return fn(*args, kfp_settings=settings, **kwargs)
+
+    return wrapper
+
+
+def _parse_params(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict:
+    try:
+        return validate_arguments(parse_assignments(pairs))
+    except ParameterError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def param_option(fn):
+    """--param NAME=VALUE (repeatable), typed and range-checked before anything is sent."""
+    return click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_parse_params,
+        help="Pipeline parameter, repeatable, e.g. --param epochs=3. Names: "
+        f"{', '.join(TYPES)}. Unset ones keep the pipeline's defaults.",
+    )(fn)
+
+
+@contextlib.contextmanager
+def compiled_package(flags: dict) -> Iterator[str]:
+    """Compile the pipeline with the cluster flags to a temporary YAML file; yield its path."""
+    from pipeline.commands.options import options_from_flags
+    from pipeline.dag import PIPELINE_NAME, compile_pipeline
+
+    options = options_from_flags(**flags)
+    with tempfile.TemporaryDirectory(prefix="mnist-kfp-") as work:
+        path = str(Path(work) / f"{PIPELINE_NAME}.yaml")
+        compile_pipeline(path, options)
+        yield path
+
+
+def quietly(method, *args, **kwargs):
+    """Call a kfp.Client method without the 'Run details: ...' lines it prints itself."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return method(*args, **kwargs)
