@@ -150,7 +150,7 @@ def bench_local(args, data, labels, model, classify, work: Path) -> None:
 
 def where_time_goes(args, folder: Path, classify) -> None:
     """The rate of each stage alone: the slowest bounds the end-to-end figure."""
-    seconds, (store, keys) = timed(open_images, str(folder))
+    seconds, (store, keys, _) = timed(open_images, str(folder))
     print(f"  listing only: {len(keys) / seconds:.0f} keys/s")
     processes = min(available_cpus(), 8)
     stream = preprocess_stream(store, keys, args.workers, 2 * args.batch_size, processes)
