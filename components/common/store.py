@@ -408,16 +408,3 @@ def open_store(uri: str, endpoint: str = "") -> Store:
         return LocalStore(local_path(uri))
     bucket, prefix = parse_s3_uri(uri)
     return S3Store(bucket, prefix, endpoint)
-
-
-def sync_down(store: Store, prefix: str, dest: Path) -> list[Path]:
-    """Copy every object under `prefix` into the folder `dest`, keeping relative paths."""
-    paths = []
-    base = prefix.strip("/")
-    for info in store.list(prefix):
-        rel = info.key[len(base) :].lstrip("/") if base else info.key
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(info.key, target)
-        paths.append(target)
-    return paths

@@ -35,19 +35,6 @@ def test_missing_object_error_names_uri(any_store):
         any_store.get_bytes("missing.bin")
 
 
-def test_sync_down(any_store, tmp_path):
-    any_store.put_bytes("m/1/saved_model.pb", b"pb")
-    any_store.put_bytes("m/1/variables/v.index", b"ix")
-    paths = st.sync_down(any_store, "m/1", tmp_path / "out")
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in paths) == [
-        "saved_model.pb",
-        "variables/v.index",
-    ]
-
-
-@pytest.mark.parametrize(
-    "uri", ["s3://", "s3://a/x", "s3://user:pw@bucket/x", "s3://bad_bucket!/x"]
-)
 def test_bad_s3_uri(uri):
     with pytest.raises(ValueError) as e:
         st.parse_s3_uri(uri)
