@@ -35,6 +35,9 @@ def test_missing_object_error_names_uri(any_store):
         any_store.get_bytes("missing.bin")
 
 
+@pytest.mark.parametrize(
+    "uri", ["s3://", "s3://a/x", "s3://user:pw@bucket/x", "s3://bad_bucket!/x"]
+)
 def test_bad_s3_uri(uri):
     with pytest.raises(ValueError) as e:
         st.parse_s3_uri(uri)
