@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from components.common.image_decode import ImageError, decode_gray, median
+from components.common.paper import find_digit
 
 SIZE = 28  # MNIST field
 BOX = 20  # the digit's longer side inside the field
@@ -68,17 +69,8 @@ def _mnist_like(gray: np.ndarray) -> np.ndarray | None:
 
 
 def normalise(gray: np.ndarray) -> np.ndarray:
-    """Orient, stretch contrast, crop to the ink, scale to 20 px and centre by mass in 28x28."""
-    gray, background = _orient(gray)
-    ink = gray.astype(np.int16) - background
-    peak = int(ink.max())
-    if peak < MIN_CONTRAST:
-        raise ImageError("blank image: no digit found")
-    stretched = np.clip(ink * (255.0 / peak), 0, 255).astype(np.uint8)
-    mask = stretched > INK
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    crop = stretched[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    return _centre(_scale(crop))
+    """Find the digit's ink on the paper (paper.py), scale it to 20 px and centre it by mass."""
+    return _centre(_scale(find_digit(gray)))
 
 
 def _scale(crop: np.ndarray) -> np.ndarray:
