@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 WORK_SIDE = 1024  # larger images are reduced (JPEG: decoded at 1/2..1/8 scale) to about this
-FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "HEIF")  # HEIF: iPhone photos
 _ORIENTATION = 0x0112  # the EXIF tag
 
 # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error it can raise, as
@@ -38,6 +38,8 @@ def decode_gray(data: bytes) -> np.ndarray:
     """Decode into a 2-D uint8 grayscale array, reduced to about WORK_SIDE px when larger."""
     if not data:
         raise ImageError("empty file")
+    if data[4:8] == b"ftyp":
+        _register_heif()
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
         _check_size(img.size)
@@ -71,7 +73,16 @@ _SIGNATURES = {
 
 def _sniff(data: bytes) -> str:
     """The format a file claims by its first bytes, to tell a broken image from a non-image."""
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heif"):
+        return "HEIF"
     return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), "")
+
+
+def _register_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF (the pillow-heif plug-in), once."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def _check_size(size: tuple[int, int]) -> None:

@@ -35,6 +35,7 @@ MIN_CONTRAST = 32  # ink must differ from the paper by this much (0..255) to cou
 LINE_SHARE = 0.7  # a row or column with ink across this share of the page is paper structure
 LINE_PAGE = 64  # smaller images are crops of a digit, not pages: no ruled or grid lines there
 MAX_SKEW = 6.0  # degrees of page rotation searched, in both directions
+MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
 
 
 def find_digit(gray: np.ndarray) -> np.ndarray:
@@ -62,35 +63,46 @@ def _bounded(gray: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
 
 
-def _block_levels(gray: np.ndarray, quantiles: tuple[float, ...]) -> list[np.ndarray]:
-    """Per block of the image, the given quantiles (0..1) of its pixels, each smoothed over
-    3x3 blocks and brought back to full resolution."""
+def _block_levels(gray: np.ndarray, quantiles: tuple[float, ...], close: tuple[int, ...]):
+    """Per block of the image, the given quantiles (0..1) of its pixels, brought back to full
+    resolution. A `close` of +1 fills dips a thick stroke leaves in the block grid (a grey
+    closing: the paper is the brighter level), -1 fills bumps (an opening), 0 smooths only."""
     h, w = gray.shape
-    block = max(4, max(h, w) // 10)  # wider than a thick, blurred pen stroke
+    block = max(4, max(h, w) // 10)
     rows, cols = -(-h // block), -(-w // block)
     padded = np.pad(gray, ((0, rows * block - h), (0, cols * block - w)), mode="edge")
     blocks = padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
     ranks = [round(q * (blocks.shape[2] - 1)) for q in quantiles]
     ordered = np.partition(blocks, sorted(set(ranks)), axis=2)
     levels = []
-    for rank in ranks:
-        grid = np.pad(ordered[..., rank].astype(np.float32), 1, mode="edge")
-        near = [grid[i : i + rows, j : j + cols] for i in range(3) for j in range(3)]
-        smooth = np.median(np.stack(near), axis=0).astype(np.float32)
-        levels.append(np.asarray(Image.fromarray(smooth, "F").resize((w, h), Image.BILINEAR)))
+    for rank, sign in zip(ranks, close, strict=True):
+        grid = ordered[..., rank].astype(np.float32)
+        if sign:
+            first, then = (np.maximum, np.minimum) if sign > 0 else (np.minimum, np.maximum)
+            grid = _grid_filter(_grid_filter(grid, first.reduce), then.reduce)
+        grid = _grid_filter(grid, lambda near: np.median(near, axis=0))
+        levels.append(np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.BILINEAR)))
     return levels
+
+
+def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
+    """`reduce` over each cell's 3x3 neighbourhood (edges repeated)."""
+    rows, cols = grid.shape
+    padded = np.pad(grid, 1, mode="edge")
+    near = np.stack([padded[i : i + rows, j : j + cols] for i in range(3) for j in range(3)])
+    return np.asarray(reduce(near), np.float32)
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
     """Ink strength (float32, 0 = paper) relative to a paper level that follows the light."""
-    middle, light, dark = _block_levels(gray, (0.5, 0.9, 0.1))
+    middle, light, dark = _block_levels(gray, (0.5, 0.9, 0.1), (0, 1, -1))
     flat = gray.astype(np.float32) - middle
     noise = max(8.0, 4 * 1.4826 * float(np.median(np.abs(flat))))
     # ink is the heavier tail beyond the noise, however few pixels it covers
     dark_ink = float(np.clip(-flat - noise, 0, None).sum()) > float(
         np.clip(flat - noise, 0, None).sum()
     )
-    ink = light - gray if dark_ink else gray - dark  # strokes may fill most of a block
+    ink = light - gray if dark_ink else gray - dark
     return np.clip(ink, 0, None).astype(np.float32)
 
 
@@ -283,6 +295,9 @@ def _digit_components(mask: np.ndarray) -> np.ndarray:
     if not candidates:
         return np.zeros_like(mask)
     main = max(candidates, key=lambda k: sizes[k] * _centrality(boxes[k], h, w))
+    extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
+    if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
+        return np.zeros_like(mask)
     stroke = _stroke_width(labels == main)
     chosen = [
         k

@@ -46,7 +46,19 @@ MANIFEST = "MANIFEST.json"
 PREDICTIONS_CSV = "predictions.csv"
 PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# What batch-predict, `predict` and the web page read (matched case-insensitively).
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".heic",
+    ".heif",
+)
 
 # A model version in TF Serving's layout: these top-level entries, `saved_model.pb` written last.
 SAVED_MODEL_PB = "saved_model.pb"

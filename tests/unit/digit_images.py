@@ -107,7 +107,7 @@ def sample_files() -> tuple[dict[str, bytes], dict[str, int | str]]:
         "empty.jpg": "empty file",
         "truncated.png": "corrupt or truncated",
         "truncated.jpg": "corrupt or truncated",
-        "text.jpg": "not a JPEG, PNG, BMP, GIF, TIFF or WebP image",
+        "text.jpg": "not a JPEG, PNG, BMP, GIF, TIFF, WebP or HEIF image",
         "bomb.png": "image too large",
         "tiny-1x1.png": "blank image",
         "scan.tiff": 1,

@@ -160,7 +160,8 @@ def test_nothing_classified_is_a_failure_whatever_the_threshold(where):
 def test_no_images_at_all_is_a_failure(where):
     put(where, {"notes.txt": b"hello"})
     with pytest.raises(
-        BatchPredictError, match=r"no images \(.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp\)"
+        BatchPredictError,
+        match=r"no images \(.jpg, .jpeg, .png, .bmp, .gif, .tif, .tiff, .webp, .heic, .heif\)",
     ):
         batch_predict(*where[:2], classify, where[2])
 

@@ -143,8 +143,8 @@ def test_a_fine_pen_stroke_on_a_large_page_gets_mnist_thickness():
     ("data", "reason"),
     [
         (b"", "empty file"),
-        (b"hello, this is not a picture\n", "not a JPEG, PNG, BMP, GIF, TIFF or WebP image"),
-        (b"%PDF-1.4 a pdf named digit.png", "not a JPEG, PNG, BMP, GIF, TIFF or WebP image"),
+        (b"hello, this is not a picture\n", "not a JPEG, PNG, BMP, GIF, TIFF, WebP or HEIF image"),
+        (b"%PDF-1.4 a pdf named digit.png", "not a JPEG, PNG, BMP, GIF, TIFF, WebP or HEIF image"),
         (png_header_only(100_000, 100_000), "image too large"),
         (png_header_only(7_000, 7_000), "image too large: 7000x7000"),  # below Pillow's limit
         (png_header_only(0, 5), "corrupt PNG header"),
