@@ -8,6 +8,7 @@ luminance. Any failure becomes an `ImageError` with a short reason for a CSV row
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 WORK_SIDE = 1024  # larger images are reduced (JPEG: decoded at 1/2..1/8 scale) to about this
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "HEIF")  # HEIF: iPhone photos
+KNOWN = "JPEG, PNG, BMP, GIF, TIFF, WebP or HEIF"
 _ORIENTATION = 0x0112  # the EXIF tag
 
 # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error it can raise, as
@@ -38,8 +40,7 @@ def decode_gray(data: bytes) -> np.ndarray:
     """Decode into a 2-D uint8 grayscale array, reduced to about WORK_SIDE px when larger."""
     if not data:
         raise ImageError("empty file")
-    if data[4:8] == b"ftyp":
-        _register_heif()
+    _register_heif()
     try:
         img = Image.open(io.BytesIO(data), formats=FORMATS)
         _check_size(img.size)
@@ -52,9 +53,7 @@ def decode_gray(data: bytes) -> np.ndarray:
         raise ImageError(f"image too large: declares over {MAX_PIXELS:,} pixels") from None
     except UnidentifiedImageError:
         kind = _sniff(data)
-        reason = (
-            f"corrupt {kind} header" if kind else "not a JPEG, PNG, BMP, GIF, TIFF or WebP image"
-        )
+        reason = f"corrupt {kind} header" if kind else f"not a {KNOWN} image"
         raise ImageError(reason) from None
     except Exception as e:  # noqa: BLE001 - untrusted bytes: any decoder failure is a bad image
         raise ImageError(f"corrupt or truncated image: {_short(e)}") from None
@@ -78,8 +77,9 @@ def _sniff(data: bytes) -> str:
     return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), "")
 
 
+@functools.cache
 def _register_heif() -> None:
-    """Teach Pillow to open HEIC/HEIF (the pillow-heif plug-in), once."""
+    """Teach Pillow to open HEIC/HEIF (the pillow-heif plug-in), once per process."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
