@@ -92,6 +92,7 @@ def build_pipeline(options: ClusterOptions | None = None):
                 s3_endpoint=p.s3_endpoint,
                 max_failed_fraction=p.max_failed_fraction,
                 serving_endpoint=p.serving_endpoint,
+                min_confidence=p.min_confidence,
             )
             predicted.set_caching_options(False)
         tasks = (fetched, uploaded, trained, exported, predicted)

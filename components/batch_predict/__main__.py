@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from components.batch_predict.predictor import batch_predict, load_model_version
+from components.common.parameters import DEFAULTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=8, help="parallel fetches")
     parser.add_argument("--max-failed-fraction", type=float, default=0.5)
+    parser.add_argument("--min-confidence", type=float, default=DEFAULTS["min_confidence"])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as work:
         classify = load_model_version(args.model, args.s3_endpoint, Path(work))
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         s3_endpoint=args.s3_endpoint,
         batch_size=args.batch_size,
         max_failed_fraction=args.max_failed_fraction,
+        min_confidence=args.min_confidence,
         workers=args.workers,
     )
     print(summary.pop("markdown"))

@@ -15,6 +15,7 @@ def batch_predict(
     s3_endpoint: str,
     max_failed_fraction: float,
     serving_endpoint: str,
+    min_confidence: float,
     table: Output[Markdown],
 ) -> str:
     """Classify every image under `images_uri`; writes predictions.csv; returns its URI.
@@ -38,6 +39,7 @@ def batch_predict(
             s3_endpoint,
             max_failed_fraction,
             serving_endpoint,
+            min_confidence,
         )
         Path(table.path).write_text(summary.pop("markdown"))
         table.metadata.update(summary)

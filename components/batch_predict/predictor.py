@@ -27,7 +27,7 @@ from components.batch_predict.report import Row, Tally, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
 from components.common.log import Progress, get_logger
-from components.common.parameters import check
+from components.common.parameters import DEFAULTS, check
 from components.common.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
@@ -100,6 +100,7 @@ def batch_predict(
     max_failed_fraction: float = 0.5,
     workers: int = 8,
     processes: int | None = None,
+    min_confidence: float = DEFAULTS["min_confidence"],
 ) -> dict:
     """Classify every image under `images_uri`; publish `<results_uri>/predictions.csv`.
 
@@ -111,6 +112,7 @@ def batch_predict(
     predictions.csv at `results_uri` is removed so that no one takes it for this run's.
     """
     _check_args(batch_size, max_failed_fraction, workers, processes)
+    check("min_confidence", min_confidence)
     store, keys, skipped = open_images(images_uri, s3_endpoint)
     _log_skipped(skipped)
     results = open_store(results_uri, s3_endpoint)
@@ -122,8 +124,13 @@ def batch_predict(
             raise BatchPredictError(f"no images ({extensions}) under {images_uri}")
         log.info("classifying %d images under %s", len(keys), images_uri)
         stream = preprocess_stream(store, keys, workers, 2 * batch_size, processes)
-        check = functools.partial(_check_outcome, images_uri=images_uri, limit=max_failed_fraction)
-        tally = _classify_and_publish(stream, classify, results, batch_size, len(keys), check)
+        outcome = functools.partial(
+            _check_outcome, images_uri=images_uri, limit=max_failed_fraction
+        )
+        classify_rows = functools.partial(_classify_batch, classify=classify, low=min_confidence)
+        tally = _classify_and_publish(
+            stream, classify_rows, results, batch_size, len(keys), outcome
+        )
     except BatchPredictError:
         _withdraw(results)
         raise
@@ -133,6 +140,7 @@ def batch_predict(
         "predictions_uri": uri,
         "predicted": tally.predicted,
         "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
         "total": tally.total,
         "skipped": len(skipped),
         "markdown": markdown_table(tally, uri, skipped),
@@ -141,7 +149,7 @@ def batch_predict(
 
 def _classify_and_publish(
     stream: Iterator[Item],
-    classify: Classifier,
+    classify_rows: Callable[[list[Item]], list[Row]],
     results: Store,
     batch_size: int,
     total: int,
@@ -152,7 +160,7 @@ def _classify_and_publish(
         csv_path = Path(work) / spec.PREDICTIONS_CSV
         with contextlib.closing(stream):  # on failure, stop the fetch threads at once
             try:
-                tally = write_predictions(stream, classify, csv_path, batch_size, total)
+                tally = write_predictions(stream, classify_rows, csv_path, batch_size, total)
             except BrokenProcessPool as e:
                 raise BatchPredictError(f"an image decoder process died: {e}") from e
         check(tally)
@@ -214,7 +222,11 @@ def _log_skipped(skipped: list[Skipped], limit: int = 20) -> None:
 
 
 def write_predictions(
-    stream: Iterable[Item], classify: Classifier, csv_path: Path, batch_size: int, total: int
+    stream: Iterable[Item],
+    classify_rows: Callable[[list[Item]], list[Row]],
+    csv_path: Path,
+    batch_size: int,
+    total: int,
 ) -> Tally:
     """Classify the stream in batches, writing one CSV row and one log line per image."""
     tally = Tally()
@@ -223,7 +235,7 @@ def write_predictions(
         writer = csv.writer(f)
         writer.writerow(spec.PREDICTIONS_HEADER)
         for batch in _batches(stream, batch_size):
-            for row in _classify_batch(batch, classify):
+            for row in classify_rows(batch):
                 writer.writerow([spreadsheet_safe(cell) for cell in row])
                 tally.add(row)
             progress.update(len(batch))
@@ -247,7 +259,7 @@ def _batches(stream: Iterable[Item], size: int) -> Iterable[list[Item]]:
         yield batch
 
 
-def _classify_batch(batch: list[Item], classify: Classifier) -> list[Row]:
+def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list[Row]:
     """Rows for a batch, in order (images that failed to load keep their error), and log them.
 
     The batch's lines go out as one log record: one line per image, as in the tutorial, without
@@ -265,12 +277,14 @@ def _classify_batch(batch: list[Item], classify: Classifier) -> list[Row]:
     rows, lines = [], []
     for item in batch:
         if item.pixels is None:
-            rows.append((item.key, "", "", item.error))
+            rows.append((item.key, "", "", item.error, ""))
             lines.append(f"{item.key}: error: {item.error}")
             continue
         digit, confidence = next(results)
-        rows.append((item.key, str(digit), f"{confidence:.4f}", ""))
-        lines.append(f"{item.key}: The result: [{digit}]")
+        unsure = confidence < low
+        rows.append((item.key, str(digit), f"{confidence:.4f}", "", "yes" if unsure else ""))
+        note = f"  (low confidence {confidence:.2f})" if unsure else ""
+        lines.append(f"{item.key}: The result: [{digit}]{note}")
     log.info("%s", "\n".join(lines))
     return rows
 

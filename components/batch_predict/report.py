@@ -15,7 +15,7 @@ TABLE_ROWS = 100  # rows shown in the UI's Markdown table; the CSV has them all
 SHOWN_ERRORS = 5  # failures quoted in the step's error message
 SHOWN_SKIPPED = 20  # skipped files named in the table (the log names them too)
 
-Row = tuple[str, str, str, str]  # image, prediction, confidence, error: as in the CSV
+Row = tuple[str, str, str, str, str]  # image, prediction, confidence, error, low_confidence
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Tally:
 
     predicted: int = 0
     failed: int = 0
+    low_confidence: int = 0
     errors: list[str] = field(default_factory=list)
     table: list[Row] = field(default_factory=list)
 
@@ -38,6 +39,7 @@ class Tally:
                 self.errors.append(f"{row[0]}: {row[3]}")
         else:
             self.predicted += 1
+            self.low_confidence += bool(row[4])
         if len(self.table) < TABLE_ROWS:
             self.table.append(row)
 
@@ -48,7 +50,8 @@ def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -
     `skipped` holds (key, reason) for files under the prefix that were not read as images.
     """
     lines = [
-        f"**{tally.predicted}** of {tally.total} images classified, **{tally.failed}** failed.",
+        f"**{tally.predicted}** of {tally.total} images classified, **{tally.failed}** failed, "
+        f"**{tally.low_confidence}** with low confidence.",
         f"All rows: `{predictions_uri}`",
         "",
     ]

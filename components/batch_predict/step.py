@@ -8,6 +8,7 @@ from pathlib import Path
 from components.batch_predict.predictor import batch_predict, load_model_version
 from components.common import spec
 from components.common.log import get_logger
+from components.common.parameters import DEFAULTS
 from components.common.store import join
 
 log = get_logger("batch_predict")
@@ -21,6 +22,7 @@ def run_step(
     s3_endpoint: str,
     max_failed_fraction: float,
     serving_endpoint: str = "",
+    min_confidence: float = DEFAULTS["min_confidence"],
 ) -> dict:
     """Classify `images_uri` (default `<store>/images`) into `<results_uri>/<model version>/`
     (default `<store>/predictions/<version>/`), with the exported model loaded here or, when
@@ -31,7 +33,11 @@ def run_step(
     """
     images = images_uri or join(store_uri, spec.IMAGES_PREFIX)
     results = results_uri or join(store_uri, spec.PREDICTIONS_PREFIX)
-    options = {"s3_endpoint": s3_endpoint, "max_failed_fraction": max_failed_fraction}
+    options = {
+        "s3_endpoint": s3_endpoint,
+        "max_failed_fraction": max_failed_fraction,
+        "min_confidence": min_confidence,
+    }
     if serving_endpoint:
         from components.batch_predict.serving_client import check_model_ready, grpc_classifier
 

@@ -181,6 +181,14 @@ PARAMETERS: tuple[Param, ...] = (
         _uri(required=False),
     ),
     Param(
+        "min_confidence",
+        float,
+        0.7,
+        "Mark predictions below this confidence as low-confidence (predictions.csv, the UI "
+        "table, predict).",
+        _range(0, 1),
+    ),
+    Param(
         "max_failed_fraction",
         float,
         0.5,

@@ -44,7 +44,8 @@ PREDICTIONS_PREFIX = "predictions"
 # for a whole one.
 MANIFEST = "MANIFEST.json"
 PREDICTIONS_CSV = "predictions.csv"
-PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error")
+# low_confidence is "yes" when the confidence is under the min_confidence parameter
+PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error", "low_confidence")
 
 # What batch-predict, `predict` and the web page read (matched case-insensitively).
 IMAGE_EXTENSIONS = (

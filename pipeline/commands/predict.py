@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import require_tensorflow, s3_endpoint_option
+from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
 
 
 @click.command("predict")
@@ -19,9 +19,12 @@ from pipeline.commands.options import require_tensorflow, s3_endpoint_option
     help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.",
 )
 @s3_endpoint_option
+@parameter_options("min_confidence")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> None:
-    """Print `IMAGE: The result: [d]` for each image file."""
+def predict_cmd(
+    model_uri: str, s3_endpoint: str, min_confidence: float, images: tuple[str, ...]
+) -> None:
+    """Print `IMAGE: The result: [d]` for each image file, and the model version used."""
     require_tensorflow("predict")
     import numpy as np
 
@@ -40,6 +43,9 @@ def predict_cmd(model_uri: str, s3_endpoint: str, images: tuple[str, ...]) -> No
                 click.echo(f"{path}: error: {e}", err=True)
                 failed += 1
                 continue
-            _, classes = classify(np.expand_dims(pixels, 0))
-            click.echo(f"{path}: The result: [{int(classes[0])}]")
+            probabilities, classes = classify(np.expand_dims(pixels, 0))
+            digit, confidence = int(classes[0]), float(probabilities[0][classes[0]])
+            unsure = f"  (low confidence {confidence:.2f})" if confidence < min_confidence else ""
+            click.echo(f"{path}: The result: [{digit}]{unsure}")
+        click.echo(f"model: {model_uri}", err=True)
     sys.exit(1 if failed else 0)

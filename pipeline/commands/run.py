@@ -21,6 +21,7 @@ _TUNING = (
     "train_limit",
     "min_accuracy",
     "max_failed_fraction",
+    "min_confidence",
 )
 
 
@@ -141,9 +142,10 @@ def _show_predictions(uri: str, s3_endpoint: str, limit: int = 20) -> None:
         if row["error"]:
             click.echo(f"{row['image']}: error: {row['error']}")
         else:
+            unsure = "; low confidence" if row.get("low_confidence") else ""
             click.echo(
                 f"{row['image']}: The result: [{row['prediction']}]  "
-                f"(confidence {float(row['confidence']):.3f})"
+                f"(confidence {float(row['confidence']):.3f}{unsure})"
             )
     if len(rows) > limit:
         click.echo(f"... and {len(rows) - limit} more in {uri}")

@@ -127,7 +127,7 @@ def test_whole_pipeline_http_source_s3_store(
     assert "mnist/models/mnist/1/saved_model.pb" in keys
     body = s3["client"].get_object(Bucket=s3["bucket"], Key="mnist/predictions/1/predictions.csv")
     rows = list(csv.DictReader(io.StringIO(body["Body"].read().decode())))
-    assert list(rows[0]) == ["image", "prediction", "confidence", "error"]
+    assert list(rows[0]) == ["image", "prediction", "confidence", "error", "low_confidence"]
     by_name = {row["image"]: row for row in rows}
     assert by_name["broken.png"]["error"] and not by_name["broken.png"]["prediction"]
     correct = sum(by_name[name]["prediction"] == str(label) for name, label in expected.items())

@@ -16,7 +16,7 @@ from components.common.store import LocalStore, open_store
 from tests.unit import digit_images
 from tests.unit.digit_images import classify, encode, render, sample_files
 
-HEADER = "image,prediction,confidence,error"
+HEADER = ",".join(spec.PREDICTIONS_HEADER)
 
 
 @pytest.fixture(scope="module")

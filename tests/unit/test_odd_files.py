@@ -83,6 +83,9 @@ def test_formula_like_names_are_neutralised_in_the_csv(tmp_path):
         ["'+1.png", "'-2.png", "'=cmd|' calc'!A0.png", "'@sum.png", "plain.png"]
     )
     assert summary["predicted"] == 5
+    # the stand-in classifier is 10% sure of everything: every row is marked, none dropped
+    assert summary["low_confidence"] == 5 and text.count(",yes\n") == 5
+    assert "**5** with low confidence" in summary["markdown"]
 
 
 def test_local_store_files_take_the_umasks_mode_not_0600(tmp_path):

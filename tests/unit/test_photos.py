@@ -10,6 +10,7 @@ and shadowed kinds of this same set.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 
 import numpy as np
@@ -40,10 +41,8 @@ def accuracy(knn, pairs) -> float:
     """Share of (photo bytes, label) read as the right digit; an ImageError is a miss."""
     right = 0
     for data, label in pairs:
-        try:
+        with contextlib.suppress(ImageError):
             right += int(knn(to_mnist(data)[None])[0]) == label
-        except ImageError:
-            pass
     return right / len(pairs)
 
 
