@@ -43,13 +43,15 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     """The digit's ink in `gray` (2-D uint8), white on black, cropped; ImageError if none."""
     work = _bounded(gray)
     ink = _ink(work)
-    mask = _remove_frames(_threshold(ink))
+    mask, parts = _remove_frames(_threshold(ink))
     if min(mask.shape) >= LINE_PAGE:
         angle = _skew(mask)
         if angle:
             ink, mask = _rotate(ink, -angle), _rotate(mask.astype(np.float32), -angle) > 0.5
-        mask = _remove_lines(mask)
-    keep = _digit_components(mask)
+        cleaned = _remove_lines(mask)
+        if angle or not np.array_equal(cleaned, mask):
+            mask, parts = cleaned, None  # the components changed: label them again
+    keep = _digit_components(mask, parts)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")
     return _crop(ink, keep)
@@ -218,10 +220,8 @@ def _shrink(mask: np.ndarray, side: int) -> np.ndarray:
     factor = -(-max(mask.shape) // side)
     if factor <= 1:
         return mask
-    h, w = (-(-n // factor) * factor for n in mask.shape)
-    padded = np.zeros((h, w), bool)
-    padded[: mask.shape[0], : mask.shape[1]] = mask
-    return padded.reshape(h // factor, factor, w // factor, factor).any(axis=(1, 3))
+    # Pillow's box reduction rounds the size up, as the padding here would: mean > 0 is "any"
+    return np.asarray(Image.fromarray(mask.view(np.uint8) * 255).reduce(factor)) > 0
 
 
 def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -252,13 +252,14 @@ def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return dense, int(dense.max())
 
 
-def _remove_frames(mask: np.ndarray) -> np.ndarray:
+def _remove_frames(mask: np.ndarray):
     """Drop hollow outlines (a printed box around the digit): components whose pixels nearly
-    all lie along the edges of their own bounding box."""
+    all lie along the edges of their own bounding box. Returns the mask and its components
+    (labels at LABEL_SIDE, frames removed), which the digit's choice reuses."""
     small = _shrink(mask, LABEL_SIDE)
     labels, n = _label(small)
     if n == 0:
-        return mask
+        return mask, (labels, n)
     boxes = _boxes(labels, n)
     ys, xs = np.indices(small.shape)
     own = boxes[labels]  # each pixel's component box
@@ -285,26 +286,28 @@ def _remove_frames(mask: np.ndarray) -> np.ndarray:
         if k > 0 and _encloses(boxes[k], boxes)
     ]
     if not frames:
-        return mask
-    return mask & ~_grow(np.isin(labels, frames), mask.shape)
+        return mask, (labels, n)
+    framed = np.isin(labels, frames)
+    return mask & ~_grow(framed, mask.shape), (np.where(framed, 0, labels), n)
 
 
-def _digit_components(mask: np.ndarray) -> np.ndarray:
-    """The mask of the digit's components, at `mask`'s resolution."""
-    small = _shrink(mask, LABEL_SIDE)
-    labels, n = _label(small)
+def _digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
+    """The mask of the digit's components, at `mask`'s resolution (`parts`: the labels of
+    `mask` at LABEL_SIDE when already known)."""
+    labels, n = parts if parts is not None else _label(_shrink(mask, LABEL_SIDE))
     if n == 0:
         return np.zeros_like(mask)
     boxes = _boxes(labels, n)
-    h, w = small.shape
+    h, w = labels.shape
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    present = [k for k in range(1, n + 1) if sizes[k]]  # frames' labels were emptied
     candidates = [
         k
-        for k in range(1, n + 1)
+        for k in present
         if not _touches_border(boxes[k], h, w) and not _is_frame(boxes[k], sizes[k], boxes)
     ]
     if not candidates:  # a digit cropped tightly touches the border: keep what is not a line
-        candidates = [k for k in range(1, n + 1) if not _is_line(boxes[k], h, w)]
+        candidates = [k for k in present if not _is_line(boxes[k], h, w)]
     if not candidates:
         return np.zeros_like(mask)
     main = max(candidates, key=lambda k: sizes[k] * _centrality(boxes[k], h, w))
@@ -370,9 +373,10 @@ def _is_frame(box, size: int, boxes: np.ndarray) -> bool:
 def _encloses(box, boxes: np.ndarray) -> bool:
     """Whether some component's box lies strictly inside `box`."""
     inner = boxes[1:]
+    present = inner[:, 0] <= inner[:, 2]  # a label with no pixels has no box
     inside_rows = (inner[:, 0] > box[0]) & (inner[:, 2] < box[2])
     inside_cols = (inner[:, 1] > box[1]) & (inner[:, 3] < box[3])
-    return bool((inside_rows & inside_cols).any())
+    return bool((present & inside_rows & inside_cols).any())
 
 
 def _centrality(box, h: int, w: int) -> float:
