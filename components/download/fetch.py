@@ -417,7 +417,7 @@ def download(
     shape, plan = _plan(source)
     log.info("downloading %s (%s) into %s", redact(source), shape, dest)
     dest.mkdir(parents=True, exist_ok=True)
-    fetcher = _Fetcher(max_bytes, retry or RetryPolicy(), s3_endpoint)
+    fetcher = _Fetcher(max_bytes, retry or RetryPolicy.from_env(), s3_endpoint)
     parts = {name: dest / f".part-{name}" for name, _ in plan}
     digests: dict[str, str] = {}
     try:

@@ -43,11 +43,17 @@ def test_headers_then_silence_is_bounded_by_the_read_timeout_and_deadline(tmp_pa
     assert time.monotonic() - start < 30
 
 
-def test_the_download_bounds_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("MNIST_DOWNLOAD_DEADLINE", "7")
-    monkeypatch.setenv("MNIST_DOWNLOAD_TIMEOUT", "2")
+def test_the_download_bounds_come_from_the_environment(monkeypatch, tmp_path):
+    """What the README and the deadline message promise: the variables set the bounds of a
+    download that is given no policy (as the step's is)."""
+    monkeypatch.setenv("MNIST_DOWNLOAD_DEADLINE", "2")
+    monkeypatch.setenv("MNIST_DOWNLOAD_TIMEOUT", "0.5")
     policy = RetryPolicy.from_env()
-    assert (policy.deadline, policy.timeout) == (7, 2)
+    assert (policy.deadline, policy.timeout) == (2, 0.5)
+    handler = servers.trickle_handler(size=100, every=0.2, headers_only=True)
+    with servers.serve(handler) as url, pytest.raises(DownloadError) as e:
+        download(url + "m.zip", tmp_path / "out", verify_checksums=False)
+    assert "bounds: 6 attempts, 2 s" in str(e.value)
 
 
 def test_an_s3_endpoint_that_never_answers_is_bounded_and_says_so(s3_env, monkeypatch):
