@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import spec
-from components.common.failure import ERROR_FILE_ENV
+from components.common.failure import ERROR_FILE_ENV, one_line
 from components.common.store import join, open_store
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -98,17 +98,12 @@ def _claim_run_root(parent: Path) -> Path:
             return root
         except FileExistsError:
             continue
-    raise AssertionError("unreachable")
 
 
 def _failure(errors: Path, exc: Exception) -> str:
     """The failing step's own one-line reason, or kfp's message when the step left none."""
     lines = errors.read_text().splitlines() if errors.is_file() else []
-    return lines[-1] if lines else f"local run failed: {_first_line(exc)}"
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return lines[-1] if lines else f"local run failed: {one_line(exc)}"
 
 
 def _executor_output(run_dir: Path, step: str) -> dict | None:

@@ -26,6 +26,7 @@ import numpy as np
 from components.batch_predict.report import Row, Tally, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
+from components.common.failure import one_line
 from components.common.log import Progress, get_logger
 from components.common.parameters import DEFAULTS, check
 from components.common.store import Skipped, Store, StoreError, local_path, open_store
@@ -71,8 +72,7 @@ def load_classifier(model_dir: Path, label: str = "") -> Classifier:
     try:
         loaded = tf.saved_model.load(str(model_dir))
     except Exception as e:  # noqa: BLE001 - TF raises many kinds for a corrupt SavedModel
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise BatchPredictError(f"model {label} cannot be loaded: {reason}") from None
+        raise BatchPredictError(f"model {label} cannot be loaded: {one_line(e)[:200]}") from None
     if spec.SIGNATURE not in loaded.signatures:
         raise BatchPredictError(f"model {label} has no {spec.SIGNATURE!r} signature")
     serve = loaded.signatures[spec.SIGNATURE]

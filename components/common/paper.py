@@ -98,10 +98,15 @@ def _resized(gray: np.ndarray, side: int) -> np.ndarray:
 
 def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
     """`reduce` over each cell's 3x3 neighbourhood (edges repeated)."""
-    rows, cols = grid.shape
-    padded = np.pad(grid, 1, mode="edge")
-    near = np.stack([padded[i : i + rows, j : j + cols] for i in range(3) for j in range(3)])
-    return np.asarray(reduce(near), np.float32)
+    return np.asarray(reduce(np.stack(_neighbours(grid, mode="edge"))), np.float32)
+
+
+def _neighbours(arr: np.ndarray, **pad) -> list[np.ndarray]:
+    """The nine views of `arr` shifted by -1..1 in each direction, its border padded by `pad`
+    (np.pad's options): what every 3x3 filter here reduces over."""
+    h, w = arr.shape
+    padded = np.pad(arr, 1, **pad)
+    return [padded[i : i + h, j : j + w] for i in range(3) for j in range(3)]
 
 
 def _ink(gray: np.ndarray) -> np.ndarray:
@@ -227,15 +232,11 @@ def _shrink(mask: np.ndarray, side: int) -> np.ndarray:
 def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components (vectorised label propagation with pointer jumping, which
     converges in a few passes); labels 1..n, 0 for background."""
-    h, w = mask.shape
     index = np.arange(mask.size).reshape(mask.shape)
     big = mask.size
     labels = np.where(mask, index, big)
     while True:
-        padded = np.pad(labels, 1, constant_values=big)
-        lowest = np.minimum.reduce(
-            [padded[i : i + h, j : j + w] for i in range(3) for j in range(3)]
-        )
+        lowest = np.minimum.reduce(_neighbours(labels, constant_values=big))
         lowest = np.where(mask, lowest, big)
         flat = np.append(lowest.ravel(), big)
         while True:  # point each pixel at its label's label until nothing moves
@@ -408,13 +409,7 @@ def _grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
     """`mask` grown by one pixel in every direction."""
-    padded = np.pad(mask, 1)
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    for i in range(3):
-        for j in range(3):
-            out |= padded[i : i + h, j : j + w]
-    return out
+    return np.logical_or.reduce(_neighbours(mask))
 
 
 def _crop(ink: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -22,10 +22,6 @@ ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 AWS_HOST = "s3.amazonaws.com"
 
 
-class S3Error(RuntimeError):
-    """A call failed; the message is short and free of credentials."""
-
-
 @dataclass(frozen=True)
 class Bounds:
     """How long one S3 call may take: each try within `connect` + `read` seconds, `attempts` tries.
@@ -99,9 +95,7 @@ def client(endpoint: str = "", bounds: Bounds | None = None, pool: int = 32):
     )
     region = session.region_name or "us-east-1"
     url = f"{'https' if secure else 'http'}://{host}"
-    s3 = session.client("s3", endpoint_url=url, region_name=region, config=config)
-    s3.mnist_bounds = bounds  # what reason() quotes when a call times out
-    return s3
+    return session.client("s3", endpoint_url=url, region_name=region, config=config)
 
 
 def error_code(exc: Exception) -> str:

@@ -346,11 +346,16 @@ class S3Store:
             raise self._error("stat of", key, e) from None
         return ObjectInfo(key, head["ContentLength"], head.get("Metadata", {}).get(SHA256_META))
 
+    def _listing(self, prefix: str) -> tuple[str, int]:
+        """The bucket-level prefix to list for `prefix`, and how much of a listed key to cut
+        to make it relative to the store root."""
+        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
+        return full, len(self.prefix) + 1 if self.prefix else 0
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix`, recursively, sorted by key."""
-        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
+        full, strip = self._listing(prefix)
         full = full + "/" if full and not full.endswith("/") else full
-        strip = len(self.prefix) + 1 if self.prefix else 0
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
@@ -377,8 +382,7 @@ class S3Store:
 
     def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
         """(key, upload id) of multipart uploads under `prefix` that were never completed."""
-        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
-        strip = len(self.prefix) + 1 if self.prefix else 0
+        full, strip = self._listing(prefix)
         found = self._call(
             "listing uploads under", prefix, self.client.list_multipart_uploads, Prefix=full
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
+from pipeline.params import validate_arguments
 
 
 @click.command("predict")
@@ -26,6 +27,7 @@ def predict_cmd(
 ) -> None:
     """Print `IMAGE: The result: [d]` for each image file, and the model version used."""
     require_tensorflow("predict")
+    validate_arguments({"min_confidence": min_confidence})  # refused in one line, as in run
     import numpy as np
 
     from components.batch_predict.predictor import load_model_version
