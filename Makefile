@@ -16,7 +16,7 @@ PLATFORM ?= linux/amd64
 ENGINE ?= $(shell command -v docker || command -v podman)
 VERSION = $(shell $(PY) -c 'from components.images import package_version; print(package_version())')
 
-.PHONY: setup demo test test-slow lint compile bench images clean
+.PHONY: setup demo test test-slow test-containers lint compile bench lock images images-local clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,15 @@ compile: setup
 
 bench: setup  ## Every benchmark: figure, reference from the same run, ratio.
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+# The images install exactly these pins, hash-checked (docker/requirements*.txt), for the images'
+# platform (linux/amd64, CPython 3.11), whatever machine runs `make lock`.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet
+lock: setup  ## Re-pin what the images install, from pyproject.toml.
+	$(PY) -m pip install --quiet 'uv>=0.5'
+	$(LOCK) --extra tensorflow --output-file docker/requirements.txt
+	$(LOCK) --output-file docker/requirements-slim.txt
 
 images: setup  ## Build and push the step images: make images REGISTRY=registry.example.com/team
 	$(ENGINE) build --platform $(PLATFORM) -f docker/Dockerfile -t $(REGISTRY)/mnist-pipeline:$(VERSION) .

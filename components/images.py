@@ -25,7 +25,22 @@ def _image(name: str) -> str:
     return f"{registry}/{name}:{package_version()}"
 
 
-# The CPU steps (download, unpack-and-upload, export, batch-predict) and the model sync sidecar.
+# export and batch-predict: the project with TensorFlow (docker/Dockerfile).
 CPU_IMAGE = _image("mnist-pipeline")
-# The training step: the same code on a TensorFlow GPU base.
+# download, unpack-and-upload and the serving model sync: no TensorFlow, so a node pulls it in
+# seconds (docker/Dockerfile with REQUIREMENTS=docker/requirements-slim.txt).
+SLIM_IMAGE = _image("mnist-pipeline-slim")
+# The training step: the same code on a TensorFlow GPU base (docker/Dockerfile.gpu).
 GPU_IMAGE = _image("mnist-pipeline-gpu")
+
+# How each image is built: (Dockerfile, lock file), for docker/build.sh and the checks.
+BUILDS = {
+    CPU_IMAGE: ("docker/Dockerfile", "docker/requirements.txt"),
+    SLIM_IMAGE: ("docker/Dockerfile", "docker/requirements-slim.txt"),
+    GPU_IMAGE: ("docker/Dockerfile.gpu", "docker/requirements.txt"),
+}
+
+
+if __name__ == "__main__":  # `python -m components.images`: one line per image, for scripts
+    for image, (dockerfile, requirements) in BUILDS.items():
+        print(image, dockerfile, requirements)

@@ -7,6 +7,7 @@ credentials, if any, come from this process's environment and are inherited by t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -52,26 +53,38 @@ def seed_sample_images(images_uri: str, s3_endpoint: str = "") -> int:
     return len(samples)
 
 
-def run_local(arguments: dict, workdir: Path) -> Summary:
+RUNNERS = ("subprocess", "docker")
+
+
+def run_local(arguments: dict, workdir: Path, runner: str = "subprocess") -> Summary:
     """Run the pipeline with `arguments` (pipeline parameter values); returns its summary.
 
-    Each run gets its own pipeline root, claimed with an atomic mkdir, so two runs started in
-    the same folder at once never mistake each other's outputs for their own.
+    `runner` is "subprocess" (each step a process of this environment) or "docker" (each step
+    in its image: pipeline/containers.py). Each run gets its own pipeline root, claimed with an
+    atomic mkdir, so two runs started in the same folder at once never mistake each other's
+    outputs for their own.
     """
     import kfp.local
 
+    from pipeline import containers
     from pipeline.cluster import ClusterOptions
     from pipeline.dag import build_pipeline
 
+    if runner not in RUNNERS:
+        raise LocalRunError(f"runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+    if runner == "docker":  # the caller has checked the engine and images (check_engine...)
+        arguments = containers.with_absolute_paths(arguments)
     root = _claim_run_root(workdir / "runs")
-    errors = root / "errors.txt"
-    kfp.local.init(
-        runner=kfp.local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(root),
-        raise_on_error=True,
-    )
+    errors = root / "errors.txt"  # inside the pipeline root, which containers see at this path
+    if runner == "docker":
+        steps_run_by = containers.docker_runner(arguments, str(errors))
+        exit_status = containers.exit_status_kept()
+    else:
+        steps_run_by = kfp.local.SubprocessRunner(use_venv=False)
+        exit_status = contextlib.nullcontext()
+    kfp.local.init(runner=steps_run_by, pipeline_root=str(root), raise_on_error=True)
     os.environ[ERROR_FILE_ENV] = str(errors)  # the steps inherit it: see failure.py
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), exit_status:
         # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")

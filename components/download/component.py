@@ -3,10 +3,10 @@
 from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import CPU_IMAGE
+from components.images import SLIM_IMAGE
 
 
-@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+@dsl.component(base_image=SLIM_IMAGE, install_kfp_package=False)
 def download(source: str, verify_checksums: bool, s3_endpoint: str, dataset: Output[Dataset]):
     """Fetch the four MNIST IDX files (or one archive holding them) from `source`.
 

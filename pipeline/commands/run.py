@@ -70,16 +70,26 @@ _TUNING = (
     help="Where kfp.local keeps each run's artifacts and logs.",
 )
 @click.option(
+    "--runner",
+    type=click.Choice(["subprocess", "docker"]),
+    default="subprocess",
+    show_default=True,
+    help="subprocess: each step a process of this environment. docker: each step in the image "
+    "the cluster runs (build them with `make images-local`; podman works through DOCKER_HOST).",
+)
+@click.option(
     "--summary-json",
     type=click.Path(dir_okay=False),
     help="Also write the run summary as JSON to this file.",
 )
-def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) -> None:
+def run_cmd(local: bool, workdir: str, runner: str, summary_json: str | None, **arguments) -> None:
     """Run download, unpack-and-upload, train, export and batch-predict locally.
 
     \b
     Offline? Point --source at a folder holding the four MNIST .gz files:
       mnist-pipeline run --local --source ../shared/datasets/mnist
+    In the step images, with docker or podman (README: Containers):
+      mnist-pipeline run --local --runner docker
     """
     from pipeline.local_run import LocalRunError, default_images_uri, run_local, seed_sample_images
 
@@ -90,6 +100,13 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
         validate_arguments(arguments)
     except ParameterError as e:
         raise click.UsageError(str(e)) from None
+    if runner == "docker":  # before anything is written: the engine answers, the images are here
+        from pipeline.containers import ContainerError, check_engine_and_images
+
+        try:
+            check_engine_and_images()
+        except ContainerError as e:
+            raise click.ClickException(str(e)) from None
     if not arguments["images_uri"]:
         seeded = seed_sample_images(
             default_images_uri(arguments["store_uri"]), arguments["s3_endpoint"]
@@ -100,7 +117,7 @@ def run_cmd(local: bool, workdir: str, summary_json: str | None, **arguments) ->
             )
     start = time.monotonic()
     try:
-        summary = run_local(arguments, Path(workdir).resolve())
+        summary = run_local(arguments, Path(workdir).resolve(), runner)
     except LocalRunError as e:
         raise click.ClickException(str(e)) from None
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}

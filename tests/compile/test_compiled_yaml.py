@@ -7,6 +7,7 @@ import inspect
 import pytest
 import yaml
 
+from components import images
 from components.common import parameters, spec
 from pipeline import params
 from pipeline.cluster import ClusterOptions, GpuOptions
@@ -128,6 +129,18 @@ def test_images_are_versioned(default):
         image = executor(default["spec"], task)["image"]
         assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[-1]
     assert "gpu" in executor(default["spec"], "train")["image"]
+
+
+def test_each_step_runs_in_the_image_meant_for_it(default):
+    """The steps that need no TensorFlow use the slim image, so a node pulls them in seconds."""
+    expected = {
+        "download": images.SLIM_IMAGE,
+        "unpack-and-upload": images.SLIM_IMAGE,
+        "train": images.GPU_IMAGE,
+        "export": images.CPU_IMAGE,
+        "batch-predict": images.CPU_IMAGE,
+    }
+    assert {task: executor(default["spec"], task)["image"] for task in TASKS} == expected
 
 
 def test_no_credentials_in_yaml(default, monkeypatch, tmp_path):

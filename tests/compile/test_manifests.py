@@ -131,9 +131,10 @@ def test_images_are_pinned(rendered, overlay):
             assert any(ch.isdigit() for ch in tag), f"{c['image']}: tag is not a version"
 
 
-def test_sync_runs_the_pipelines_cpu_image(rendered):
-    """Same image (name and package version) as components/images.py, default registry."""
-    expected = f"{images.DEFAULT_REGISTRY}/{images.CPU_IMAGE.rsplit('/', 1)[1]}"
+def test_sync_runs_the_pipelines_slim_image(rendered):
+    """Same image (name and package version) as components/images.py, default registry: the
+    slim one, since the sync needs no TensorFlow."""
+    expected = f"{images.DEFAULT_REGISTRY}/{images.SLIM_IMAGE.rsplit('/', 1)[1]}"
     for overlay, docs in rendered.items():
         _, by_name = serving(docs)
         for name in ("model-sync-init", "model-sync"):

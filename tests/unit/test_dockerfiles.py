@@ -1,8 +1,8 @@
-"""The Dockerfiles: hadolint-clean, pinned bases, non-root, and commands that work here.
+"""The Dockerfiles and lock files: hadolint-clean, pinned bases, non-root, hash-locked installs.
 
-No container engine runs here, so the images are not built; instead the tests check what a
-build would use: the COPY sources build and install the project, and the commands the
-containers run work in the project's environment.
+These are the static checks, run with the rest of the suite; tests/containers builds and runs
+the images (`make test-containers`). Here the COPY sources build and install the project, and
+the commands the containers run work in the project's environment.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from components.images import BUILDS
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as in both images
 
@@ -41,8 +45,33 @@ def args_of(dockerfile: Path, keyword: str) -> list[str]:
     return [rest for key, rest in instructions(dockerfile) if key == keyword]
 
 
+def arg_default(dockerfile: Path, name: str) -> str:
+    (value,) = [
+        rest.partition("=")[2] for rest in args_of(dockerfile, "ARG") if rest.startswith(name + "=")
+    ]
+    return value
+
+
 def copy_sources(dockerfile: Path) -> list[str]:
-    return [src for rest in args_of(dockerfile, "COPY") for src in rest.split()[:-1]]
+    """COPY sources, with ${REQUIREMENTS} standing for every lock file built from `dockerfile`."""
+    locks = [lock for file, lock in BUILDS.values() if REPO / file == dockerfile]
+    sources = []
+    for rest in args_of(dockerfile, "COPY"):
+        for src in rest.split()[:-1]:
+            sources += locks if src == "${REQUIREMENTS}" else [src]
+    return sources
+
+
+def locked(requirements: Path) -> dict[str, tuple[str, int]]:
+    """name -> (pinned version, number of hashes) from a `make lock` file."""
+    text = re.sub(r"\\\n", " ", requirements.read_text())
+    pins = {}
+    for line in text.splitlines():
+        if line and not line.startswith((" ", "#")):
+            requirement, *hashes = line.split("--hash=")
+            name, _, version = requirement.strip().partition("==")
+            pins[canonicalize_name(name)] = (version, len(hashes))
+    return pins
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -58,19 +87,41 @@ def test_hadolint_passes(dockerfile):
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_base_image_is_pinned(dockerfile):
-    (base,) = args_of(dockerfile, "FROM")
-    image, _, tag = base.split()[0].rpartition(":")
-    assert image and "$" not in base, base
+    """FROM takes BASE_IMAGE, whose default is the real upstream image, fully named and pinned."""
+    assert args_of(dockerfile, "FROM") == ["${BASE_IMAGE}"]
+    base = arg_default(dockerfile, "BASE_IMAGE")
+    image, _, tag = base.rpartition(":")
+    assert image.startswith("docker.io/") and "stand-in" not in image, base
     assert re.fullmatch(r"\d+\.\d+\.\d+(-[a-z0-9-]+)?", tag), f"{base}: pin a full version tag"
 
 
-def test_gpu_base_matches_the_tensorflow_pin():
-    (base,) = args_of(DOCKERFILES[1], "FROM")
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    (tf_pin,) = [d for d in project["optional-dependencies"]["tensorflow"] if "tensorflow==" in d]
+def test_gpu_base_matches_the_tensorflow_lock():
+    base = arg_default(DOCKERFILES[1], "BASE_IMAGE")
     tf_version = base.split(":")[1].removesuffix("-gpu")
-    assert base.startswith("tensorflow/tensorflow:") and base.endswith("-gpu")
-    assert tf_version.startswith(tf_pin.removeprefix("tensorflow==").rstrip(".*")), tf_pin
+    assert base.startswith("docker.io/tensorflow/tensorflow:") and base.endswith("-gpu")
+    assert locked(REPO / "docker" / "requirements.txt")["tensorflow"][0] == tf_version
+
+
+@pytest.mark.parametrize(
+    ("lock", "extras"),
+    [("requirements.txt", ["tensorflow"]), ("requirements-slim.txt", [])],
+)
+def test_lock_files_pin_what_pyproject_asks_for(lock, extras):
+    """Every dependency is pinned at a version pyproject accepts, and every pin has hashes:
+    re-run `make lock` after changing pyproject's dependencies."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"]] + [
+        d for extra in extras for d in project["optional-dependencies"][extra]
+    ]
+    pins = locked(REPO / "docker" / lock)
+    for text in wanted:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{lock} does not pin {name}: run make lock"
+        assert requirement.specifier.contains(pins[name][0], prereleases=True), (lock, text)
+    assert all(hashes for _, hashes in pins.values()), f"{lock}: every pin needs its hashes"
+    if not extras:
+        assert "tensorflow" not in pins, "the slim image installs no TensorFlow"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -86,11 +137,11 @@ def test_runs_as_the_manifests_non_root_user(dockerfile):
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
-def test_installs_the_project_with_pinned_kfp(dockerfile):
+def test_installs_the_lock_then_the_project(dockerfile):
     runs = " ".join(args_of(dockerfile, "RUN"))
     assert re.search(r"pip install --no-cache-dir --no-deps \.(\s|$)", runs), "install . missing"
-    # the dependencies go in first (a cached layer), with the TensorFlow extra the steps need
-    assert "['optional-dependencies']['tensorflow']" in runs
+    # the dependencies go in first (a cached layer): exactly the lock file, hash-checked
+    assert "--no-deps --require-hashes -r /tmp/requirements.txt" in runs
     assert args_of(dockerfile, "WORKDIR"), "set a WORKDIR"
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(re.fullmatch(r"kfp==\d+\.\d+\.\d+", d) for d in deps), "pin kfp in pyproject"

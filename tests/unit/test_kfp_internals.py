@@ -78,3 +78,22 @@ def test_calls_after_the_health_check_are_bounded_too(monkeypatch):
     assert result.exit_code == 3, result.output
     assert "did not answer within 0.5 s" in result.output
     assert time.monotonic() - start < 20, RECHECK
+
+
+def test_docker_runs_go_through_the_module_function_that_local_runs_replace():
+    """pipeline/containers.py `exit_status_kept` swaps kfp's module-level run_docker_container
+    for one that keeps a container until its exit status is read (podman removes it early)."""
+    from kfp.local import docker_task_handler
+
+    recheck = "kfp changed how DockerRunner starts containers: re-check pipeline/containers.py"
+    function = docker_task_handler.run_docker_container
+    assert list(inspect.signature(function).parameters) == [
+        "client",
+        "image",
+        "command",
+        "volumes",
+        "container_run_args",
+    ], recheck
+    run = docker_task_handler.DockerTaskHandler.run
+    assert "run_docker_container" in run.__code__.co_names, recheck
+    assert "auto_remove=True" in inspect.getsource(function), "kfp dropped auto_remove: " + recheck

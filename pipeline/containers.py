@@ -1,0 +1,168 @@
+"""`run --local --runner docker`: each step in its own image, through kfp.local's DockerRunner.
+
+The images are the ones the compiled pipeline names (components/images.py): build them with
+`make images-local` (docker or podman). With podman, point DOCKER_HOST at its Docker-compatible
+socket. Steps run:
+
+- on the host's network, so an S3 endpoint or a source URL on 127.0.0.1 is reachable;
+- as the invoking user, so what they write into the run folder and a folder store on the host
+  belongs to whoever started the run (the cluster runs them as the images' UID 10001);
+- with the local folders the run names (source, store, images, results) mounted at the same
+  paths, read-only where the steps only read;
+- with the store settings of this environment (AWS_* credentials and endpoint, MNIST_* bounds),
+  passed to the container and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from components.common.store import is_s3, local_path
+from components.images import CPU_IMAGE, GPU_IMAGE, SLIM_IMAGE
+
+IMAGES = (SLIM_IMAGE, GPU_IMAGE, CPU_IMAGE)
+# What a step needs from this environment; path-valued settings (a CA bundle, a config file)
+# name host files that the container does not have, so they are not passed.
+PASSED = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
+ENGINE_HINT = (
+    "start Docker, or podman's socket: `podman system service --time=0 "
+    "unix:///run/podman/podman.sock &` and DOCKER_HOST=unix:///run/podman/podman.sock"
+)
+
+
+class ContainerError(RuntimeError):
+    """The container engine or an image is not usable; the message says what to do."""
+
+
+# The arguments that may name a local path, and whether the steps only read it.
+PATH_ARGUMENTS = {"source": True, "store_uri": False, "images_uri": True, "results_uri": False}
+
+
+def _local(value: str) -> str | None:
+    """The absolute local path that an argument names, or None for a URL or nothing."""
+    if not value or is_s3(value) or ("://" in value and not value.startswith("file://")):
+        return None
+    return os.path.abspath(local_path(value))
+
+
+def with_absolute_paths(arguments: dict) -> dict:
+    """`arguments` with local paths made absolute: a container's working folder is not ours."""
+    fixed = dict(arguments)
+    for name in PATH_ARGUMENTS:
+        path = _local(arguments.get(name) or "")
+        if path:
+            fixed[name] = path
+    return fixed
+
+
+def _mounts(arguments: dict) -> list:
+    """Bind mounts of each local path among the run's arguments, at the same path."""
+    from docker.types import Mount
+
+    mounts = []
+    for name, read_only in PATH_ARGUMENTS.items():
+        path = _local(arguments.get(name) or "")
+        if path is None:
+            continue
+        if not read_only:
+            os.makedirs(path, exist_ok=True)  # a new store or results folder, as the steps would
+        if os.path.exists(path):  # a missing source is the download step's to report
+            mounts.append(Mount(target=path, source=path, type="bind", read_only=read_only))
+    return mounts
+
+
+def environment(error_file: str) -> dict[str, str]:
+    passed = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("MNIST_")}
+    passed["MNIST_ERROR_FILE"] = error_file
+    passed["HOME"] = "/tmp"  # the images' home belongs to UID 10001, not to the invoking user
+    return passed
+
+
+def check_engine_and_images() -> None:
+    """Fail in one line when no engine answers or an image is neither here nor pullable."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as e:
+        host = os.environ.get("DOCKER_HOST", "the default socket")
+        raise ContainerError(
+            f"no container engine answers at {host} ({type(e).__name__}): {ENGINE_HINT}"
+        ) from None
+    try:
+        for image in IMAGES:
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                try:
+                    client.images.pull(image)
+                except docker.errors.DockerException:
+                    raise ContainerError(
+                        f"image {image} is neither here nor pullable: build the images with "
+                        "`make images-local` (or set MNIST_IMAGE_REGISTRY to where they are)"
+                    ) from None
+    finally:
+        client.close()
+
+
+def docker_runner(arguments: dict, error_file: str):
+    """A DockerRunner for this run's arguments (see the module docstring)."""
+    import kfp.local
+
+    return kfp.local.DockerRunner(
+        network_mode="host",
+        user=f"{os.getuid()}:{os.getgid()}",
+        environment=environment(error_file),
+        mounts=_mounts(arguments),
+    )
+
+
+@contextmanager
+def exit_status_kept() -> Iterator[None]:
+    """Make kfp.local see a failed step fail, with podman as with Docker.
+
+    kfp 2.17's `run_docker_container` starts each container with `auto_remove=True`, then asks
+    for its exit status. Podman may remove the container before that question, which then gets
+    a 404, and kfp takes that for exit status 0: a step that failed passes. For the duration of
+    a run, the module's function is replaced by one that keeps the container until its status
+    is read, then removes it. tests/unit/test_kfp_internals.py pins what this relies on.
+    """
+    from kfp.local import docker_task_handler
+
+    original = docker_task_handler.run_docker_container
+    docker_task_handler.run_docker_container = _run_container
+    try:
+        yield
+    finally:
+        docker_task_handler.run_docker_container = original
+
+
+def _run_container(client, image: str, command: list[str], volumes: dict, **run_args) -> int:
+    """kfp's run_docker_container, minus auto_remove: stream the logs, wait, then remove."""
+    print(f"Running {image}\n")
+    container = client.containers.run(
+        image=image,
+        command=command,
+        detach=True,
+        stdout=True,
+        stderr=True,
+        volumes=volumes,
+        **run_args,
+    )
+    try:
+        for line in container.logs(stream=True, follow=True):
+            print(line.decode(errors="replace"), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        container.remove(force=True)
