@@ -13,8 +13,6 @@ SOURCE ?= $(if $(OFFLINE_MNIST),$(abspath ../shared/datasets/mnist),)
 DEMO_ARGS ?= --epochs 2 --learning-rate 0.02
 REGISTRY ?= ghcr.io/mnist-kfp
 PLATFORM ?= linux/amd64
-ENGINE ?= $(shell command -v docker || command -v podman)
-VERSION = $(shell $(PY) -c 'from components.images import package_version; print(package_version())')
 
 .PHONY: setup demo test test-slow test-containers lint compile bench lock images images-local clean
 
@@ -55,10 +53,13 @@ lock: setup  ## Re-pin what the images install, from pyproject.toml.
 	$(LOCK) --output-file docker/requirements-slim.txt
 
 images: setup  ## Build and push the step images: make images REGISTRY=registry.example.com/team
-	$(ENGINE) build --platform $(PLATFORM) -f docker/Dockerfile -t $(REGISTRY)/mnist-pipeline:$(VERSION) .
-	$(ENGINE) build --platform $(PLATFORM) -f docker/Dockerfile.gpu -t $(REGISTRY)/mnist-pipeline-gpu:$(VERSION) .
-	$(ENGINE) push $(REGISTRY)/mnist-pipeline:$(VERSION)
-	$(ENGINE) push $(REGISTRY)/mnist-pipeline-gpu:$(VERSION)
+	PY=$(PY) MNIST_IMAGE_REGISTRY=$(REGISTRY) PLATFORM=$(PLATFORM) docker/build.sh --push
+
+images-local: setup  ## Build the step images here, for run --local --runner docker.
+	PY=$(PY) MNIST_IMAGE_REGISTRY=$(REGISTRY) PLATFORM=$(PLATFORM) docker/build.sh
+
+test-containers: setup  ## Build the images (docker, or podman) and run the DAG in them (minutes).
+	PY=$(PY) tests/containers/run.sh
 
 clean:
 	rm -rf out .local-runs mnist-store
