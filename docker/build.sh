@@ -78,6 +78,11 @@ base_for() {
 
 cpu_base=$(base_for docker/Dockerfile python)
 gpu_base=$(base_for docker/Dockerfile.gpu tensorflow)
+if [ "$PUSH" = --push ]; then
+    case "$cpu_base $gpu_base" in
+        *localhost/stand-in/*) echo "build: not pushing images built on a stand-in base: build where the pinned bases can be pulled" >&2; exit 1 ;;
+    esac
+fi
 
 "$PY" -m components.images | while read -r image dockerfile requirements; do
     args=(--platform "$PLATFORM" -f "$dockerfile" --build-arg REQUIREMENTS="$requirements")
@@ -94,9 +99,6 @@ gpu_base=$(base_for docker/Dockerfile.gpu tensorflow)
     size=$($ENGINE image inspect --format '{{.Size}}' "$image")
     echo "built $image in $((SECONDS - start)) s: $((size / 1000000)) MB"
     if [ "$PUSH" = --push ]; then
-        case "$cpu_base $gpu_base" in
-            *localhost/stand-in/*) echo "build: not pushing images built on a stand-in base" >&2; exit 1 ;;
-        esac
         $ENGINE push "$image"
     fi
 done
