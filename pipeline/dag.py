@@ -26,6 +26,7 @@ from pipeline.cluster import (
 )
 
 PIPELINE_NAME = "mnist-digits"
+PIPELINE_DISPLAY_NAME = "MNIST digits: train, gate, export, batch-predict"
 NAMES = tuple(param.name for param in PARAMETERS)
 # kfp reads a pipeline's inputs from its signature and their descriptions from its docstring:
 # both are made from the one parameter table.
@@ -106,7 +107,9 @@ def build_pipeline(options: ClusterOptions | None = None):
     mnist_pipeline.__signature__ = SIGNATURE
     mnist_pipeline.__doc__ = DOCSTRING
     mnist_pipeline.__name__ = "mnist_pipeline"
-    return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(mnist_pipeline)
+    return dsl.pipeline(
+        name=PIPELINE_NAME, display_name=PIPELINE_DISPLAY_NAME, description=PIPELINE_DESCRIPTION
+    )(mnist_pipeline)
 
 
 def compile_pipeline(output: str, options: ClusterOptions | None = None) -> None:

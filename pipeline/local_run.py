@@ -11,6 +11,8 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from pathlib import Path
 from components.common import spec
 from components.common.failure import ERROR_FILE_ENV, one_line
 from components.common.store import join, open_store
+from components.common.units import human_bytes
+from pipeline.console import StepConsole
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -36,6 +40,8 @@ class Summary:
     predicted: int
     failed: int
     run_dir: str
+    logs_dir: str  # every line of every step (pipeline/console.py)
+    reports: list[str]  # the steps' HTML reports, copied into <run>/reports/ as .html files
     gated: bool  # True when the accuracy gate stopped export and batch-predict
 
     def to_dict(self) -> dict:
@@ -56,11 +62,15 @@ def seed_sample_images(images_uri: str, s3_endpoint: str = "") -> int:
 RUNNERS = ("subprocess", "docker")
 
 
-def run_local(arguments: dict, workdir: Path, runner: str = "subprocess") -> Summary:
+def run_local(
+    arguments: dict, workdir: Path, runner: str = "subprocess", verbose: bool = True
+) -> Summary:
     """Run the pipeline with `arguments` (pipeline parameter values); returns its summary.
 
     `runner` is "subprocess" (each step a process of this environment) or "docker" (each step
-    in its image: pipeline/containers.py). Each run gets its own pipeline root, claimed with an
+    in its image: pipeline/containers.py). kfp.local's output goes through a StepConsole
+    (pipeline/console.py): every line into `<run>/logs/`, and to the terminal either all of it
+    (`verbose`) or a few lines per step. Each run gets its own pipeline root, claimed with an
     atomic mkdir, so two runs started in the same folder at once never mistake each other's
     outputs for their own.
     """
@@ -84,7 +94,14 @@ def run_local(arguments: dict, workdir: Path, runner: str = "subprocess") -> Sum
         exit_status = contextlib.nullcontext()
     kfp.local.init(runner=steps_run_by, pipeline_root=str(root), raise_on_error=True)
     os.environ[ERROR_FILE_ENV] = str(errors)  # the steps inherit it: see failure.py
-    with warnings.catch_warnings(), exit_status:
+    console = StepConsole(
+        sys.stdout,
+        root / "logs",
+        verbose,
+        headline=lambda step: headline(root, step),
+        hide=_shown_in_the_summary,
+    )
+    with warnings.catch_warnings(), exit_status, contextlib.redirect_stdout(console):
         # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")
@@ -94,10 +111,38 @@ def run_local(arguments: dict, workdir: Path, runner: str = "subprocess") -> Sum
             raise LocalRunError(_failure(errors, e)) from None
         finally:
             os.environ.pop(ERROR_FILE_ENV, None)
-    run_dirs = [p for p in root.iterdir() if p.is_dir()]
+            console.close()
+    run_dirs = [p for p in root.iterdir() if p.is_dir() and p.name != "logs"]
     if len(run_dirs) != 1:
         raise LocalRunError(f"expected one run folder in {root}, found {len(run_dirs)}")
     return summarise(run_dirs[0], arguments["min_accuracy"])
+
+
+def _shown_in_the_summary(step: str, message: str) -> bool:
+    """batch-predict's per-image lines: the summary prints the predictions once, at the end."""
+    return step == spec.BATCH_PREDICT and ": The result: [" in message
+
+
+def headline(root: Path, step: str) -> str:
+    """What a finished step produced, in a few words, from its executor_output.json."""
+    (path,) = root.glob(f"*/{step}/executor_output.json")
+    output = json.loads(path.read_text())
+    value = output.get("parameterValues", {}).get(spec.RETURN_VALUE)
+    if step == spec.DOWNLOAD:
+        meta = _artifact_metadata(output, spec.DATASET_OUTPUT)
+        checked = "checksums verified" if meta.get("checksums_verified") else "not verified"
+        return f"{len(meta['files'])} files, {human_bytes(meta['bytes'])}, {checked}"
+    if step == spec.UNPACK_UPLOAD:
+        return f"dataset at {value}"
+    if step == spec.TRAIN:
+        return f"test accuracy {value:.4f}"
+    if step == spec.EXPORT:
+        meta = _artifact_metadata(output, spec.EXPORTED_OUTPUT)
+        return f"model version {int(meta['version'])} at {meta['published_uri']}"
+    if step == spec.BATCH_PREDICT:
+        meta = _artifact_metadata(output, spec.TABLE_OUTPUT)
+        return f"{int(meta['predicted'])} classified, {int(meta['failed'])} failed"
+    return ""
 
 
 def _claim_run_root(parent: Path) -> Path:
@@ -156,8 +201,25 @@ def summarise(run_dir: Path, min_accuracy: float) -> Summary:
         predicted=int(table.get("predicted", 0)),
         failed=int(table.get("failed", 0)),
         run_dir=str(run_dir),
+        logs_dir=str(run_dir.parent / "logs"),
+        reports=_copy_reports(run_dir, {spec.TRAIN: trained, spec.BATCH_PREDICT: predicted}),
         gated=gated,
     )
+
+
+def _copy_reports(run_dir: Path, outputs: dict[str, dict | None]) -> list[str]:
+    """The HTML artifacts as `<run>/reports/<step>.html`, so a browser opens them as pages."""
+    copied = []
+    for step, output in outputs.items():
+        if not output or spec.REPORT_OUTPUT not in output.get("artifacts", {}):
+            continue
+        source = Path(output["artifacts"][spec.REPORT_OUTPUT]["artifacts"][0]["uri"])
+        if source.is_file():
+            target = run_dir / "reports" / f"{step}.html"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, target)
+            copied.append(str(target))
+    return copied
 
 
 def default_images_uri(store_uri: str) -> str:

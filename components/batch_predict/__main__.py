@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
         max_failed_fraction=args.max_failed_fraction,
         min_confidence=args.min_confidence,
         workers=args.workers,
+        model_label=args.model,
     )
+    summary.pop("html")
     print(summary.pop("markdown"))
     print(json.dumps(summary, indent=2))
 

@@ -1,7 +1,7 @@
 """KFP interface of the batch-predict step: classify every image under a prefix."""
 
 from kfp import dsl
-from kfp.dsl import Markdown, Output
+from kfp.dsl import HTML, Markdown, Output
 
 from components.images import CPU_IMAGE
 
@@ -17,11 +17,24 @@ def batch_predict(
     serving_endpoint: str,
     min_confidence: float,
     table: Output[Markdown],
+    report: Output[HTML],
 ) -> str:
-    """Classify every image under `images_uri`; writes predictions.csv; returns its URI.
+    """Classify every image under `images_uri` and publish predictions.csv.
 
-    Empty `images_uri` / `results_uri` mean `<store>/images` and `<store>/predictions`; a
-    `serving_endpoint` (host:port) sends the batches to TF Serving over gRPC instead.
+    Args:
+        model_uri: the exported model version folder (`<store>/models/mnist/<version>`).
+        store_uri: the store root (s3://bucket/prefix or a local folder).
+        images_uri: the images to classify: a path under store_uri, or s3://bucket/prefix.
+        results_uri: where `<version>/predictions.csv` goes: a path under store_uri, or a URI.
+        s3_endpoint: S3 endpoint (host:port or http(s)://host:port); empty for AWS or a folder.
+        max_failed_fraction: fail the step when more images than this share cannot be read.
+        serving_endpoint: TF Serving's gRPC host:port to classify through, or `in-step`.
+        min_confidence: predictions below this probability are marked low_confidence.
+        table: the counts and the first rows (Markdown).
+        report: each pictured image beside the 28x28 the model saw, the counts, the skipped files.
+
+    Returns:
+        The URI of predictions.csv.
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -42,5 +55,6 @@ def batch_predict(
             min_confidence,
         )
         Path(table.path).write_text(summary.pop("markdown"))
+        Path(report.path).write_text(summary.pop("html"))
         table.metadata.update(summary)
         return summary["predictions_uri"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.batch_predict.report import Row, Tally, markdown_table
+from components.batch_predict.report import Row, Tally, gallery, html_report, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import spec
 from components.common.failure import one_line
@@ -36,6 +36,7 @@ log = get_logger("batch_predict")
 # images uint8 [N, 28, 28] -> (probabilities float32 [N, 10], classes int64 [N])
 Classifier = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 AUTO_PROCESSES = 1000  # from this many images, decoding pays for starting processes
+RESULT_LINES = 20  # images logged one line each; the CSV and the reports have every one
 
 
 class BatchPredictError(RuntimeError):
@@ -101,12 +102,14 @@ def batch_predict(
     workers: int = 8,
     processes: int | None = None,
     min_confidence: float = DEFAULTS["min_confidence"],
+    model_label: str = "",
 ) -> dict:
     """Classify every image under `images_uri`; publish `<results_uri>/predictions.csv`.
 
     `workers` parallel GETs; `processes` decoder processes (None: one per core, up to 8, for
     batches of AUTO_PROCESSES images or more; 0: decode in the fetch threads).
-    Returns predictions_uri, predicted, failed, total and markdown (a table for the KFP UI).
+    Returns predictions_uri, predicted, failed, total, markdown (a table for the KFP UI) and
+    html (the report page; `model_label` says which model it names).
     Raises BatchPredictError when no image could be classified, the failed share exceeds
     `max_failed_fraction` or the model fails; then nothing is published, and an earlier run's
     predictions.csv at `results_uri` is removed so that no one takes it for this run's.
@@ -136,6 +139,7 @@ def batch_predict(
         raise
     uri = results.uri(spec.PREDICTIONS_CSV)
     log.info("%d classified, %d failed; predictions at %s", tally.predicted, tally.failed, uri)
+    thumbnails = _thumbnails(store, [row[0] for row, _ in gallery(tally)])
     return {
         "predictions_uri": uri,
         "predicted": tally.predicted,
@@ -144,7 +148,23 @@ def batch_predict(
         "total": tally.total,
         "skipped": len(skipped),
         "markdown": markdown_table(tally, uri, skipped),
+        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)"),
     }
+
+
+def _thumbnails(store: Store, keys: list[str]) -> dict:
+    """Small copies of the pictured images, read again from the store (a few dozen at most)."""
+    from components.common.report import thumbnail
+
+    pictures = {}
+    for key in keys:
+        try:
+            picture = thumbnail(store.get_bytes(key))
+        except StoreError:
+            picture = None
+        if picture is not None:
+            pictures[key] = picture
+    return pictures
 
 
 def _classify_and_publish(
@@ -228,17 +248,26 @@ def write_predictions(
     batch_size: int,
     total: int,
 ) -> Tally:
-    """Classify the stream in batches, writing one CSV row and one log line per image."""
+    """Classify the stream in batches, writing one CSV row per image. The first RESULT_LINES
+    images also get a log line each, in the tutorial's words (one record per batch, so the hot
+    loop pays no handler flush per image); then a count says how many more the CSV holds."""
     tally = Tally()
     progress = Progress(log, "batch-predict", total)
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(spec.PREDICTIONS_HEADER)
         for batch in _batches(stream, batch_size):
-            for row in classify_rows(batch):
+            lines = []
+            for item, row in zip(batch, classify_rows(batch), strict=True):
                 writer.writerow([spreadsheet_safe(cell) for cell in row])
-                tally.add(row)
+                if tally.total < RESULT_LINES:
+                    lines.append(_result_line(row))
+                tally.add(row, item.pixels)
+            if lines:
+                log.info("%s", "\n".join(lines))
             progress.update(len(batch))
+    if tally.total > RESULT_LINES:
+        log.info("... and %d more results in %s", tally.total - RESULT_LINES, spec.PREDICTIONS_CSV)
     return tally
 
 
@@ -260,11 +289,7 @@ def _batches(stream: Iterable[Item], size: int) -> Iterable[list[Item]]:
 
 
 def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list[Row]:
-    """Rows for a batch, in order (images that failed to load keep their error), and log them.
-
-    The batch's lines go out as one log record: one line per image, as in the tutorial, without
-    paying a handler flush per image in the hot loop.
-    """
+    """Rows for a batch, in order (images that failed to load keep their error)."""
     good = [item for item in batch if item.pixels is not None]
     results = iter(())
     if good:
@@ -274,19 +299,24 @@ def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list
             raise BatchPredictError(f"the model failed on a batch: {e}") from e
         confidences = probabilities[np.arange(len(good)), classes]
         results = iter(zip(classes.tolist(), confidences.tolist(), strict=True))
-    rows, lines = [], []
+    rows = []
     for item in batch:
         if item.pixels is None:
             rows.append((item.key, "", "", item.error, ""))
-            lines.append(f"{item.key}: error: {item.error}")
             continue
         digit, confidence = next(results)
         unsure = confidence < low
         rows.append((item.key, str(digit), f"{confidence:.4f}", "", "yes" if unsure else ""))
-        note = f"  (low confidence {confidence:.2f})" if unsure else ""
-        lines.append(f"{item.key}: The result: [{digit}]{note}")
-    log.info("%s", "\n".join(lines))
     return rows
+
+
+def _result_line(row: Row) -> str:
+    """One image in the tutorial's words: `7.jpg: The result: [7]`."""
+    key, digit, confidence, error, low = row
+    if error:
+        return f"{key}: error: {error}"
+    note = f"  (low confidence {float(confidence):.2f})" if low else ""
+    return f"{key}: The result: [{digit}]{note}"
 
 
 def _check_outcome(tally: Tally, images_uri: str, limit: float) -> None:

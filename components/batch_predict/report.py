@@ -1,7 +1,8 @@
-"""What a batch-prediction run reports: counts, the first failures, and the UI's Markdown table.
+"""What a batch-prediction run reports: counts, the first failures, the UI's Markdown table and
+its HTML page (each shown image beside the 28x28 the model saw).
 
-Only a bounded number of rows is kept (the CSV has them all), so the report's size does not grow
-with the number of images.
+Only a bounded number of rows and pictures is kept (the CSV has every row), so the report's size
+does not grow with the number of images.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from components.common import spec
 TABLE_ROWS = 100  # rows shown in the UI's Markdown table; the CSV has them all
 SHOWN_ERRORS = 5  # failures quoted in the step's error message
 SHOWN_SKIPPED = 20  # skipped files named in the table (the log names them too)
+GALLERY = 60  # images pictured in the HTML report: failures, then low confidence, then the rest
 
 Row = tuple[str, str, str, str, str]  # image, prediction, confidence, error, low_confidence
 
@@ -27,12 +29,19 @@ class Tally:
     low_confidence: int = 0
     errors: list[str] = field(default_factory=list)
     table: list[Row] = field(default_factory=list)
+    # (row, the 28x28 the model saw or None), GALLERY at most of each kind
+    failures: list = field(default_factory=list)
+    unsure: list = field(default_factory=list)
+    sure: list = field(default_factory=list)
 
     @property
     def total(self) -> int:
         return self.predicted + self.failed
 
-    def add(self, row: Row) -> None:
+    def add(self, row: Row, pixels=None) -> None:
+        kind = self.failures if row[3] else self.unsure if row[4] else self.sure
+        if len(kind) < GALLERY:
+            kind.append((row, pixels))
         if row[3]:
             self.failed += 1
             if len(self.errors) < SHOWN_ERRORS:
@@ -72,3 +81,64 @@ def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -
 
 def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def gallery(tally: Tally) -> list:
+    """The (row, pixels) pairs the HTML report pictures: failures and low confidence first."""
+    return (tally.failures + tally.unsure + tally.sure)[:GALLERY]
+
+
+def html_report(
+    tally: Tally, predictions_uri: str, skipped: Sequence, thumbnails: dict, model: str
+) -> str:
+    """A self-contained page: for each pictured image its thumbnail (`thumbnails`: key -> PIL
+    image), the 28x28 the model saw, the prediction and the confidence; then the counts and the
+    skipped or failed files."""
+    from components.common import report
+
+    cells = []
+    for row, pixels in gallery(tally):
+        key, digit, confidence, error, low = row
+        kind = "error" if error else "unsure" if low else ""
+        thumb = thumbnails.get(key)
+        pair = (report.img(thumb, 56, f"{key} as uploaded") if thumb is not None else "") + (
+            report.img(pixels, 56, f"{key} as the model saw it") if pixels is not None else ""
+        )
+        verdict = (
+            f'<span class="bad">{report.esc(error)}</span>'
+            if error
+            else f'<span class="digit">{report.esc(digit)}</span> {float(confidence):.3f}'
+            + (" (low)" if low else "")
+        )
+        cells.append(
+            f'<div class="cell {kind}"><div class="pair">{pair}</div>'
+            f'<div title="{report.esc(key)}">{report.esc(_short(key))}</div>{verdict}</div>'
+        )
+    problems = [(k, why) for k, why in skipped] + [(row[0], row[3]) for row, _ in tally.failures]
+    sections = [
+        f"<h2>Images ({len(cells)} of {tally.total} pictured: failures and low confidence first;"
+        " left as uploaded, right the 28x28 the model saw)</h2>"
+        f'<div class="grid" id="images">{"".join(cells)}</div>',
+        '<h2>Counts</h2><div id="counts">'
+        + report.table(
+            ["classified", "failed", "low confidence", "skipped", "all rows"],
+            [(tally.predicted, tally.failed, tally.low_confidence, len(skipped), predictions_uri)],
+        )
+        + "</div>",
+    ]
+    if problems:
+        sections.append(
+            '<h2>Skipped or failed files</h2><div id="problems">'
+            + report.table(["file", "why"], problems[: 2 * SHOWN_SKIPPED])
+            + "</div>"
+        )
+    return report.page(
+        f"Batch prediction: {tally.predicted} of {tally.total} images classified",
+        f"model {model}; {tally.failed} failed, {tally.low_confidence} with low confidence",
+        sections,
+    )
+
+
+def _short(key: str, width: int = 16) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return name if len(name) <= width else name[: width - 1] + "…"

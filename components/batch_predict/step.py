@@ -9,7 +9,7 @@ from components.batch_predict.predictor import batch_predict, load_model_version
 from components.common import spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
-from components.common.store import join
+from components.common.store import join, under_store
 
 log = get_logger("batch_predict")
 
@@ -21,7 +21,7 @@ def run_step(
     results_uri: str,
     s3_endpoint: str,
     max_failed_fraction: float,
-    serving_endpoint: str = "",
+    serving_endpoint: str = spec.IN_STEP,
     min_confidence: float = DEFAULTS["min_confidence"],
 ) -> dict:
     """Classify `images_uri` (default `<store>/images`) into `<results_uri>/<model version>/`
@@ -31,25 +31,28 @@ def run_step(
     The version folder keeps each run's predictions beside the model that made them: two runs
     that overlap publish two versions, and so never replace each other's predictions.csv.
     """
-    images = images_uri or join(store_uri, spec.IMAGES_PREFIX)
-    results = results_uri or join(store_uri, spec.PREDICTIONS_PREFIX)
+    images = under_store(store_uri, images_uri or spec.IMAGES_PREFIX)
+    results = under_store(store_uri, results_uri or spec.PREDICTIONS_PREFIX)
     options = {
         "s3_endpoint": s3_endpoint,
         "max_failed_fraction": max_failed_fraction,
         "min_confidence": min_confidence,
     }
-    if serving_endpoint:
+    if serving_endpoint not in ("", spec.IN_STEP):
         from components.batch_predict.serving_client import check_model_ready, grpc_classifier
 
         versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
         log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
         results = join(results, str(max(versions)))
-        return batch_predict(images, results, grpc_classifier(serving_endpoint), **options)
+        model = f"TF Serving at {serving_endpoint}, version {max(versions)}"
+        return batch_predict(
+            images, results, grpc_classifier(serving_endpoint), model_label=model, **options
+        )
     results = join(results, model_version(model_uri))
     with tempfile.TemporaryDirectory() as work:
         log.info("loading the model from %s", model_uri)
         classify = load_model_version(model_uri, s3_endpoint, Path(work))
-        return batch_predict(images, results, classify, **options)
+        return batch_predict(images, results, classify, model_label=model_uri, **options)
 
 
 def model_version(model_uri: str) -> str:

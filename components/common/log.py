@@ -6,6 +6,8 @@ import logging
 import sys
 import time
 
+from components.common.units import human_bytes, human_seconds
+
 
 def get_logger(name: str) -> logging.Logger:
     root = logging.getLogger("mnist")
@@ -19,23 +21,62 @@ def get_logger(name: str) -> logging.Logger:
 
 
 class Progress:
-    """Logs `done/total` at most every `interval` seconds, and once at the end."""
+    """Progress a person can use, on a timer: at most one line every `interval` seconds.
 
-    def __init__(self, log: logging.Logger, what: str, total: int, interval: float = 5.0):
+    Each line gives what is done in human units, the share, the rate and the time left:
+    `download train-images-idx3-ubyte.gz: 4.1 MB of 9.6 MB (43%), 2.0 MB/s, about 3 s left`.
+    A task that ends before the first interval logs nothing here (its caller's own line says
+    it is done); one that logged on the way logs a last line when it ends.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        total: int,
+        interval: float = 5.0,
+        unit: str = "",  # "bytes" for sizes in kB/MB/GB, else a count
+    ):
         self.log, self.what, self.total, self.interval = log, what, total, interval
+        self.unit = unit
         self.done = 0
+        self.lines = 0
         self._start = self._last = time.monotonic()
+
+    def _amount(self, n: float) -> str:
+        return human_bytes(n) if self.unit == "bytes" else f"{n:.0f}"
 
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
         finished = bool(self.total) and self.done >= self.total
+        if finished and self.lines == 0:
+            return
         if now - self._last < self.interval and not finished:
             return
         self._last = now
-        rate = self.done / max(now - self._start, 1e-9)
-        if self.total:  # a known total: show the share done
-            pct = 100.0 * self.done / self.total
-            self.log.info("%s: %s/%s (%.0f%%, %.0f/s)", self.what, self.done, self.total, pct, rate)
+        self.lines += 1
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.done / elapsed
+        speed = f"{self._amount(rate)}/s"
+        if finished:
+            self.log.info(
+                "%s: %s in %s, %s",
+                self.what,
+                self._amount(self.done),
+                human_seconds(elapsed),
+                speed,
+            )
+        elif self.total:
+            left = (self.total - self.done) / rate if rate else float("inf")
+            self.log.info(
+                "%s: %s of %s (%.0f%%), %s, about %s left",
+                self.what,
+                self._amount(self.done),
+                self._amount(self.total),
+                100.0 * self.done / self.total,
+                speed,
+                human_seconds(left),
+            )
         else:
-            self.log.info("%s: %s so far (%.0f/s)", self.what, self.done, rate)
+            self.log.info("%s: %s so far, %s", self.what, self._amount(self.done), speed)

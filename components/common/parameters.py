@@ -106,7 +106,7 @@ def _serving_endpoint(value) -> str | None:
     from components.common.endpoints import check_target
 
     try:
-        value and check_target(value)
+        value not in ("", spec.IN_STEP) and check_target(value)
     except ValueError as e:
         return str(e)
     return None
@@ -155,8 +155,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "train_limit",
         int,
-        0,
-        "Train on the first N examples only (0 = all), for quick runs.",
+        spec.MNIST_TRAIN_SIZE,
+        "Train on the first N of MNIST's 60000 training examples (fewer for quick runs).",
         _range(0, 2**31 - 1),
     ),
     Param(
@@ -169,15 +169,16 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "images_uri",
         str,
-        "",
-        "Images to classify (default <store_uri>/images).",
+        spec.IMAGES_PREFIX,
+        "Images to classify: a path under store_uri, or s3://bucket/prefix.",
         _uri(required=False),
     ),
     Param(
         "results_uri",
         str,
-        "",
-        "Where predictions go, under the model version (default <store_uri>/predictions).",
+        spec.PREDICTIONS_PREFIX,
+        "Where <model version>/predictions.csv goes: a path under store_uri, or "
+        "s3://bucket/prefix.",
         _uri(required=False),
     ),
     Param(
@@ -198,9 +199,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "serving_endpoint",
         str,
-        "",
-        "Send batch-predict's batches to TF Serving's gRPC endpoint (host:port, e.g. "
-        "mnist-serving:8500) instead of loading the model in the step.",
+        spec.IN_STEP,
+        f"Where batch-predict classifies: {spec.IN_STEP} (load the exported model in the step) "
+        "or TF Serving's gRPC host:port, e.g. mnist-serving:8500.",
         _serving_endpoint,
     ),
 )

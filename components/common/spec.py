@@ -33,12 +33,17 @@ DATASET_OUTPUT, MODEL_OUTPUT, EXPORTED_OUTPUT, TABLE_OUTPUT = (
     "exported",
     "table",
 )
+REPORT_OUTPUT = "report"  # the HTML page of train and of batch-predict
 MODEL_FILE = "model.keras"  # what train writes into its Model artifact, and export reads
 
 # Layout under the store URI.
 DATASET_PREFIX = "datasets/mnist"
 MODELS_PREFIX = "models/mnist"
 IMAGES_PREFIX = "images"
+# serving_endpoint's default: batch-predict loads the exported model in its own process.
+IN_STEP = "in-step"
+# train_limit's default: MNIST's whole training set.
+MNIST_TRAIN_SIZE = 60000
 PREDICTIONS_PREFIX = "predictions"
 # Written last under a dataset prefix; readers require it, so a partial upload is never taken
 # for a whole one.

@@ -65,6 +65,14 @@ def join(*parts: str) -> str:
     return "/".join([head.rstrip("/")] + [p.strip("/") for p in rest])
 
 
+def under_store(store_uri: str, uri: str) -> str:
+    """`uri` itself when it is a full URI or an absolute path, else a path under `store_uri`:
+    the default `images` means `<store_uri>/images`."""
+    if is_s3(uri) or "://" in uri or uri.startswith("/"):
+        return uri
+    return join(store_uri, uri)
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 

@@ -27,6 +27,7 @@ from components.common import archive, mnist, s3
 from components.common.log import Progress, get_logger
 from components.common.redact import redact_url as redact
 from components.common.store import join, parse_s3_uri
+from components.common.units import human_bytes
 
 DEFAULT_MAX_BYTES = 200 << 20  # the four MNIST .gz files are about 11 MB
 _CHUNK = 1 << 20
@@ -247,7 +248,7 @@ class _Fetcher:
         left = self.max_bytes - self.used
         if resp.total is not None and resp.total > left:
             raise self._too_large(label)
-        progress = Progress(log, f"download {label}", resp.total or 0)
+        progress = Progress(log, f"download {label}", resp.total or 0, unit="bytes")
         if out.tell():
             progress.update(out.tell())
         pace = _Pace(self.policy, deadline, label)
@@ -267,7 +268,6 @@ class _Fetcher:
             raise _Transient(f"body ended after {size} of {total} bytes")
         if size == 0:
             raise DownloadError(f"{label}: is empty (0 bytes)")
-        log.info("%s: %d bytes", label, size)
         return size
 
     def _too_large(self, label: str) -> DownloadError:
@@ -415,7 +415,7 @@ def download(
     if max_bytes < 1:
         raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
     shape, plan = _plan(source)
-    log.info("downloading %s (%s) into %s", redact(source), shape, dest)
+    log.info("downloading %s (%s)", redact(source), shape)
     dest.mkdir(parents=True, exist_ok=True)
     fetcher = _Fetcher(max_bytes, retry or RetryPolicy.from_env(), s3_endpoint)
     parts = {name: dest / f".part-{name}" for name, _ in plan}
@@ -430,8 +430,8 @@ def download(
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)
-    if verify_checksums:
-        log.info("checksums verified: %s", ", ".join(sorted(digests)))
+    checked = f"; sha256 of all {len(digests)} IDX files match MNIST's" if verify_checksums else ""
+    log.info("fetched %d file(s), %s%s", len(parts), human_bytes(fetcher.used), checked)
     return {
         "source": redact(source),
         "shape": shape,

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from components.common.log import get_logger
 from components.common.store import ObjectInfo
+from components.common.units import human_bytes
 
 COMPLETE_MARKER = "saved_model.pb"  # written last by the export step
 TEMP_PREFIX = ".sync-"  # hidden, and not an integer: TF Serving never loads it
@@ -118,7 +119,7 @@ def download_version(store: ModelStore, prefix: str, version: int, dest: Path) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("new version %d at %s (%d files, %.1f MB)", version, final, count, size / 1e6)
+    log.info("new version %d at %s (%d files, %s)", version, final, count, human_bytes(size))
     return final
 
 

@@ -1,7 +1,7 @@
 """KFP interface of the train step: fit the CNN, report metrics and the confusion matrix."""
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Metrics, Model, Output
 
 from components.images import GPU_IMAGE
 
@@ -18,8 +18,26 @@ def train(
     model: Output[Model],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
+    report: Output[HTML],
 ) -> float:
-    """Train on the dataset at `dataset_uri`; returns the test accuracy (used by the gate)."""
+    """Train the CNN on the MNIST dataset at `dataset_uri`.
+
+    Args:
+        dataset_uri: the dataset folder unpack-and-upload wrote (s3:// or a local folder).
+        s3_endpoint: S3 endpoint (host:port or http(s)://host:port); empty for AWS or a folder.
+        epochs: passes over the training set.
+        batch_size: images per training step.
+        learning_rate: peak learning rate of the one-cycle schedule.
+        seed: seed of the weights, shuffling and augmentation.
+        train_limit: train on the first N images only (0: all 60,000).
+        model: the trained Keras model (model.keras).
+        metrics: test_accuracy, test_loss, train_seconds.
+        confusion: the confusion matrix on the 10,000 test images.
+        report: learning curves, the confusion matrix and the misclassified digits (HTML).
+
+    Returns:
+        The test accuracy, which the accuracy gate compares with min_accuracy.
+    """
     from components.common import spec as names
     from components.common.failure import reported
 
@@ -38,7 +56,7 @@ def train(
         )
         with tempfile.TemporaryDirectory() as work:
             result = train_from_store(
-                open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work
+                open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path
             )
         metrics.log_metric("test_accuracy", result.test_accuracy)
         metrics.log_metric("test_loss", result.test_loss)

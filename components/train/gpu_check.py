@@ -1,10 +1,7 @@
 """`python -m components.train.gpu_check`: can this image train on this node's GPUs?
 
-Run it in the GPU image on a GPU node, e.g.
-    kubectl run gpu-check --rm -it --restart=Never --image=<registry>/mnist-pipeline-gpu:<version> \\
-      --overrides='{"spec": {"containers": [{"name": "gpu-check", "image": "<same>",
-        "command": ["python", "-m", "components.train.gpu_check"],
-        "resources": {"limits": {"nvidia.com/gpu": 1}}}]}}'
+Run it in the GPU image on a GPU node (the README's Containers section has a `kubectl run`
+line for it).
 
 It lists the GPUs TensorFlow sees, loads the cuDNN that TensorFlow was built against, and runs
 one training step of a small convolutional network on the first GPU. Each check prints one
@@ -109,8 +106,9 @@ def check(allow_no_gpu: bool = False, echo=print) -> None:
         device = "/CPU:0"
     else:
         raise CheckFailed(
-            "GPUs: none visible to TensorFlow. Check the pod's nvidia.com/gpu limit, the node's "
-            "NVIDIA driver and device plugin (nvidia-smi in the pod), and that this is the GPU image"
+            "GPUs: none visible to TensorFlow. Check the pod's nvidia.com/gpu limit, the "
+            "node's NVIDIA driver and device plugin (nvidia-smi in the pod), and that this is "
+            "the GPU image"
         )
     try:
         loss, seconds = training_step(tf, device)

@@ -17,6 +17,7 @@ import numpy as np
 from components.common import spec
 from components.common.log import get_logger
 from components.common.mnist import NUM_CLASSES
+from components.common.units import human_seconds
 from components.train.config import TrainConfig
 
 log = get_logger("train")
@@ -30,6 +31,9 @@ class TrainResult:
     confusion: list[list[int]]
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    # per test image: the predicted class and its probability (for the report's mistakes)
+    predicted: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
 
 def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
@@ -119,7 +123,7 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
         metrics=["accuracy"],
     )
     test_ds = _dataset(*test_data, cfg=cfg, training=False)
-    callback = _epoch_logger(test_ds, on_epoch)
+    callback = _epoch_logger(test_ds, on_epoch, cfg.epochs, steps)
     start = time.monotonic()
     model.fit(
         _dataset(images, labels, cfg, training=True),
@@ -133,7 +137,17 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
     loss, accuracy = model.evaluate(test_ds, verbose=0)
     matrix = confusion_matrix(test_data[1], probabilities.argmax(axis=1))
     log.info("test accuracy %.4f, loss %.4f after %.1f s", accuracy, loss, seconds)
-    return TrainResult(model, float(accuracy), float(loss), matrix, callback.history, seconds)
+    predicted = probabilities.argmax(axis=1)
+    return TrainResult(
+        model,
+        float(accuracy),
+        float(loss),
+        matrix,
+        callback.history,
+        seconds,
+        predicted,
+        probabilities[np.arange(len(predicted)), predicted],
+    )
 
 
 def _devices() -> str:
@@ -143,15 +157,39 @@ def _devices() -> str:
     return f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)"
 
 
-def _epoch_logger(test_ds, on_epoch):
-    """A Keras callback that evaluates and logs after each epoch (progress in the KFP logs)."""
+EPOCH_PROGRESS_SECONDS = 10.0  # inside a long epoch, a progress line this often
+
+
+def _epoch_logger(test_ds, on_epoch, epochs: int, steps: int):
+    """A Keras callback that evaluates and logs after each epoch, with the time left, and logs
+    progress inside an epoch every EPOCH_PROGRESS_SECONDS (progress in the KFP logs)."""
     import keras
 
     class EpochLogger(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.history: list[dict] = []
-            self._start = time.monotonic()
+            self._start = self._last = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch, self._epoch_start = epoch + 1, time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.monotonic()
+            if now - self._last < EPOCH_PROGRESS_SECONDS:
+                return
+            self._last = now
+            done = batch + 1
+            left = (now - self._epoch_start) / done * (steps - done)
+            log.info(
+                "epoch %d/%d: batch %d/%d (%.0f%%), about %s left in this epoch",
+                self._epoch,
+                epochs,
+                done,
+                steps,
+                100.0 * done / steps,
+                human_seconds(left),
+            )
 
         def on_epoch_end(self, epoch, logs=None):
             loss, accuracy = self.model.evaluate(test_ds, verbose=0)
@@ -163,10 +201,16 @@ def _epoch_logger(test_ds, on_epoch):
                 "seconds": time.monotonic() - self._start,
             }
             self.history.append(row)
+            self._last = time.monotonic()
+            left = row["seconds"] / row["epoch"] * (epochs - row["epoch"])
             log.info(
-                "epoch %(epoch)d: train loss %(train_loss).4f, test accuracy "
-                "%(test_accuracy).4f, %(seconds).1f s",
-                row,
+                "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s%s",
+                row["epoch"],
+                epochs,
+                row["train_loss"],
+                row["test_accuracy"],
+                row["seconds"],
+                f", about {human_seconds(left)} left" if row["epoch"] < epochs else "",
             )
             if on_epoch:
                 on_epoch(row)
@@ -174,8 +218,11 @@ def _epoch_logger(test_ds, on_epoch):
     return EpochLogger()
 
 
-def train_from_store(store, dataset_prefix: str, cfg: TrainConfig, model_dir, work) -> TrainResult:
-    """Fetch the dataset the manifest lists, train, and save `model.keras` into `model_dir`."""
+def train_from_store(
+    store, dataset_prefix: str, cfg: TrainConfig, model_dir, work, report_path=None
+) -> TrainResult:
+    """Fetch the dataset the manifest lists, train, and save `model.keras` into `model_dir`;
+    with `report_path`, write the HTML report there (components/train/report.py)."""
     from pathlib import Path
 
     from components.common import mnist
@@ -183,7 +230,12 @@ def train_from_store(store, dataset_prefix: str, cfg: TrainConfig, model_dir, wo
 
     data = Path(work) / "data"
     fetch_dataset(store, dataset_prefix, data)
-    result = train(mnist.load_split(data, "train"), mnist.load_split(data, "test"), cfg)
+    test = mnist.load_split(data, "test")
+    result = train(mnist.load_split(data, "train"), test, cfg)
     Path(model_dir).mkdir(parents=True, exist_ok=True)
     result.model.save(Path(model_dir) / spec.MODEL_FILE)
+    if report_path is not None:
+        from components.train.report import training_report
+
+        Path(report_path).write_text(training_report(result, *test, cfg))
     return result

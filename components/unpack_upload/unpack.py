@@ -15,7 +15,7 @@ from pathlib import Path
 
 from components.common import archive, mnist, spec
 from components.common.dataset import write_manifest
-from components.common.log import get_logger
+from components.common.log import Progress, get_logger
 from components.common.store import Store, join, sha256_file
 
 log = get_logger("unpack_upload")
@@ -94,7 +94,7 @@ def validate(paths: dict[str, Path], canonical: bool = True) -> dict[str, Checke
         checked[idx.name] = Checked(
             idx.name, path, path.stat().st_size, len(array), sha256_file(path)
         )
-        log.info("%s: valid, %d records", idx.name, len(array))
+    log.info("valid: %s", ", ".join(f"{c.name} ({c.count} records)" for c in checked.values()))
     for split, (images, labels) in mnist.SPLITS.items():
         n_images, n_labels = checked[images.name].count, checked[labels.name].count
         if n_images != n_labels:
@@ -112,23 +112,21 @@ def upload(files: list[Checked], store: Store, prefix: str) -> tuple[list[str], 
     written, readers see no dataset rather than a mix of old and new files.
     """
     uploaded, skipped = [], []
-    for i, f in enumerate(files, 1):
+    progress = Progress(log, "upload", sum(f.size for f in files), unit="bytes")
+    for f in files:
         key = join(prefix, f.name)
         there = store.stat(key)
         if there is not None and there.size == f.size and there.sha256 == f.sha256:
-            log.info(
-                "[%d/%d] %s: already in the store with the same sha256; skipped",
-                i,
-                len(files),
-                store.uri(key),
-            )
             skipped.append(f.name)
-            continue
-        if not uploaded:
-            store.delete(join(prefix, spec.MANIFEST))
-        log.info("[%d/%d] uploading %s (%d bytes)", i, len(files), store.uri(key), f.size)
-        store.put_file(key, f.path, sha256=f.sha256)
-        uploaded.append(f.name)
+        else:
+            if not uploaded:
+                store.delete(join(prefix, spec.MANIFEST))
+                log.info("uploading to %s", store.uri(prefix))
+            store.put_file(key, f.path, sha256=f.sha256)
+            uploaded.append(f.name)
+        progress.update(f.size)
+    if skipped:
+        log.info("already in the store with the same sha256, not uploaded: %s", ", ".join(skipped))
     return uploaded, skipped
 
 

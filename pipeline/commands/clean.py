@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from components.common import spec
+from components.common.units import human_bytes
 from pipeline.commands.options import s3_endpoint_option
 
 
@@ -63,7 +64,7 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
 def _report(store, todo, deleting: bool) -> None:
     verb = "deleting" if deleting else "would delete"
     for info in todo.delete:
-        click.echo(f"{verb} {store.uri(info.key)} ({_size(info.size)})")
+        click.echo(f"{verb} {store.uri(info.key)} ({human_bytes(info.size)})")
     for key, _ in todo.uploads:
         click.echo(
             f"{'aborting' if deleting else 'would abort'} unfinished upload {store.uri(key)}"
@@ -71,14 +72,6 @@ def _report(store, todo, deleting: bool) -> None:
     for key, why in todo.kept:
         click.echo(f"kept {store.uri(key)} ({why})")
     total = sum(info.size for info in todo.delete)
-    click.echo(f"{len(todo.delete)} object(s), {_size(total)}, under {store.uri()}")
+    click.echo(f"{len(todo.delete)} object(s), {human_bytes(total)}, under {store.uri()}")
     if (todo.delete or todo.uploads) and not deleting:
         click.echo("dry run: nothing deleted; run again with --yes to delete")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 import click
 
+from components.common import spec
 from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
 from pipeline.params import ParameterError, validate_arguments
 
@@ -46,13 +48,15 @@ _TUNING = (
     "--images",
     "images_uri",
     default="",
-    help="Images to classify [default: <store>/images, seeded with sample digits].",
+    help="Images to classify: a folder or s3://bucket/prefix [default: <store>/images, seeded "
+    "with sample digits].",
 )
 @click.option(
     "--results",
     "results_uri",
     default="",
-    help="Where predictions.csv goes [default: <store>/predictions].",
+    help="Where <model version>/predictions.csv goes: a folder or s3://bucket/prefix "
+    "[default: <store>/predictions].",
 )
 @parameter_options("serving_endpoint")
 @parameter_options(*_TUNING)
@@ -78,11 +82,20 @@ _TUNING = (
     "the cluster runs (build them with `make images-local`; podman works through DOCKER_HOST).",
 )
 @click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Stream every line kfp.local and the steps print (they are always kept in the run "
+    "folder's logs/).",
+)
+@click.option(
     "--summary-json",
     type=click.Path(dir_okay=False),
     help="Also write the run summary as JSON to this file.",
 )
-def run_cmd(local: bool, workdir: str, runner: str, summary_json: str | None, **arguments) -> None:
+def run_cmd(
+    local: bool, workdir: str, runner: str, verbose: bool, summary_json: str | None, **arguments
+) -> None:
     """Run download, unpack-and-upload, train, export and batch-predict locally.
 
     \b
@@ -115,9 +128,19 @@ def run_cmd(local: bool, workdir: str, runner: str, summary_json: str | None, **
             click.echo(
                 f"seeded {seeded} sample digits under {default_images_uri(arguments['store_uri'])}"
             )
+    # Here these options are paths as a shell gives them; the pipeline takes a relative value
+    # as a path under the store, so a folder given here is made absolute.
+    for name, default in (
+        ("images_uri", spec.IMAGES_PREFIX),
+        ("results_uri", spec.PREDICTIONS_PREFIX),
+    ):
+        value = arguments[name]
+        arguments[name] = (
+            default if not value else value if "://" in value else os.path.abspath(value)
+        )
     start = time.monotonic()
     try:
-        summary = run_local(arguments, Path(workdir).resolve(), runner)
+        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose)
     except LocalRunError as e:
         raise click.ClickException(str(e)) from None
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
@@ -134,12 +157,16 @@ def _report(result: dict, min_accuracy: float) -> None:
     click.echo(f"test accuracy:  {result['test_accuracy']:.4f}")
     if result["gated"]:
         click.echo(f"not exported:   test accuracy is below min_accuracy={min_accuracy}")
-        return
-    click.echo(f"model:          {result['model_uri']} (version {result['model_version']})")
-    click.echo(
-        f"predictions:    {result['predictions_uri']} "
-        f"({result['predicted']} classified, {result['failed']} failed)"
-    )
+    else:
+        click.echo(f"model:          {result['model_uri']} (version {result['model_version']})")
+        click.echo(
+            f"predictions:    {result['predictions_uri']} "
+            f"({result['predicted']} classified, {result['failed']} failed)"
+        )
+    for report in result["reports"]:
+        click.echo(f"report:         {report}")
+    click.echo(f"run folder:     {result['run_dir']}")
+    click.echo(f"step logs:      {result['logs_dir']}")
     click.echo(f"wall time:      {result['wall_seconds']} s")
 
 

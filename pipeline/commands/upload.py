@@ -38,8 +38,9 @@ def upload_cmd(
     """Upload the compiled pipeline so it can be started from the Kubeflow UI.
 
     The first upload creates the pipeline; later uploads under the same name add a version, so
-    the UI keeps the history. The uploaded spec carries every parameter's default and
-    description, which the UI's "Create run" form shows.
+    the UI keeps the history. The uploaded spec carries every parameter's default, which
+    the UI's "Create run" form fills in; its descriptions are in the spec (and in the README's
+    parameter table), but the upstream form does not show them.
 
     \b
       mnist-pipeline upload                     # then: KFP UI > Pipelines > mnist-digits

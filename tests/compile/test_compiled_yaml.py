@@ -192,3 +192,23 @@ def test_task_and_output_names_are_the_shared_ones(default):
     assert {spec.MODEL_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.TRAIN)
     assert {spec.EXPORTED_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.EXPORT)
     assert {spec.TABLE_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.BATCH_PREDICT)
+
+
+def test_the_ui_can_start_a_run_with_every_default(default):
+    """Some KFP UIs cannot submit an empty-string default (kubeflow/pipelines#11515): every
+    parameter has a real, non-empty default, and none is a 0 that means "all"."""
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    for name, definition in inputs.items():
+        assert "defaultValue" in definition, f"{name} has no default"
+        value = definition["defaultValue"]
+        assert value != "", f"{name} defaults to an empty string"
+    assert inputs["train_limit"]["defaultValue"] == 60000
+    assert inputs["serving_endpoint"]["defaultValue"] == spec.IN_STEP
+    assert default["spec"]["pipelineInfo"]["displayName"]
+
+
+def test_train_and_batch_predict_publish_an_html_report(default):
+    for task in ("train", "batch-predict"):
+        component = default["spec"]["components"][f"comp-{task}"]
+        artifact = component["outputDefinitions"]["artifacts"][spec.REPORT_OUTPUT]
+        assert artifact["artifactType"]["schemaTitle"] == "system.HTML"

@@ -1,0 +1,144 @@
+"""The HTML reports as a person sees them: rendered by a real Chromium, inside a sandboxed
+iframe as the KFP UI shows them, with every picture decoded and nothing fetched from outside.
+
+Needs Debian's chromium (`.ci/run` installs it) and the playwright package (never
+`playwright install`). Screenshots are kept in out/screenshots/ as artifacts of the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.batch_predict.predictor import batch_predict
+from components.common import mnist
+from components.train.config import TrainConfig
+from components.train.report import training_report
+from components.train.trainer import train
+from tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = REPO / "out" / "screenshots"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
+)
+SAMPLES = REPO / "pipeline" / "samples"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def show(browser, html_text: str, name: str):
+    """Load the report into a sandboxed iframe (as the KFP UI does); returns (page, frame).
+
+    Any request leaving the page (a script, font or stylesheet from elsewhere) fails the test.
+    """
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    outside = []
+    page.on("request", lambda r: r.url.startswith(("http", "ws")) and outside.append(r.url))
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_content(
+        '<iframe id="r" sandbox="" style="width:1060px;height:2400px;border:0"></iframe>'
+    )
+    page.eval_on_selector("#r", "(f, html) => { f.srcdoc = html; }", html_text)
+    frame = page.frame_locator("#r")
+    frame.locator("h1").wait_for()
+    assert outside == [] and errors == []
+    return page, frame
+
+
+def decoded_images(page) -> tuple[int, int]:
+    """(images, decoded images) inside the iframe, read through the frame object."""
+    (frame,) = [f for f in page.frames if f != page.main_frame]
+    return frame.evaluate(
+        "() => [document.images.length,"
+        " [...document.images].filter(i => i.complete && i.naturalWidth > 0).length]"
+    )
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole report: the iframe and the viewport are grown to the report's height first
+    (Chromium paints only the visible part of a frame)."""
+    (frame,) = [f for f in page.frames if f != page.main_frame]
+    page.eval_on_selector("#r", "f => { f.style.height = '10px'; }")
+    height = frame.evaluate("document.documentElement.scrollHeight") + 16
+    page.eval_on_selector("#r", "(f, h) => { f.style.height = h + 'px'; }", height)
+    page.set_viewport_size({"width": 1100, "height": height})
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000  # a page with pictures, not a blank one
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(small_mnist_dir):
+    train_data = mnist.load_split(small_mnist_dir, "train")
+    test_data = mnist.load_split(small_mnist_dir, "test")
+    cfg = TrainConfig(epochs=2, batch_size=64, learning_rate=0.01)
+    return train(train_data, test_data, cfg), test_data, cfg
+
+
+def test_the_training_report_renders(browser, trained):
+    result, (images, labels), cfg = trained
+    page, frame = show(browser, training_report(result, images, labels, cfg), "train")
+    assert frame.locator("h1").inner_text().startswith("Training: test accuracy ")
+    assert frame.locator("#curves svg").count() == 2
+    assert frame.locator("#curves svg polyline").count() == 3  # train loss, test loss, accuracy
+    assert frame.locator("#confusion svg rect").count() == 100
+    mistakes = int((result.predicted != labels).sum())
+    assert frame.locator("#mistakes .cell").count() == min(mistakes, 48)
+    total, decoded = decoded_images(page)
+    assert total == decoded == min(mistakes, 48)
+    assert frame.locator("#confusion svg").is_visible()
+    screenshot(page, "train-report")
+
+
+def test_the_batch_predict_report_renders(browser, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(SAMPLES, images)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (images / "notes.txt").write_text("not an image")
+
+    def classify(batch: np.ndarray):
+        # a stand-in model: confident on some images, unsure on the others
+        probabilities = np.full((len(batch), 10), 0.02, dtype=np.float32)
+        classes = batch.reshape(len(batch), -1).sum(axis=1).astype(int) % 10
+        probabilities[np.arange(len(batch)), classes] = np.where(classes % 2, 0.5, 0.9)
+        return probabilities, classes
+
+    summary = batch_predict(
+        str(images), str(tmp_path / "out"), classify, model_label="models/mnist/3"
+    )
+    page, frame = show(browser, summary["html"], "batch-predict")
+    heading = frame.locator("h1").inner_text()
+    assert heading == "Batch prediction: 10 of 11 images classified"
+    cells = frame.locator("#images .cell")
+    assert cells.count() == 11
+    assert "error" in cells.first.get_attribute("class"), "failures come first"
+    assert "broken.png" in cells.first.inner_text()
+    assert "unsure" in cells.nth(1).get_attribute("class"), "then the low-confidence ones"
+    total, decoded = decoded_images(page)
+    assert total == decoded == 20  # 10 thumbnails and the 10 28x28 the model saw
+    assert "notes.txt" in frame.locator("#problems").inner_text()
+    assert "models/mnist/3" in frame.locator(".meta").inner_text()
+    screenshot(page, "batch-predict-report")
