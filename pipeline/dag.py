@@ -74,6 +74,9 @@ def build_pipeline(options: ClusterOptions | None = None):
             learning_rate=p.learning_rate,
             seed=p.seed,
             train_limit=p.train_limit,
+            run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
         )
         trained.set_caching_options(False)
         request_gpu(trained, options.gpu)
@@ -84,6 +87,7 @@ def build_pipeline(options: ClusterOptions | None = None):
                 model=trained.outputs[spec.MODEL_OUTPUT],
                 store_uri=p.store_uri,
                 s3_endpoint=p.s3_endpoint,
+                task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
             )
             predicted = batch_predict(
                 model_uri=exported.outputs[spec.RETURN_VALUE],
@@ -94,6 +98,7 @@ def build_pipeline(options: ClusterOptions | None = None):
                 max_failed_fraction=p.max_failed_fraction,
                 serving_endpoint=p.serving_endpoint,
                 min_confidence=p.min_confidence,
+                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             )
             predicted.set_caching_options(False)
         tasks = (fetched, uploaded, trained, exported, predicted)

@@ -115,12 +115,13 @@ def run_local(
     run_dirs = [p for p in root.iterdir() if p.is_dir() and p.name != "logs"]
     if len(run_dirs) != 1:
         raise LocalRunError(f"expected one run folder in {root}, found {len(run_dirs)}")
+    (root / "logs").rename(run_dirs[0] / "logs")  # beside the steps' outputs and the reports
     return summarise(run_dirs[0], arguments["min_accuracy"])
 
 
 def _shown_in_the_summary(step: str, message: str) -> bool:
     """batch-predict's per-image lines: the summary prints the predictions once, at the end."""
-    return step == spec.BATCH_PREDICT and ": The result: [" in message
+    return step == spec.BATCH_PREDICT and (": The result: [" in message or ": error: " in message)
 
 
 def headline(root: Path, step: str) -> str:
@@ -201,7 +202,7 @@ def summarise(run_dir: Path, min_accuracy: float) -> Summary:
         predicted=int(table.get("predicted", 0)),
         failed=int(table.get("failed", 0)),
         run_dir=str(run_dir),
-        logs_dir=str(run_dir.parent / "logs"),
+        logs_dir=str(run_dir / "logs"),
         reports=_copy_reports(run_dir, {spec.TRAIN: trained, spec.BATCH_PREDICT: predicted}),
         gated=gated,
     )

@@ -16,6 +16,7 @@ def batch_predict(
     max_failed_fraction: float,
     serving_endpoint: str,
     min_confidence: float,
+    run_id: str,
     table: Output[Markdown],
     report: Output[HTML],
 ) -> str:
@@ -30,6 +31,7 @@ def batch_predict(
         max_failed_fraction: fail the step when more images than this share cannot be read.
         serving_endpoint: TF Serving's gRPC host:port to classify through, or `in-step`.
         min_confidence: predictions below this probability are marked low_confidence.
+        run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
         table: the counts and the first rows (Markdown).
         report: each pictured image beside the 28x28 the model saw, the counts, the skipped files.
 
@@ -53,6 +55,7 @@ def batch_predict(
             max_failed_fraction,
             serving_endpoint,
             min_confidence,
+            run_id,
         )
         Path(table.path).write_text(summary.pop("markdown"))
         Path(report.path).write_text(summary.pop("html"))

@@ -25,7 +25,7 @@ import numpy as np
 
 from components.batch_predict.report import Row, Tally, gallery, html_report, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
-from components.common import spec
+from components.common import provenance, spec
 from components.common.failure import one_line
 from components.common.log import Progress, get_logger
 from components.common.parameters import DEFAULTS, check
@@ -103,13 +103,16 @@ def batch_predict(
     processes: int | None = None,
     min_confidence: float = DEFAULTS["min_confidence"],
     model_label: str = "",
+    lineage: dict | None = None,
 ) -> dict:
     """Classify every image under `images_uri`; publish `<results_uri>/predictions.csv`.
 
     `workers` parallel GETs; `processes` decoder processes (None: one per core, up to 8, for
     batches of AUTO_PROCESSES images or more; 0: decode in the fetch threads).
     Returns predictions_uri, predicted, failed, total, markdown (a table for the KFP UI) and
-    html (the report page; `model_label` says which model it names).
+    html (the report page; `model_label` says which model it names). With `lineage` (what
+    the model was made from: components/common/provenance.py), a provenance.json goes next to
+    predictions.csv, written before it: the CSV is the last file of a complete result.
     Raises BatchPredictError when no image could be classified, the failed share exceeds
     `max_failed_fraction` or the model fails; then nothing is published, and an earlier run's
     predictions.csv at `results_uri` is removed so that no one takes it for this run's.
@@ -131,8 +134,15 @@ def batch_predict(
             _check_outcome, images_uri=images_uri, limit=max_failed_fraction
         )
         classify_rows = functools.partial(_classify_batch, classify=classify, low=min_confidence)
+        record = None
+        if lineage is not None:
+            record = {
+                **lineage,
+                "images_uri": images_uri,
+                "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
+            }
         tally = _classify_and_publish(
-            stream, classify_rows, results, batch_size, len(keys), outcome
+            stream, classify_rows, results, batch_size, len(keys), outcome, record
         )
     except BatchPredictError:
         _withdraw(results)
@@ -148,7 +158,7 @@ def batch_predict(
         "total": tally.total,
         "skipped": len(skipped),
         "markdown": markdown_table(tally, uri, skipped),
-        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)"),
+        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", record),
     }
 
 
@@ -174,8 +184,10 @@ def _classify_and_publish(
     batch_size: int,
     total: int,
     check: Callable[[Tally], None],
+    record: dict | None = None,
 ) -> Tally:
-    """Write the rows to a local CSV and, if `check` accepts the run, upload it whole."""
+    """Write the rows to a local CSV and, if `check` accepts the run, upload it whole (after
+    `record`, completed with the counts, as provenance.json)."""
     with tempfile.TemporaryDirectory(prefix="batch-predict-") as work:
         csv_path = Path(work) / spec.PREDICTIONS_CSV
         with contextlib.closing(stream):  # on failure, stop the fetch threads at once
@@ -184,6 +196,14 @@ def _classify_and_publish(
             except BrokenProcessPool as e:
                 raise BatchPredictError(f"an image decoder process died: {e}") from e
         check(tally)
+        if record is not None:
+            record.update(
+                images=tally.total,
+                predicted=tally.predicted,
+                failed=tally.failed,
+                predicted_at=provenance.now(),
+            )
+            results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(record).encode())
         results.put_file(spec.PREDICTIONS_CSV, csv_path)
     return tally
 

@@ -89,7 +89,12 @@ def gallery(tally: Tally) -> list:
 
 
 def html_report(
-    tally: Tally, predictions_uri: str, skipped: Sequence, thumbnails: dict, model: str
+    tally: Tally,
+    predictions_uri: str,
+    skipped: Sequence,
+    thumbnails: dict,
+    model: str,
+    lineage: dict | None = None,
 ) -> str:
     """A self-contained page: for each pictured image its thumbnail (`thumbnails`: key -> PIL
     image), the 28x28 the model saw, the prediction and the confidence; then the counts and the
@@ -130,6 +135,13 @@ def html_report(
         sections.append(
             '<h2>Skipped or failed files</h2><div id="problems">'
             + report.table(["file", "why"], problems[: 2 * SHOWN_SKIPPED])
+            + "</div>"
+        )
+    if lineage:
+        shown = {k: v for k, v in lineage.items() if not isinstance(v, dict)}
+        sections.append(
+            '<h2>Provenance</h2><div id="provenance">'
+            + report.table(["", ""], sorted(shown.items()))
             + "</div>"
         )
     return report.page(

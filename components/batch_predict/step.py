@@ -23,6 +23,7 @@ def run_step(
     max_failed_fraction: float,
     serving_endpoint: str = spec.IN_STEP,
     min_confidence: float = DEFAULTS["min_confidence"],
+    run_id: str = "",
 ) -> dict:
     """Classify `images_uri` (default `<store>/images`) into `<results_uri>/<model version>/`
     (default `<store>/predictions/<version>/`), with the exported model loaded here or, when
@@ -43,16 +44,46 @@ def run_step(
 
         versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
         log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
-        results = join(results, str(max(versions)))
-        model = f"TF Serving at {serving_endpoint}, version {max(versions)}"
+        served = str(max(versions))
+        results = join(results, served)
+        model = f"TF Serving at {serving_endpoint}, version {served}"
+        lineage = model_lineage(join(model_uri.rstrip("/").rpartition("/")[0], served), s3_endpoint)
         return batch_predict(
-            images, results, grpc_classifier(serving_endpoint), model_label=model, **options
+            images,
+            results,
+            grpc_classifier(serving_endpoint),
+            model_label=model,
+            lineage={**lineage, "served_by": serving_endpoint, "run_id": run_id},
+            **options,
         )
     results = join(results, model_version(model_uri))
+    options["lineage"] = {**model_lineage(model_uri, s3_endpoint), "run_id": run_id}
     with tempfile.TemporaryDirectory() as work:
         log.info("loading the model from %s", model_uri)
         classify = load_model_version(model_uri, s3_endpoint, Path(work))
         return batch_predict(images, results, classify, model_label=model_uri, **options)
+
+
+def model_lineage(model_uri: str, s3_endpoint: str) -> dict:
+    """What predictions made with the model version at `model_uri` come from: its URI and
+    version, and from its provenance.json the SavedModel and dataset digests."""
+    import json
+
+    from components.common import provenance
+    from components.common.store import StoreError, open_store
+
+    try:
+        record = json.loads(
+            open_store(model_uri, s3_endpoint).get_bytes(provenance.PROVENANCE_FILE)
+        )
+    except (StoreError, ValueError):
+        record = {}  # a version exported before provenance was recorded
+    return {
+        "model_uri": model_uri,
+        "model_version": int(model_version(model_uri)),
+        "saved_model_digest": record.get("saved_model_digest", ""),
+        "dataset_digest": record.get("dataset_digest", ""),
+    }
 
 
 def model_version(model_uri: str) -> str:

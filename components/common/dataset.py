@@ -24,9 +24,17 @@ def write_manifest(store: Store, prefix: str, files: dict[str, dict], source: st
         "format": "mnist-idx/1",
         "source": source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "dataset_digest": dataset_digest(files),
         "files": files,
     }
     store.put_bytes(join(prefix, spec.MANIFEST), json.dumps(manifest, indent=2).encode())
+
+
+def dataset_digest(files: dict[str, dict]) -> str:
+    """The dataset digest of manifest entries (components/common/provenance.py)."""
+    from components.common.provenance import digest_of
+
+    return digest_of({name: meta["sha256"] for name, meta in files.items()})
 
 
 def read_manifest(store: Store, prefix: str) -> dict:

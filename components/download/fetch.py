@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from components.common import archive, mnist, s3
 from components.common.log import Progress, get_logger
+from components.common.provenance import digest_of
 from components.common.redact import redact_url as redact
 from components.common.store import join, parse_s3_uri
 from components.common.units import human_bytes
@@ -439,4 +440,7 @@ def download(
         "bytes": fetcher.used,
         "checksums_verified": verify_checksums,
         "sha256": digests,
+        # the digest of the set (components/common/provenance.py); unpack-and-upload records
+        # it whether or not the checksums are verified here
+        **({"dataset_digest": digest_of(digests)} if digests else {}),
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.common import spec
+from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.store import AlreadyExists, Store, join, sha256_file
 
@@ -171,16 +171,33 @@ def publish(local: Path, store: Store, prefix: str, notify: Phase = _quiet) -> t
     return version, store.uri(target)
 
 
-def export_and_publish(model, work: Path, store: Store, prefix: str, sample: np.ndarray) -> dict:
-    """Save, check, add warm-up requests and publish; returns metadata for the Model artifact."""
+def export_and_publish(
+    model, work: Path, store: Store, prefix: str, sample: np.ndarray, lineage: dict | None = None
+) -> dict:
+    """Save, check, add warm-up requests and publish; returns metadata for the Model artifact.
+
+    `lineage` (the trained model's provenance) goes into the version's provenance.json, with
+    the digest of the SavedModel's files beside it.
+    """
     saved = work / "saved_model"
+    log.info("saving the SavedModel")
     save_serving_model(model, saved)
     expected = np.asarray(model(sample, training=False))
+    log.info("checking it in a fresh process")
     verify_in_fresh_process(saved, sample, expected)
     write_warmup_requests(saved, sample[:8])
+    digest = provenance.folder_digest(saved)
+    record = {**(lineage or {}), "saved_model_digest": digest, "exported_at": provenance.now()}
+    (saved / provenance.PROVENANCE_FILE).write_text(provenance.dumps(record))
     version, uri = publish(saved, store, prefix)
-    meta = {"published_uri": uri, "version": version, "signature": spec.SIGNATURE}
-    log.info("published %s", json.dumps(meta))
+    meta = {
+        "published_uri": uri,
+        "version": version,
+        "signature": spec.SIGNATURE,
+        "saved_model_digest": digest,
+        "dataset_digest": record.get("dataset_digest", ""),
+    }
+    log.info("published version %d at %s (SavedModel digest %s…)", version, uri, digest[:12])
     return meta
 
 
@@ -193,14 +210,20 @@ def check_sample(seed: int = 0, n: int = 32) -> np.ndarray:
 
 
 def export_from_artifact(
-    model_dir: Path, work: Path, store: Store, prefix: str, artifact_dir: Path
+    model_dir: Path, work: Path, store: Store, prefix: str, artifact_dir: Path, task_id: str = ""
 ) -> dict:
-    """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`."""
+    """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`.
+
+    The provenance.json that train left beside model.keras is carried into the version.
+    """
     import shutil
 
     import keras
 
     model = keras.models.load_model(model_dir / spec.MODEL_FILE)
-    meta = export_and_publish(model, work, store, prefix, check_sample())
+    lineage_file = model_dir / provenance.PROVENANCE_FILE
+    lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
+    lineage.setdefault("run", {})["export_task_id"] = task_id
+    meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)
     shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
     return meta

@@ -15,6 +15,9 @@ def train(
     learning_rate: float,
     seed: int,
     train_limit: int,
+    run_name: str,
+    run_id: str,
+    task_id: str,
     model: Output[Model],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
@@ -29,8 +32,11 @@ def train(
         batch_size: images per training step.
         learning_rate: peak learning rate of the one-cycle schedule.
         seed: seed of the weights, shuffling and augmentation.
-        train_limit: train on the first N images only (0: all 60,000).
-        model: the trained Keras model (model.keras).
+        train_limit: train on the first N of the 60,000 training images.
+        run_name: the pipeline run's name (dsl.PIPELINE_JOB_NAME_PLACEHOLDER), for provenance.
+        run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
+        task_id: this task's ID (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for provenance.
+        model: the trained Keras model (model.keras) and its provenance.json.
         metrics: test_accuracy, test_loss, train_seconds.
         confusion: the confusion matrix on the 10,000 test images.
         report: learning curves, the confusion matrix and the misclassified digits (HTML).
@@ -62,7 +68,20 @@ def train(
         metrics.log_metric("test_loss", result.test_loss)
         metrics.log_metric("train_seconds", round(result.seconds, 1))
         confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
-        model.metadata.update(
-            {"framework": "keras", "test_accuracy": result.test_accuracy, "epochs": epochs}
-        )
+        from dataclasses import asdict
+        from pathlib import Path
+
+        from components.common import provenance
+
+        record = {
+            "dataset_uri": dataset_uri,
+            "dataset_digest": result.dataset_digest,
+            "parameters": asdict(cfg),
+            "versions": provenance.versions(),
+            "run": {"name": run_name, "id": run_id, "train_task_id": task_id},
+            "test_accuracy": result.test_accuracy,
+            "trained_at": provenance.now(),
+        }
+        Path(model.path, provenance.PROVENANCE_FILE).write_text(provenance.dumps(record))
+        model.metadata.update({"framework": "keras", "epochs": epochs, **record})
         return result.test_accuracy

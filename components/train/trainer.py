@@ -34,6 +34,7 @@ class TrainResult:
     # per test image: the predicted class and its probability (for the report's mistakes)
     predicted: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    dataset_digest: str = ""  # of the data it was trained on (components/common/provenance.py)
 
 
 def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
@@ -112,9 +113,12 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
     if cfg.train_limit:
         images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
     log.info(
-        "training on %d examples, testing on %d; %s", len(images), len(test_data[0]), asdict(cfg)
+        "training on %d examples, testing on %d, %s; %s",
+        len(images),
+        len(test_data[0]),
+        _devices(),
+        asdict(cfg),
     )
-    log.info("devices: %s", _devices())
     model = build_model(cfg.seed)
     steps = -(-len(images) // cfg.batch_size)
     model.compile(
@@ -226,12 +230,13 @@ def train_from_store(
     from pathlib import Path
 
     from components.common import mnist
-    from components.common.dataset import fetch_dataset
+    from components.common.dataset import dataset_digest, fetch_dataset
 
     data = Path(work) / "data"
-    fetch_dataset(store, dataset_prefix, data)
+    manifest = fetch_dataset(store, dataset_prefix, data)
     test = mnist.load_split(data, "test")
     result = train(mnist.load_split(data, "train"), test, cfg)
+    result.dataset_digest = dataset_digest(manifest["files"])
     Path(model_dir).mkdir(parents=True, exist_ok=True)
     result.model.save(Path(model_dir) / spec.MODEL_FILE)
     if report_path is not None:

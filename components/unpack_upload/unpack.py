@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from components.common import archive, mnist, spec
-from components.common.dataset import write_manifest
+from components.common.dataset import dataset_digest, write_manifest
 from components.common.log import Progress, get_logger
 from components.common.store import Store, join, sha256_file
 
@@ -121,7 +121,6 @@ def upload(files: list[Checked], store: Store, prefix: str) -> tuple[list[str], 
         else:
             if not uploaded:
                 store.delete(join(prefix, spec.MANIFEST))
-                log.info("uploading to %s", store.uri(prefix))
             store.put_file(key, f.path, sha256=f.sha256)
             uploaded.append(f.name)
         progress.update(f.size)
@@ -167,6 +166,7 @@ def unpack_and_upload(
         "manifest_uri": store.uri(join(prefix, spec.MANIFEST)),
         "counts": {split: checked[im.name].count for split, (im, _) in mnist.SPLITS.items()},
         "sha256": {f.name: f.sha256 for f in checked.values()},
+        "dataset_digest": dataset_digest(entries),
         "sizes": {f.name: f.size for f in checked.values()},
         "uploaded": uploaded,
         "skipped": skipped,

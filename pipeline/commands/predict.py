@@ -49,5 +49,11 @@ def predict_cmd(
             digit, confidence = int(classes[0]), float(probabilities[0][classes[0]])
             unsure = f"  (low confidence {confidence:.2f})" if confidence < min_confidence else ""
             click.echo(f"{path}: The result: [{digit}]{unsure}")
-        click.echo(f"model: {model_uri}", err=True)
+        from components.batch_predict.step import model_lineage
+
+        try:
+            version = f"version {model_lineage(model_uri, s3_endpoint)['model_version']} at "
+        except ValueError:  # a SavedModel folder that is not a numbered version
+            version = ""
+        click.echo(f"model: {version}{model_uri}", err=True)
     sys.exit(1 if failed else 0)

@@ -165,8 +165,7 @@ def _report(result: dict, min_accuracy: float) -> None:
         )
     for report in result["reports"]:
         click.echo(f"report:         {report}")
-    click.echo(f"run folder:     {result['run_dir']}")
-    click.echo(f"step logs:      {result['logs_dir']}")
+    click.echo(f"run folder:     {result['run_dir']} (every step's full log in logs/)")
     click.echo(f"wall time:      {result['wall_seconds']} s")
 
 

@@ -4,9 +4,11 @@ the store on a moto S3 server on 127.0.0.1, driven through the CLI as a user wou
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ import boto3
 import pytest
 
 from components.common import mnist
+from components.common.provenance import digest_of
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, REPO
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
@@ -135,6 +138,18 @@ def test_whole_pipeline_http_source_s3_store(
     assert "7.jpg: The result: [" in output or any(
         f"{name}: The result: [" in output for name in expected
     )
+    # What the terminal shows: a few lines per step; every line is in the run's logs/.
+    assert re.search(r"^\[3/5\] train done in [\d.]+ s: test accuracy 0\.\d{4}$", output, re.M)
+    assert "Got executor_input" not in output and "\x1b[" not in output
+    # at the demo settings about 40 lines: 10 per-image lines there, one per image here
+    assert len(output.strip().splitlines()) - len(rows) <= 36, output
+    logs = Path(summary["logs_dir"])
+    assert "Got executor_input" in (logs / "train.log").read_text()
+    assert sorted(Path(r).name for r in summary["reports"]) == ["batch-predict.html", "train.html"]
+    assert all(
+        "<svg" in Path(r).read_text() or "<img" in Path(r).read_text() for r in summary["reports"]
+    )
+    follow_a_prediction_to_its_dataset(s3, rows)
     # The credentials never reach a log line, an artifact or the summary.
     assert FAKE_SECRET_KEY not in output and FAKE_ACCESS_KEY not in output
     assert FAKE_SECRET_KEY not in summary_path.read_text()
@@ -186,3 +201,38 @@ def test_bad_parameter_refused_before_anything_runs(tmp_path):
     )
     assert result.returncode == 2 and "epochs=0" in output
     assert not (tmp_path / "runs").exists()
+
+
+def follow_a_prediction_to_its_dataset(s3, rows: list[dict]) -> None:
+    """From a row of predictions.csv back to the dataset's files, through the store alone."""
+    client, bucket = s3["client"], s3["bucket"]
+
+    def read(key: str) -> bytes:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def keys(prefix: str) -> list[str]:
+        return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+
+    row = next(r for r in rows if r["prediction"])
+    predictions = json.loads(read("mnist/predictions/1/provenance.json"))
+    assert predictions["images"] == len(rows) and predictions["model_version"] == 1
+    model_prefix = predictions["model_uri"].removeprefix(f"s3://{bucket}/") + "/"
+    model = json.loads(read(model_prefix + "provenance.json"))
+    # the model's digest is that of the files published in its version folder
+    published = {
+        key.removeprefix(model_prefix): hashlib.sha256(read(key)).hexdigest()
+        for key in keys(model_prefix)
+        if key.rsplit("/", 1)[-1] not in ("provenance.json", "CLAIM.json")
+    }
+    assert predictions["saved_model_digest"] == model["saved_model_digest"] == digest_of(published)
+    assert model["parameters"]["epochs"] == 2 and model["versions"]["tensorflow"]
+    assert model["run"]["id"] and model["run"]["train_task_id"] and model["run"]["export_task_id"]
+    # and the dataset digest is that of the IDX files in the store, as the manifest lists them
+    manifest = json.loads(read("mnist/datasets/mnist/MANIFEST.json"))
+    stored = {
+        name: hashlib.sha256(read(f"mnist/datasets/mnist/{name}")).hexdigest()
+        for name in manifest["files"]
+    }
+    assert predictions["dataset_digest"] == model["dataset_digest"] == digest_of(stored)
+    assert manifest["dataset_digest"] == digest_of(stored)
+    assert row["image"]  # this row, like every other, came from that model and that data
