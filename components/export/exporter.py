@@ -157,6 +157,7 @@ def publish(local: Path, store: Store, prefix: str, notify: Phase = _quiet) -> t
     files = sorted(p for p in local.rglob("*") if p.is_file())
     files.sort(key=lambda p: p.name == SAVED_MODEL_PB)  # stable: saved_model.pb last
     log.info("publishing version %d (%d files) to %s", version, len(files), store.uri(target))
+    # the step's end (the task's success, and `run --local`'s headline) says it is published
     for path in files:
         if path.name == SAVED_MODEL_PB:
             notify("uploaded", version)
@@ -197,7 +198,6 @@ def export_and_publish(
         "saved_model_digest": digest,
         "dataset_digest": record.get("dataset_digest", ""),
     }
-    log.info("published version %d at %s (SavedModel digest %s…)", version, uri, digest[:12])
     return meta
 
 

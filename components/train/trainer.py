@@ -140,7 +140,7 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
     probabilities = model.predict(test_ds, verbose=0)
     loss, accuracy = model.evaluate(test_ds, verbose=0)
     matrix = confusion_matrix(test_data[1], probabilities.argmax(axis=1))
-    log.info("test accuracy %.4f, loss %.4f after %.1f s", accuracy, loss, seconds)
+    log.info("final: test accuracy %.4f, test loss %.4f", accuracy, loss)
     predicted = probabilities.argmax(axis=1)
     return TrainResult(
         model,
