@@ -16,7 +16,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,26 +25,14 @@ from components.common import spec  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "mnist-pipeline")
 DEMO = ["--epochs", "2", "--learning-rate", "0.02"]
-# kfp.local's lines: "13:42:35.354 - INFO - Executing task 'download'" and
-# "13:42:36.889 - INFO - Task 'download' finished with status SUCCESS" (colour codes aside).
-LINE = re.compile(
-    r"^(\d\d:\d\d:\d\d\.\d{3}) - INFO - (?:Executing task '([\w-]+)'|Task '([\w-]+)' finished)"
-)
+# run --local's own line when a step ends (pipeline/console.py):
+# "[3/5] train done in 38.6 s: test accuracy 0.9928"
+DONE = re.compile(r"^\[\d+/\d+\] ([\w-]+) done in ([\d.]+) s", re.M)
 
 
-def step_seconds(log: str) -> dict[str, float]:
-    """Seconds from each task's start line to its end line in a kfp.local log."""
-    started, seconds = {}, {}
-    for line in re.sub(r"\x1b\[[0-9;]*m", "", log).splitlines():
-        match = LINE.match(line)
-        if not match:
-            continue
-        at = datetime.strptime(match[1], "%H:%M:%S.%f")
-        if match[2]:
-            started[match[2]] = at
-        else:
-            seconds[match[3]] = (at - started[match[3]]).total_seconds() % 86400
-    return seconds
+def step_seconds(output: str) -> dict[str, float]:
+    """Each step's time, from its start to its end as run --local saw them."""
+    return {step: float(seconds) for step, seconds in DONE.findall(output)}
 
 
 def run(runner: str, source: str, folder: Path) -> tuple[dict[str, float], float]:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from components.common.store import is_s3, local_path
+from components.common.store import is_s3, local_path, under_store
 from components.images import CPU_IMAGE, GPU_IMAGE, SLIM_IMAGE
 
 IMAGES = (SLIM_IMAGE, GPU_IMAGE, CPU_IMAGE)
@@ -55,11 +55,20 @@ def _local(value: str) -> str | None:
     return os.path.abspath(local_path(value))
 
 
+def _resolved(arguments: dict, name: str) -> str:
+    """An argument's value as the steps resolve it: images_uri and results_uri may be paths
+    under store_uri (components/common/store.py `under_store`)."""
+    value = arguments.get(name) or ""
+    if name in ("images_uri", "results_uri") and value:
+        return under_store(arguments.get("store_uri") or "", value)
+    return value
+
+
 def with_absolute_paths(arguments: dict) -> dict:
     """`arguments` with local paths made absolute: a container's working folder is not ours."""
     fixed = dict(arguments)
     for name in PATH_ARGUMENTS:
-        path = _local(arguments.get(name) or "")
+        path = _local(_resolved(arguments, name))
         if path:
             fixed[name] = path
     return fixed
@@ -71,7 +80,7 @@ def _mounts(arguments: dict) -> list:
 
     mounts = []
     for name, read_only in PATH_ARGUMENTS.items():
-        path = _local(arguments.get(name) or "")
+        path = _local(_resolved(arguments, name))
         if path is None:
             continue
         if not read_only:

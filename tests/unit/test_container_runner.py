@@ -14,6 +14,17 @@ from pipeline import containers
 from pipeline.cli import main
 
 
+def test_images_and_results_under_the_store_resolve_there(tmp_path, monkeypatch):
+    """The pipeline's defaults `images` and `predictions` are paths under the store."""
+    monkeypatch.chdir(tmp_path)
+    arguments = {"store_uri": "store", "images_uri": "images", "results_uri": "s3://b/out"}
+    assert containers.with_absolute_paths(arguments) == {
+        "store_uri": str(tmp_path / "store"),
+        "images_uri": str(tmp_path / "store" / "images"),
+        "results_uri": "s3://b/out",
+    }
+
+
 def test_local_paths_become_absolute_and_urls_stay(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     arguments = {
