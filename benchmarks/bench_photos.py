@@ -54,9 +54,19 @@ def accuracy_by_kind(args, images, labels, knn) -> None:
             clean.append((photos.png(img), int(labels[i])))
     for name, method in (("before", legacy_to_mnist), ("after", to_mnist)):
         scores["clean MNIST"][name] = [read(method, knn, d, y) for d, y in clean]
-    print(f"accuracy by kind ({args.per_kind} photos each; kNN reader, ceiling about 0.955):")
+    reader = f"the model at {args.model}" if args.model else "kNN reader, ceiling about 0.955"
+    print(f"accuracy by kind ({args.per_kind} photos each; {reader}):")
     for kind, by in scores.items():
         print(f"  {kind:12s} before {np.mean(by['before']):.2f}  after {np.mean(by['after']):.2f}")
+
+
+def model_reader(model_uri: str):
+    """A reader with the same interface as the kNN one: classes for a batch of 28x28 images."""
+    from components.batch_predict.predictor import load_model_version
+
+    work = tempfile.mkdtemp(prefix="bench-photos-model-")
+    classify = load_model_version(model_uri, "", Path(work))
+    return lambda batch: classify(batch)[1]
 
 
 def ms_per_image(method, blobs: list[bytes]) -> float:
@@ -112,11 +122,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-kind", type=int, default=20)
     parser.add_argument("--timing", type=int, default=15, help="images per size for the timing")
     parser.add_argument("--batch", type=int, default=40, help="12 MP photos in the batch folder")
+    parser.add_argument(
+        "--model",
+        default="",
+        help="read the digits with this exported model version (e.g. mnist-store/models/mnist/1 "
+        "after make demo) instead of the kNN reader",
+    )
     args = parser.parse_args(argv)
     print(f"bench_photos: {machine()}")
     images, labels = photos.load_mnist(MNIST_DIR, "test")
     knn = photos.knn(str(MNIST_DIR))
-    accuracy_by_kind(args, images, labels, knn)
+    if args.model:
+        accuracy_by_kind(args, images, labels, model_reader(args.model))
+    else:
+        accuracy_by_kind(args, images, labels, knn)
     timing(args, images)
     batch_rate(args, images, labels, knn)
 

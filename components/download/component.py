@@ -14,6 +14,8 @@ def download(source: str, verify_checksums: bool, s3_endpoint: str, dataset: Out
         source: https:// or http:// base URL or archive, s3://bucket/key, or a local path.
         verify_checksums: require the sha256 digests of the original MNIST release.
         s3_endpoint: S3 endpoint for an s3:// source (host:port or http(s)://host:port).
+        dataset: the fetched files; metadata: source, files, bytes, each IDX file's sha256 and
+            the dataset digest.
     """
     from components.common import spec as names
     from components.common.failure import reported

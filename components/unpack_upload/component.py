@@ -16,7 +16,15 @@ def unpack_and_upload(
 ) -> str:
     """Extract and validate every IDX file, then upload them under the store's dataset prefix.
 
-    Returns the URI of the uploaded dataset (its manifest is written last).
+    Args:
+        dataset: the files download fetched (four .gz IDX files, or one archive).
+        store_uri: the store root (s3://bucket/prefix or a local folder).
+        s3_endpoint: S3 endpoint (host:port or http(s)://host:port); empty for AWS or a folder.
+        verify_checksums: require MNIST's exact record counts and shapes.
+        uploaded: counts, sizes, each file's sha256 and the dataset digest.
+
+    Returns:
+        The URI of the uploaded dataset (its manifest is written last).
     """
     from components.common import spec as names
     from components.common.failure import reported
