@@ -31,6 +31,11 @@ COMMANDS = {
         "upload_cmd",
         "Upload the pipeline (or a new version) for the Kubeflow UI.",
     ),
+    "runs": (
+        "pipeline.commands.runs",
+        "runs_group",
+        "List, inspect, follow, cancel and retry runs on Kubeflow.",
+    ),
     "schedule": (
         "pipeline.commands.schedule",
         "schedule_group",

@@ -14,6 +14,8 @@ import pytest
 from components.common import mnist
 from tests import servers
 
+pytest_plugins = ["tests.kfp_cli"]  # the fake-KFP-API fixtures: kfp_api, no_kfp_context
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "datasets" / "mnist"))
 # Distinctive fake credentials: the secrets tests search every output for them.

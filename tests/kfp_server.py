@@ -293,7 +293,26 @@ class KfpServer:
         return _get(self.runs, run_id, "run")
 
     def _list_runs(self, request):
-        return 200, _page("runs", list(self.runs.values()))
+        runs = list(self.runs.values())
+        if request.arg("experiment_id"):
+            runs = [r for r in runs if r.get("experiment_id") == request.arg("experiment_id")]
+        runs = _filtered(runs, None, None, None, False, request.arg("filter"))
+        if request.arg("sort_by") == "created_at desc":
+            runs.reverse()  # created in order, so the newest last
+        size = int(request.arg("page_size") or 10)
+        return 200, _page("runs", runs[:size])
+
+    def _terminate_run(self, request, run_id):
+        if run_id not in self.runs:
+            return 404, error_body(404, f"ResourceNotFoundError: run {run_id} not found")
+        self.runs[run_id]["state"] = "CANCELING"
+        return 200, {}
+
+    def _retry_run(self, request, run_id):
+        if run_id not in self.runs:
+            return 404, error_body(404, f"ResourceNotFoundError: run {run_id} not found")
+        self.runs[run_id]["state"] = "RUNNING"
+        return 200, {}
 
     def _create_recurring_run(self, request):
         body = request.body or {}
@@ -355,6 +374,8 @@ _ROUTES = [
     ("POST", "/runs", KfpServer._create_run),
     ("GET", "/runs", KfpServer._list_runs),
     ("GET", f"/runs/{_ID}", KfpServer._get_run),
+    ("POST", f"/runs/{_ID}:terminate", KfpServer._terminate_run),
+    ("POST", f"/runs/{_ID}:retry", KfpServer._retry_run),
     ("POST", "/recurringruns", KfpServer._create_recurring_run),
     ("GET", "/recurringruns", KfpServer._list_recurring_runs),
     ("GET", f"/recurringruns/{_ID}", KfpServer._get_recurring_run),

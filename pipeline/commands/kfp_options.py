@@ -22,6 +22,7 @@ from click.core import ParameterSource
 from pipeline.params import TYPES, ParameterError, parse_assignments, validate_arguments
 
 ENV_HOST, ENV_NAMESPACE = "KFP_HOST", "KFP_NAMESPACE"
+ENV_KF_ENDPOINT = "KF_PIPELINES_ENDPOINT"  # kfp's own variable, read when KFP_HOST is not set
 ENV_TOKEN, ENV_TOKEN_FILE, ENV_CA_CERT = "KFP_TOKEN", "KFP_TOKEN_FILE", "KFP_CA_CERT"
 
 PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
@@ -104,7 +105,7 @@ def kfp_options(fn):
 
     @click.option(
         "--host",
-        envvar=ENV_HOST,
+        envvar=[ENV_HOST, ENV_KF_ENDPOINT],
         show_envvar=True,
         metavar="URL",
         help="Kubeflow Pipelines API URL, e.g. https://kubeflow.example.com/pipeline, "

@@ -11,6 +11,7 @@ from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_errors import is_transient
 from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
 from pipeline.commands.options import cluster_options
+from pipeline.commands.output import emit, output_option
 
 EXIT_RUN_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 1, 4, 130
 SUCCEEDED = "SUCCEEDED"
@@ -54,6 +55,12 @@ MAX_POLL_FAILURES = 3  # consecutive transient API errors tolerated while follow
     metavar="SECONDS",
     help="With --wait: time between two looks at the run.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Compile and check the parameters, print what would be sent, and stop: no API call.",
+)
+@output_option
 @cluster_options
 @kfp_options
 def submit_cmd(
@@ -65,6 +72,8 @@ def submit_cmd(
     wait: bool,
     timeout: int | None,
     poll_interval: float,
+    dry_run: bool,
+    output: str,
     **flags,
 ) -> None:
     """Compile the pipeline and start a run of it on Kubeflow Pipelines.
@@ -85,6 +94,14 @@ def submit_cmd(
 
     experiment = experiment or PIPELINE_NAME
     run_name = run_name or f"{PIPELINE_NAME} {_utc_stamp()}"
+    if dry_run:
+        with compiled_package(flags) as package:
+            emit(
+                dry_run_plan(package, kfp_settings, experiment, run_name, params),
+                output,
+                _show_plan,
+            )
+        return
     with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
         result = quietly(
             client.create_run_from_pipeline_package,
@@ -96,32 +113,86 @@ def submit_cmd(
             service_account=service_account,
         )
         link = kfp_settings.link(f"runs/details/{result.run_id}")
-        click.echo(
-            f"run id:     {result.run_id}\nrun name:   {run_name}\n"
-            f"experiment: {experiment}\ndetails:    {link}"
-        )
-        if not wait:
-            return
-        run = follow_run(client, result.run_id, link, timeout, poll_interval)
-    _exit_with_outcome(run, link)
+        submitted = {
+            "run_id": result.run_id,
+            "run_name": run_name,
+            "experiment": experiment,
+            "url": link,
+            "state": None,
+        }
+        if output == "text":
+            click.echo(
+                f"run id:     {result.run_id}\nrun name:   {run_name}\n"
+                f"experiment: {experiment}\ndetails:    {link}"
+            )
+        if wait:
+            say = click.echo if output == "text" else (lambda line: click.echo(line, err=True))
+            run = follow_run(client, result.run_id, link, timeout, poll_interval, say)
+            submitted["state"] = run.state
+    if output != "text":
+        emit(submitted, output, lambda d: None)
+    if wait:
+        _exit_with_outcome(run, link)
+
+
+def dry_run_plan(package: str, settings, experiment: str, run_name: str, params: dict) -> dict:
+    """What `submit` would send: the pipeline, where, and every parameter's value."""
+    import yaml
+
+    with open(package) as f:
+        spec = next(yaml.safe_load_all(f))
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    values = {
+        name: _typed(name, params.get(name, d.get("defaultValue")))
+        for name, d in sorted(inputs.items())
+    }
+    return {
+        "pipeline": spec["pipelineInfo"]["name"],
+        "host": settings.host,
+        "namespace": settings.namespace,
+        "experiment": experiment,
+        "run_name": run_name,
+        "parameters": values,
+        "images": sorted(
+            {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+        ),
+        "sent": False,
+    }
+
+
+def _typed(name: str, value):
+    """The compiled YAML stores integers as numbers like 128.0: give them back their type."""
+    from pipeline.params import TYPES
+
+    return int(value) if TYPES.get(name) is int and value is not None else value
+
+
+def _show_plan(plan: dict) -> None:
+    click.echo(f"dry run: nothing sent to {plan['host']}")
+    click.echo(f"pipeline:   {plan['pipeline']}\nexperiment: {plan['experiment']}")
+    click.echo(f"run name:   {plan['run_name']}")
+    click.echo("parameters:")
+    for name, value in plan["parameters"].items():
+        click.echo(f"  {name} = {value!r}")
+    click.echo("images:     " + ", ".join(plan["images"]))
 
 
 def _utc_stamp() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H-%M-%S UTC")
 
 
-def follow_run(client, run_id: str, link: str, timeout: int | None, poll_interval: float):
-    """Poll the run until it ends, printing each new state; returns the last V2beta1Run.
-
-    Exits 4 when `timeout` passes and 130 on Ctrl-C; the run itself keeps going either way.
-    """
+def follow_run(
+    client, run_id: str, link: str, timeout: int | None, poll_interval: float, say=click.echo
+):
+    """Poll the run until it ends, printing each new state with `say`; returns the last
+    V2beta1Run. Exits 4 when `timeout` passes and 130 on Ctrl-C; the run itself keeps going."""
     start, last_state = time.monotonic(), None
     try:
         while True:
             run = _get_run_patiently(client, run_id, poll_interval)
             elapsed, state = time.monotonic() - start, run.state or "RUNTIME_STATE_UNSPECIFIED"
             if state != last_state:
-                click.echo(f"{elapsed:7.0f} s  {state}")
+                say(f"{elapsed:7.0f} s  {state}")
                 last_state = state
             if state in ENDED:
                 return run

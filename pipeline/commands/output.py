@@ -1,0 +1,56 @@
+"""`-o/--output text|json|yaml`: what a command prints, for people or for scripts.
+
+JSON and YAML carry the same keys, listed in the README ("Machine-readable output") and checked
+by tests; text is for people and may change. Nothing but the document goes to stdout in json or
+yaml mode: progress and notes go to stderr.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+
+import click
+
+FORMATS = ("text", "json", "yaml")
+
+
+def output_option(fn):
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="text for people; json or yaml for scripts (keys listed in the README).",
+    )(fn)
+
+
+def _plain(value):
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def emit(data, output: str, text: Callable[[object], None]) -> None:
+    """Print `data` as JSON or YAML, or call `text(data)` to print it for people."""
+    data = _plain(data)
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    elif output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=True, default_flow_style=False).rstrip())
+    else:
+        text(data)
+
+
+def note(message: str, output: str) -> None:
+    """A line for people: stdout in text mode, stderr when stdout is a document."""
+    click.echo(message, err=output != "text")

@@ -1,0 +1,215 @@
+"""`mnist-pipeline runs`: list, inspect, follow, cancel and retry runs on Kubeflow Pipelines.
+
+The KFP API has no log endpoint: for a failed task, `runs get` prints its pod and the exact
+`kubectl logs` command that reads it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_options import kfp_options, quietly
+from pipeline.commands.output import emit, note, output_option
+from pipeline.commands.submit import ENDED, EXIT_RUN_FAILED, SUCCEEDED, follow_run
+
+STATES = (
+    "PENDING",
+    "RUNNING",
+    "SUCCEEDED",
+    "SKIPPED",
+    "FAILED",
+    "CANCELING",
+    "CANCELED",
+    "PAUSED",
+)
+# The user's code runs in this container of a KFP v2 task's pod.
+MAIN_CONTAINER = "main"
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List, inspect, follow, cancel and retry runs on Kubeflow Pipelines.
+
+    \b
+    Exit codes: 0 done (runs get --watch: and the run succeeded); 1 the run failed, was
+    canceled or skipped; 2 a bad flag; 3 the KFP API could not be reached or refused the
+    request; 4 --timeout passed before the run ended.
+    """
+
+
+def run_summary(run, link: str) -> dict:
+    """The stable JSON form of a run (README: Machine-readable output)."""
+    return {
+        "run_id": run.run_id,
+        "name": run.display_name,
+        "state": run.state,
+        "experiment_id": run.experiment_id,
+        "created_at": run.created_at,
+        "finished_at": run.finished_at,
+        "url": link,
+        "error": getattr(run.error, "message", None) if run.error else None,
+    }
+
+
+def task_rows(run, namespace: str) -> list[dict]:
+    """One dict per task of the run: name, state, pod, error and, when it failed, the
+    command that prints its log."""
+    details = getattr(run, "run_details", None)
+    rows = []
+    for task in (details.task_details if details and details.task_details else []) or []:
+        pod = task.pod_name or next(
+            (c.pod_name for c in task.child_tasks or [] if getattr(c, "pod_name", None)), None
+        )
+        failed = task.state == "FAILED"
+        rows.append(
+            {
+                "name": task.display_name,
+                "state": task.state,
+                "pod": pod,
+                "error": getattr(task.error, "message", None) if task.error else None,
+                "logs": (
+                    f"kubectl logs -n {namespace} {pod} -c {MAIN_CONTAINER}"
+                    if failed and pod
+                    else None
+                ),
+            }
+        )
+    return rows
+
+
+@runs_group.command("list")
+@click.option("--experiment", metavar="NAME", help="Only the runs of this experiment.")
+@click.option("--state", type=click.Choice(STATES), help="Only the runs in this state.")
+@click.option(
+    "--limit", type=click.IntRange(1, 200), default=20, show_default=True, help="Newest N runs."
+)
+@output_option
+@kfp_options
+def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int, output: str):
+    """The newest runs: id, state, creation time and name."""
+    with kfp_client(kfp_settings) as client:
+        experiment_id = None
+        if experiment:
+            found = quietly(
+                client.get_experiment, experiment_name=experiment, namespace=kfp_settings.namespace
+            )
+            experiment_id = found.experiment_id
+        query = None
+        if state:
+            query = json.dumps(
+                {"predicates": [{"operation": "EQUALS", "key": "state", "string_value": state}]}
+            )
+        answer = client.list_runs(
+            page_size=limit,
+            sort_by="created_at desc",
+            experiment_id=experiment_id,
+            namespace=kfp_settings.namespace,
+            filter=query,
+        )
+    runs = [
+        run_summary(r, kfp_settings.link(f"runs/details/{r.run_id}"))
+        for r in (answer.runs or [])[:limit]
+    ]
+
+    def text(rows):
+        if not rows:
+            click.echo("no runs")
+            return
+        for r in rows:
+            click.echo(
+                f"{r['run_id']}  {r['state'] or '-':<10} {r['created_at'] or '-':<20} {r['name']}"
+            )
+
+    emit(runs, output, text)
+
+
+@runs_group.command("get")
+@click.argument("run_id")
+@click.option("--watch", is_flag=True, help="Follow the run until it ends; exit with its outcome.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="With --watch: stop following after this long (the run goes on).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --watch: time between two looks at the run.",
+)
+@output_option
+@kfp_options
+def get_cmd(
+    kfp_settings, run_id: str, watch: bool, timeout: int | None, poll_interval: float, output: str
+):
+    """A run's state and its tasks; for a failed task, the command that prints its log."""
+    link = kfp_settings.link(f"runs/details/{run_id}")
+    with kfp_client(kfp_settings) as client:
+        if watch:
+            say = (lambda line: click.echo(line, err=True)) if output != "text" else click.echo
+            run = follow_run(client, run_id, link, timeout, poll_interval, say)
+        else:
+            run = client.get_run(run_id)
+    namespace = kfp_settings.namespace or "kubeflow"
+    data = {**run_summary(run, link), "tasks": task_rows(run, namespace)}
+
+    def text(d):
+        click.echo(
+            f"run:      {d['run_id']}  {d['name']}\nstate:    {d['state']}\ndetails:  {d['url']}"
+        )
+        if d["error"]:
+            click.echo(f"error:    {d['error']}")
+        for task in d["tasks"]:
+            click.echo(f"  {task['name']:<22} {task['state'] or '-'}")
+            if task["logs"]:
+                click.echo(f"    its log: {task['logs']}")
+
+    emit(data, output, text)
+    if watch and run.state != SUCCEEDED:
+        raise SystemExit(EXIT_RUN_FAILED)
+
+
+@runs_group.command("cancel")
+@click.argument("run_id")
+@output_option
+@kfp_options
+def cancel_cmd(kfp_settings, run_id: str, output: str):
+    """Stop a run: its running tasks are terminated (the KFP API's terminate)."""
+    with kfp_client(kfp_settings) as client:
+        client.terminate_run(run_id)
+    emit(
+        {"run_id": run_id, "action": "cancel"},
+        output,
+        lambda d: click.echo(
+            f"canceling run {run_id}; see {kfp_settings.link(f'runs/details/{run_id}')}"
+        ),
+    )
+
+
+@runs_group.command("retry")
+@click.argument("run_id")
+@output_option
+@kfp_options
+def retry_cmd(kfp_settings, run_id: str, output: str):
+    """Start a failed or canceled run again from its failed tasks (the KFP API's retry)."""
+    with kfp_client(kfp_settings) as client:
+        run = client.get_run(run_id)
+        if run.state not in ENDED or run.state == SUCCEEDED:
+            note(
+                f"run {run_id} is {run.state}: only a failed or canceled run can be retried", output
+            )
+            raise SystemExit(2)
+        client._run_api.run_service_retry_run(run_id=run_id)  # kfp.Client has no retry method
+    emit(
+        {"run_id": run_id, "action": "retry"},
+        output,
+        lambda d: click.echo(
+            f"retrying run {run_id}; see {kfp_settings.link(f'runs/details/{run_id}')}"
+        ),
+    )
