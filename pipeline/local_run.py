@@ -63,15 +63,19 @@ RUNNERS = ("subprocess", "docker")
 
 
 def run_local(
-    arguments: dict, workdir: Path, runner: str = "subprocess", verbose: bool = True
+    arguments: dict,
+    workdir: Path,
+    runner: str = "subprocess",
+    verbose: bool = True,
+    stream=None,
 ) -> Summary:
     """Run the pipeline with `arguments` (pipeline parameter values); returns its summary.
 
     `runner` is "subprocess" (each step a process of this environment) or "docker" (each step
     in its image: pipeline/containers.py). kfp.local's output goes through a StepConsole
     (pipeline/console.py): every line into `<run>/logs/`, and to the terminal either all of it
-    (`verbose`) or a few lines per step. Each run gets its own pipeline root, claimed with an
-    atomic mkdir, so two runs started in the same folder at once never mistake each other's
+    (`verbose`) or a few lines per step, on `stream` (default stdout). Each run gets its own
+    pipeline root, claimed with an atomic mkdir, so two runs started in the same folder at once never mistake each other's
     outputs for their own.
     """
     import kfp.local
@@ -95,7 +99,7 @@ def run_local(
     kfp.local.init(runner=steps_run_by, pipeline_root=str(root), raise_on_error=True)
     os.environ[ERROR_FILE_ENV] = str(errors)  # the steps inherit it: see failure.py
     console = StepConsole(
-        sys.stdout,
+        stream or sys.stdout,
         root / "logs",
         verbose,
         headline=lambda step: headline(root, step),

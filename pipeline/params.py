@@ -7,12 +7,14 @@ checks, so a typo fails in a second with a message instead of an hour later in a
 
 from __future__ import annotations
 
-from components.common.parameters import BY_NAME, ParameterError, check_all
+from pathlib import Path
+
+from components.common.parameters import BY_NAME, ParameterError, check_all, unknown
 
 TYPES = {name: param.type for name, param in BY_NAME.items()}
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
-__all__ = ["TYPES", "ParameterError", "parse_assignments", "validate_arguments"]
+__all__ = ["TYPES", "ParameterError", "load_params_file", "parse_assignments", "validate_arguments"]
 
 
 def _coerce(name: str, raw: str):
@@ -36,9 +38,50 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict:
         if not sep:
             raise ParameterError(f"{pair!r} is not of the form name=value")
         if name not in TYPES:
-            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(sorted(TYPES))}")
+            raise unknown(name)
         values[name] = _coerce(name, raw.strip())
     return values
+
+
+def load_params_file(path: str | Path) -> dict:
+    """Typed parameter values from a YAML or JSON mapping (JSON is YAML); names checked."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ParameterError(
+            f"{path}: not a readable YAML or JSON file ({type(e).__name__})"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: holds a {type(data).__name__}, not name: value pairs")
+    values = {}
+    for name, value in data.items():
+        name = str(name).replace("-", "_")
+        if name not in TYPES:
+            raise ParameterError(f"{path}: {unknown(name)}")
+        values[name] = _typed(name, value, path)
+    return values
+
+
+def _typed(name: str, value, path) -> object:
+    kind = TYPES[name]
+    if isinstance(value, str):
+        return _coerce(name, value)
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, int) and not isinstance(value, bool)
+        if kind is int
+        else False
+    )
+    if not ok:
+        raise ParameterError(f"{path}: {name}={value!r} is not a valid {kind.__name__}")
+    return float(value) if kind is float else value
 
 
 def validate_arguments(values: dict) -> dict:

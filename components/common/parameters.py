@@ -221,11 +221,20 @@ def check(name: str, value) -> None:
         raise ParameterError(f"{name}={_shown(value)} {refused} {reason}")
 
 
+def unknown(name: str) -> ParameterError:
+    """The error for a name that is not a parameter, with the nearest one when it is a typo."""
+    import difflib
+
+    near = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(BY_NAME))}"
+    return ParameterError(f"unknown parameter {name!r}{hint}")
+
+
 def check_all(values: dict) -> dict:
     """Check every value in `values` (unknown names refused); returns `values` unchanged."""
     for name, value in values.items():
         if name not in BY_NAME:
-            raise ParameterError(f"unknown parameter {name!r}; known: {', '.join(BY_NAME)}")
+            raise unknown(name)
         check(name, value)
     return values
 

@@ -19,7 +19,13 @@ from urllib.parse import urlsplit
 import click
 from click.core import ParameterSource
 
-from pipeline.params import TYPES, ParameterError, parse_assignments, validate_arguments
+from pipeline.params import (
+    TYPES,
+    ParameterError,
+    load_params_file,
+    parse_assignments,
+    validate_arguments,
+)
 
 ENV_HOST, ENV_NAMESPACE = "KFP_HOST", "KFP_NAMESPACE"
 ENV_KF_ENDPOINT = "KF_PIPELINES_ENDPOINT"  # kfp's own variable, read when KFP_HOST is not set
@@ -150,24 +156,34 @@ def kfp_options(fn):
     return wrapper
 
 
-def _parse_params(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict:
-    try:
-        return validate_arguments(parse_assignments(pairs))
-    except ParameterError as e:
-        raise click.BadParameter(str(e)) from None
-
-
 def param_option(fn):
-    """--param NAME=VALUE (repeatable), typed and range-checked before anything is sent."""
-    return click.option(
+    """--params-file FILE and --param NAME=VALUE (repeatable, it wins over the file), typed
+    and range-checked before anything is sent; the command gets them as `params`."""
+
+    @click.option(
+        "--params-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Pipeline parameters from a YAML or JSON file of name: value pairs.",
+    )
+    @click.option(
         "--param",
-        "params",
+        "param_pairs",
         multiple=True,
         metavar="NAME=VALUE",
-        callback=_parse_params,
-        help="Pipeline parameter, repeatable, e.g. --param epochs=3. Names: "
-        f"{', '.join(TYPES)}. Unset ones keep the pipeline's defaults.",
-    )(fn)
+        help="Pipeline parameter, repeatable, e.g. --param epochs=3; wins over --params-file. "
+        f"Names: {', '.join(TYPES)}. Unset ones keep the pipeline's defaults.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args, params_file, param_pairs, **kwargs):
+        try:
+            values = load_params_file(params_file) if params_file else {}
+            values.update(parse_assignments(param_pairs))
+            validate_arguments(values)
+        except ParameterError as e:
+            raise click.BadParameter(str(e), param_hint="--param / --params-file") from None
+        return fn(*args, params=values, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager

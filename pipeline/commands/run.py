@@ -10,7 +10,9 @@ from pathlib import Path
 import click
 
 from components.common import spec
+from pipeline.commands.kfp_options import param_option
 from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
+from pipeline.commands.output import emit, note, output_option
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
@@ -32,8 +34,8 @@ _TUNING = (
     "--local",
     "local",
     is_flag=True,
-    required=True,
-    help="Run with kfp.local on this machine (the only mode of `run`; see `submit`).",
+    help="Run with kfp.local on this machine, the only mode of `run` (`submit` runs on "
+    "Kubeflow). Needed only when a KFP host is configured, to say it is meant.",
 )
 @parameter_options("source")
 @click.option(
@@ -81,6 +83,8 @@ _TUNING = (
     help="subprocess: each step a process of this environment. docker: each step in the image "
     "the cluster runs (build them with `make images-local`; podman works through DOCKER_HOST).",
 )
+@param_option
+@output_option
 @click.option(
     "-v",
     "--verbose",
@@ -94,7 +98,14 @@ _TUNING = (
     help="Also write the run summary as JSON to this file.",
 )
 def run_cmd(
-    local: bool, workdir: str, runner: str, verbose: bool, summary_json: str | None, **arguments
+    local: bool,
+    workdir: str,
+    runner: str,
+    verbose: bool,
+    summary_json: str | None,
+    params: dict,
+    output: str,
+    **arguments,
 ) -> None:
     """Run download, unpack-and-upload, train, export and batch-predict locally.
 
@@ -106,7 +117,9 @@ def run_cmd(
     """
     from pipeline.local_run import LocalRunError, default_images_uri, run_local, seed_sample_images
 
+    _refuse_an_ambiguous_run(local)
     require_tensorflow("run --local")
+    _merge(arguments, params)
     if arguments["store_uri"] == DEFAULT_LOCAL_STORE:
         arguments["store_uri"] = str(Path(DEFAULT_LOCAL_STORE).resolve())
     try:
@@ -125,8 +138,9 @@ def run_cmd(
             default_images_uri(arguments["store_uri"]), arguments["s3_endpoint"]
         )
         if seeded:
-            click.echo(
-                f"seeded {seeded} sample digits under {default_images_uri(arguments['store_uri'])}"
+            note(
+                f"seeded {seeded} sample digits under {default_images_uri(arguments['store_uri'])}",
+                output,
             )
     # Here these options are paths as a shell gives them; the pipeline takes a relative value
     # as a path under the store, so a folder given here is made absolute.
@@ -140,16 +154,48 @@ def run_cmd(
         )
     start = time.monotonic()
     try:
-        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose)
+        import sys
+
+        stream = sys.stdout if output == "text" else sys.stderr  # stdout holds the document
+        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose, stream)
     except LocalRunError as e:
         raise click.ClickException(str(e)) from None
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
-    _report(result, arguments["min_accuracy"])
-    if result["predictions_uri"]:
-        _show_predictions(result["predictions_uri"], arguments["s3_endpoint"])
+    if output != "text":
+        emit(result, output, lambda d: None)
+    else:
+        _report(result, arguments["min_accuracy"])
+        if result["predictions_uri"]:
+            _show_predictions(result["predictions_uri"], arguments["s3_endpoint"])
     if summary_json:
         Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
         Path(summary_json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _refuse_an_ambiguous_run(local: bool) -> None:
+    """`run` alone is a local run, unless a KFP host is configured: then say which is meant."""
+    import os
+
+    from pipeline.commands.kfp_options import ENV_HOST, ENV_KF_ENDPOINT
+
+    configured = [name for name in (ENV_HOST, ENV_KF_ENDPOINT) if os.environ.get(name)]
+    if not local and configured:
+        raise click.UsageError(
+            f"{configured[0]} is set, so say where to run: `run --local` runs on this machine, "
+            "`submit` runs on Kubeflow"
+        )
+
+
+def _merge(arguments: dict, params: dict) -> None:
+    """--params-file and --param values, except where a named option was given (it wins)."""
+    source = click.get_current_context().get_parameter_source
+    for name, value in params.items():
+        if name not in arguments:
+            raise click.BadParameter(
+                f"{name} is not a parameter of a local run", param_hint="--param / --params-file"
+            )
+        if source(name) != click.core.ParameterSource.COMMANDLINE:
+            arguments[name] = value
 
 
 def _report(result: dict, min_accuracy: float) -> None:

@@ -159,35 +159,32 @@ def test_whole_pipeline_http_source_s3_store(
             assert FAKE_SECRET_KEY.encode() not in data and FAKE_ACCESS_KEY.encode() not in data
 
 
+SUMMARY_KEYS = {
+    "test_accuracy", "model_uri", "model_version", "predictions_uri", "predicted", "failed",
+    "run_dir", "logs_dir", "reports", "gated", "wall_seconds",
+}  # fmt: skip
+
+
 def test_accuracy_gate_stops_export(tmp_path, http_dir, small_mnist_dir):
+    """Also: parameters from a file, a named option winning over it, and `-o json`."""
     store = tmp_path / "store"
-    result, output = run_cli(
-        [
-            "run",
-            "--local",
-            "--source",
-            http_dir(small_mnist_dir),
-            "--store",
-            str(store),
-            "--no-verify-checksums",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "300",
-            "--min-accuracy",
-            "1.0",
-            "--workdir",
-            str(tmp_path / "runs"),
-            "--summary-json",
-            str(tmp_path / "s.json"),
-        ],
-        {"PYTHONPATH": str(REPO)},
-        tmp_path,
+    params = tmp_path / "params.yaml"
+    params.write_text("epochs: 1\ntrain_limit: 300\nmin_accuracy: 0.5\nverify_checksums: false\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--source", http_dir(small_mnist_dir)]
+        + ["--store", str(store), "--params-file", str(params), "--min-accuracy", "1.0"]
+        + ["--workdir", str(tmp_path / "runs"), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k not in ("KFP_HOST", "KF_PIPELINES_ENDPOINT")},
     )
-    assert result.returncode == 0, output[-3000:]
-    summary = json.loads((tmp_path / "s.json").read_text())
-    assert summary["gated"] is True and summary["model_uri"] is None
-    assert "below min_accuracy" in output
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)  # stdout is the document alone; progress is on stderr
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["gated"] is True and summary["model_uri"] is None  # --min-accuracy won
+    assert "[3/5] train done in" in result.stderr
     assert (store / "datasets/mnist/MANIFEST.json").is_file()
     assert not (store / "models").exists() and not (store / "predictions").exists()
 
@@ -200,6 +197,24 @@ def test_bad_parameter_refused_before_anything_runs(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "epochs=0" in output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "phrase"),
+    [
+        (["--param", "epoch=3"], {}, "unknown parameter 'epoch'; did you mean 'epochs'?"),
+        ([], {"KFP_HOST": "http://127.0.0.1:9"}, "KFP_HOST is set, so say where to run"),
+    ],
+)
+def test_run_refusals_are_one_line(tmp_path, args, env, phrase):
+    result, output = run_cli(
+        ["run", *args, "--workdir", str(tmp_path)],
+        {"PYTHONPATH": str(REPO), **env},
+        tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2 and phrase in output, output
     assert not (tmp_path / "runs").exists()
 
 
