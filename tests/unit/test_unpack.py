@@ -14,6 +14,7 @@ import pytest
 from components.common import mnist, spec
 from components.common.archive import ArchiveError, Limits
 from components.common.dataset import fetch_dataset, read_manifest
+from components.common.provenance import digest_of
 from components.common.store import LocalStore, open_store, sha256_file
 from components.unpack_upload import __main__ as unpack_main
 from components.unpack_upload.unpack import unpack_and_upload
@@ -72,12 +73,14 @@ def test_gz_folder_is_uploaded_raw_with_a_manifest(small_mnist_dir, raw_small_mn
         "manifest_uri": store.uri(f"{PREFIX}/{spec.MANIFEST}"),
         "counts": {"train": 1200, "test": 300},
         "sha256": digests,
+        "dataset_digest": digest_of(digests),
         "sizes": {n: (raw_small_mnist_dir / n).stat().st_size for n in NAMES},
         "uploaded": NAMES,
         "skipped": [],
     }
     manifest = read_manifest(store, PREFIX)
     assert manifest["source"] == "test"
+    assert manifest["dataset_digest"] == digest_of(digests)
     assert manifest["files"]["train-labels-idx1-ubyte"] == {
         "sha256": digests["train-labels-idx1-ubyte"],
         "size": 1208,
