@@ -75,8 +75,8 @@ def run_local(
     in its image: pipeline/containers.py). kfp.local's output goes through a StepConsole
     (pipeline/console.py): every line into `<run>/logs/`, and to the terminal either all of it
     (`verbose`) or a few lines per step, on `stream` (default stdout). Each run gets its own
-    pipeline root, claimed with an atomic mkdir, so two runs started in the same folder at once never mistake each other's
-    outputs for their own.
+    pipeline root, claimed with an atomic mkdir, so two runs started in the same folder at once
+    never mistake each other's outputs for their own.
     """
     import kfp.local
 

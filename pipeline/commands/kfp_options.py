@@ -32,6 +32,11 @@ ENV_KF_ENDPOINT = "KF_PIPELINES_ENDPOINT"  # kfp's own variable, read when KFP_H
 ENV_TOKEN, ENV_TOKEN_FILE, ENV_CA_CERT = "KFP_TOKEN", "KFP_TOKEN_FILE", "KFP_CA_CERT"
 
 PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80"
+# Inside a Kubeflow notebook or pod, as kfp.Client() does: the API's in-cluster address, and the
+# token Kubeflow projects for it (KF_PIPELINES_SA_TOKEN_PATH) or else the service account's own.
+IN_CLUSTER_HOST = "http://ml-pipeline.{namespace}.svc.cluster.local:8888"
+KFP_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ def settings_from_flags(
 ) -> KfpSettings:
     """Check the connection flags and bundle them; raises click usage errors."""
     if not host:
+        host, found_token_file = in_cluster()
+        if host and not (token or token_file):
+            token_file = found_token_file
+    if not host:
         raise click.UsageError(
             f"no KFP API given: pass --host URL or set {ENV_HOST} (for a "
             f"port-forward, `{PORT_FORWARD}` then --host http://localhost:8080)"
@@ -104,6 +113,22 @@ def settings_from_flags(
     if token_file and not Path(token_file).read_text().strip():
         raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
     return KfpSettings(normalize_host(host), namespace or None, token or None, token_file, ca_cert)
+
+
+def in_cluster() -> tuple[str | None, str | None]:
+    """(host, token file) when this process runs in a Kubernetes pod, else (None, None).
+    The API is taken to be Kubeflow's, in namespace `kubeflow` (KFP_API_NAMESPACE changes it)."""
+    import os
+
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None, None
+    token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", KFP_TOKEN_PATH)
+    token_file = next((p for p in (token_path, SA_TOKEN_PATH) if Path(p).is_file()), None)
+    if token_file is None:
+        return None, None
+    return IN_CLUSTER_HOST.format(
+        namespace=os.environ.get("KFP_API_NAMESPACE", "kubeflow")
+    ), token_file
 
 
 def kfp_options(fn):

@@ -188,3 +188,25 @@ def test_shell_completion_works_as_the_readme_says():
     env = {**os.environ, "_MNIST_PIPELINE_COMPLETE": "bash_source"}
     script = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60).stdout
     assert "_mnist_pipeline_completion" in script and "complete " in script
+
+
+def test_inside_a_pod_the_in_cluster_api_and_its_token_are_used(monkeypatch, tmp_path):
+    """As kfp.Client() does in a Kubeflow notebook: no --host needed."""
+    from pipeline.commands import kfp_options
+
+    token = tmp_path / "token"
+    token.write_text("projected-token\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    with KfpServer(token="projected-token") as server:
+        monkeypatch.setattr(
+            kfp_options, "IN_CLUSTER_HOST", server.url
+        )  # stands in for the DNS name
+        result = cli("runs", "list")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no runs"
+
+
+def test_outside_a_pod_no_host_is_one_line_saying_what_to_pass():
+    result = cli("runs", "list")
+    assert result.exit_code == 2 and "no KFP API given: pass --host URL" in result.output
