@@ -241,6 +241,8 @@ class KfpServer:
 
     def _list_versions(self, request, pipeline_id):
         found = [v for v in self.versions.values() if v["pipeline_id"] == pipeline_id]
+        if request.arg("sort_by") == "created_at desc":
+            found.reverse()  # added in order, so the newest last
         return 200, _page("pipeline_versions", found)
 
     def _create_experiment(self, request):

@@ -212,8 +212,9 @@ def param_option(fn):
 
 
 @contextlib.contextmanager
-def compiled_package(flags: dict) -> Iterator[str]:
-    """Compile the pipeline with the cluster flags to a temporary YAML file; yield its path."""
+def compiled_package(flags: dict, caching: bool | None = None) -> Iterator[str]:
+    """Compile the pipeline with the cluster flags to a temporary YAML file; yield its path.
+    `caching` True or False sets every task's cache option (None keeps the compiled ones)."""
     from pipeline.commands.options import options_from_flags
     from pipeline.dag import PIPELINE_NAME, compile_pipeline
 
@@ -221,10 +222,84 @@ def compiled_package(flags: dict) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="mnist-kfp-") as work:
         path = str(Path(work) / f"{PIPELINE_NAME}.yaml")
         compile_pipeline(path, options)
+        if caching is not None:
+            set_caching(path, caching)
         yield path
+
+
+def set_caching(package: str, enabled: bool) -> None:
+    """Set the cache option of every task, inside conditions too. (kfp.Client's own
+    enable_caching reaches only the top-level tasks: export and batch-predict run inside the
+    accuracy gate's sub-DAG.)"""
+    import yaml
+
+    with open(package) as f:
+        docs = list(yaml.safe_load_all(f))
+    spec = docs[0]
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    for dag in dags:
+        for task in dag["tasks"].values():
+            if "componentRef" in task and not task["componentRef"]["name"].startswith(
+                "comp-condition"
+            ):
+                task["cachingOptions"] = {"enableCache": enabled}
+    with open(package, "w") as f:
+        yaml.safe_dump_all(docs, f, sort_keys=False)
 
 
 def quietly(method, *args, **kwargs):
     """Call a kfp.Client method without the 'Run details: ...' lines it prints itself."""
     with contextlib.redirect_stdout(io.StringIO()):
         return method(*args, **kwargs)
+
+
+def uploaded_pipeline_options(fn):
+    """--pipeline NAME [--version NAME]: run what was uploaded (what the UI shows) instead of
+    compiling the local code; passed as `pipeline_name` and `version_name`."""
+    fn = click.option(
+        "--version",
+        "version_name",
+        metavar="NAME",
+        help="With --pipeline: this version of it. [default: its newest]",
+    )(fn)
+    return click.option(
+        "--pipeline",
+        "pipeline_name",
+        metavar="NAME",
+        help="Run this uploaded pipeline (see `upload`) instead of compiling the local code.",
+    )(fn)
+
+
+def caching_option(fn):
+    return click.option(
+        "--enable-caching/--disable-caching",
+        "enable_caching",
+        default=None,
+        help="Reuse (or not) the outputs of earlier identical steps. [default: as compiled: "
+        "download and unpack-and-upload cached, train and batch-predict not]",
+    )(fn)
+
+
+def resolve_uploaded(client, settings: KfpSettings, name: str, version: str | None):
+    """(pipeline id, version id, version name) of an uploaded pipeline; a one-line error
+    naming what exists when it is not there."""
+    from pipeline.commands.kfp_connection import KfpApiError
+
+    pipeline_id = client.get_pipeline_id(name)
+    if pipeline_id is None:
+        raise KfpApiError(
+            f"no uploaded pipeline named {name!r} at {settings.host}: upload it first "
+            "(mnist-pipeline upload)"
+        )
+    answer = client.list_pipeline_versions(pipeline_id, page_size=100, sort_by="created_at desc")
+    versions = answer.pipeline_versions or []
+    if version is None:
+        if not versions:
+            raise KfpApiError(f"pipeline {name!r} has no version at {settings.host}")
+        chosen = versions[0]
+    else:
+        chosen = next((v for v in versions if v.display_name == version), None)
+        if chosen is None:
+            known = ", ".join(v.display_name for v in versions[:10]) or "none"
+            raise KfpApiError(f"pipeline {name!r} has no version {version!r}; newest: {known}")
+    return pipeline_id, chosen.pipeline_version_id, chosen.display_name

@@ -31,8 +31,65 @@ _ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
 UTC = datetime.timezone.utc
 
 
+# The descriptors KFP's cron parser (robfig/cron) takes besides 6 fields, as 6 fields.
+DESCRIPTORS = {
+    "@yearly": "0 0 0 1 1 *",
+    "@annually": "0 0 0 1 1 *",
+    "@monthly": "0 0 0 1 * *",
+    "@weekly": "0 0 0 * * 0",
+    "@daily": "0 0 0 * * *",
+    "@midnight": "0 0 0 * * *",
+    "@hourly": "0 0 * * * *",
+}
+_EVERY = re.compile(r"^@every\s+((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|µs|ns))+)$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def every_seconds(expr: str) -> float | None:
+    """The period of `@every 1h30m` (Go's duration syntax) in seconds, or None."""
+    match = _EVERY.match(expr.strip())
+    if not match:
+        return None
+    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(match[1]))
+
+
+def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list:
+    """The next `count` times (UTC) `expr` fires after `after`; ValueError if it never does.
+
+    For 6 fields this is croniter with the seconds first; day of month and day of week, when
+    both are restricted, match either (as in robfig/cron). `@every D` fires every D from when
+    the schedule starts.
+    """
+    period = every_seconds(expr)
+    if period is not None:
+        return [after + datetime.timedelta(seconds=period * (k + 1)) for k in range(count)]
+    from croniter import CroniterBadDateError, croniter
+
+    fields = DESCRIPTORS.get(expr.strip(), expr).replace("?", "*")
+    try:
+        it = croniter(fields, after, second_at_beginning=True, max_years_between_matches=8)
+        return [it.get_next(datetime.datetime).astimezone(UTC) for _ in range(count)]
+    except CroniterBadDateError:
+        raise ValueError(
+            f'"{expr}" never fires: no date matches it (such as February 30 or 31)'
+        ) from None
+
+
 def validate_cron(expr: str) -> str:
-    """Return the 6-field KFP cron expression `expr`, or raise ValueError saying what is wrong."""
+    """Return the KFP cron expression `expr` (6 fields, or a descriptor such as @daily or
+    @every 1h30m), or raise ValueError saying what is wrong, including when it never fires."""
+    expr = expr.strip()
+    if expr.startswith("@"):
+        period = every_seconds(expr)
+        if expr not in DESCRIPTORS and period is None:
+            raise ValueError(
+                f'"{expr}" is not a KFP cron descriptor: use {", ".join(DESCRIPTORS)} or '
+                '"@every 1h30m" (units h, m, s)'
+            )
+        if period is not None and period < 1:
+            raise ValueError(f'"{expr}" fires more than once a second')
+        return expr
     fields = expr.split()
     if len(fields) != 6:
         hint = (
@@ -47,7 +104,9 @@ def validate_cron(expr: str) -> str:
     for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
         for item in text.split(","):
             _check_cron_item(item, name, low, high)
-    return " ".join(fields)
+    expr = " ".join(fields)
+    next_fire_times(expr, datetime.datetime.now(UTC), 1)  # raises if it can never fire
+    return expr
 
 
 def _check_cron_item(item: str, name: str, low: int, high: int) -> None:

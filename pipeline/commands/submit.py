@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 
@@ -9,9 +10,17 @@ import click
 
 from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_errors import is_transient
-from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
+from pipeline.commands.kfp_options import (
+    caching_option,
+    compiled_package,
+    kfp_options,
+    param_option,
+    quietly,
+    resolve_uploaded,
+    uploaded_pipeline_options,
+)
 from pipeline.commands.options import cluster_options
-from pipeline.commands.output import emit, output_option
+from pipeline.commands.output import emit, note, output_option
 
 EXIT_RUN_FAILED, EXIT_WAIT_TIMEOUT, EXIT_INTERRUPTED = 1, 4, 130
 SUCCEEDED = "SUCCEEDED"
@@ -60,6 +69,8 @@ MAX_POLL_FAILURES = 3  # consecutive transient API errors tolerated while follow
     is_flag=True,
     help="Compile and check the parameters, print what would be sent, and stop: no API call.",
 )
+@uploaded_pipeline_options
+@caching_option
 @output_option
 @cluster_options
 @kfp_options
@@ -73,6 +84,9 @@ def submit_cmd(
     timeout: int | None,
     poll_interval: float,
     dry_run: bool,
+    pipeline_name: str | None,
+    version_name: str | None,
+    enable_caching: bool | None,
     output: str,
     **flags,
 ) -> None:
@@ -95,23 +109,36 @@ def submit_cmd(
     experiment = experiment or PIPELINE_NAME
     run_name = run_name or f"{PIPELINE_NAME} {_utc_stamp()}"
     if dry_run:
-        with compiled_package(flags) as package:
-            emit(
-                dry_run_plan(package, kfp_settings, experiment, run_name, params),
-                output,
-                _show_plan,
-            )
+        if pipeline_name:
+            raise click.UsageError("--dry-run compiles the local code: leave out --pipeline")
+        with compiled_package(flags, enable_caching) as package:
+            plan = dry_run_plan(package, kfp_settings, experiment, run_name, params)
+        emit(plan, output, _show_plan)
         return
-    with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
-        result = quietly(
-            client.create_run_from_pipeline_package,
-            package,
-            arguments=params,
-            run_name=run_name,
-            experiment_name=experiment,
-            namespace=kfp_settings.namespace,
-            service_account=service_account,
+    if pipeline_name and enable_caching is not None:
+        raise click.UsageError(
+            "an uploaded pipeline keeps the cache options it was compiled with: leave out "
+            "--enable-caching/--disable-caching, or upload a version compiled with them"
         )
+    compiled = (
+        contextlib.nullcontext() if pipeline_name else compiled_package(flags, enable_caching)
+    )
+    with compiled as package, kfp_client(kfp_settings) as client:
+        if pipeline_name:
+            result = _run_uploaded(
+                client, kfp_settings, pipeline_name, version_name, experiment, run_name,
+                params, service_account, output,
+            )  # fmt: skip
+        else:
+            result = quietly(
+                client.create_run_from_pipeline_package,
+                package,
+                arguments=params,
+                run_name=run_name,
+                experiment_name=experiment,
+                namespace=kfp_settings.namespace,
+                service_account=service_account,
+            )
         link = kfp_settings.link(f"runs/details/{result.run_id}")
         submitted = {
             "run_id": result.run_id,
@@ -133,6 +160,24 @@ def submit_cmd(
         emit(submitted, output, lambda d: None)
     if wait:
         _exit_with_outcome(run, link)
+
+
+def _run_uploaded(client, settings, name, version, experiment, run_name, params, account, output):
+    """Start a run of an uploaded pipeline version (the newest unless `version` names one)."""
+    pipeline_id, version_id, version_name = resolve_uploaded(client, settings, name, version)
+    note(f"pipeline:   {name}, version {version_name}", output)
+    experiment_id = quietly(
+        client.create_experiment, experiment, namespace=settings.namespace
+    ).experiment_id
+    return quietly(
+        client.run_pipeline,
+        experiment_id,
+        run_name,
+        params=params,
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+        service_account=account,
+    )
 
 
 def dry_run_plan(package: str, settings, experiment: str, run_name: str, params: dict) -> dict:

@@ -210,3 +210,46 @@ def test_inside_a_pod_the_in_cluster_api_and_its_token_are_used(monkeypatch, tmp
 def test_outside_a_pod_no_host_is_one_line_saying_what_to_pass():
     result = cli("runs", "list")
     assert result.exit_code == 2 and "no KFP API given: pass --host URL" in result.output
+
+
+def test_submit_runs_an_uploaded_version_newest_by_default(kfp_api):
+    assert cli("upload").exit_code == 0
+    assert cli("upload", "--version", "v2").exit_code == 0
+    versions = {v["display_name"]: v["pipeline_version_id"] for v in kfp_api.versions.values()}
+    compiled_before = len(kfp_api.calls("POST", "/runs"))
+    result = cli("submit", "--pipeline", "mnist-digits", "--param", "epochs=2", "-o", "json")
+    assert result.exit_code == 0, result.output
+    body = kfp_api.last("POST", "/runs").body
+    assert body["pipeline_version_reference"]["pipeline_version_id"] == versions["v2"]
+    assert "pipeline_spec" not in body or not body["pipeline_spec"]
+    assert body["runtime_config"]["parameters"]["epochs"] == 2
+    assert "version v2" in result.stderr
+    assert len(kfp_api.calls("POST", "/runs")) == compiled_before + 1
+
+
+def test_submit_a_named_version_and_a_missing_one(kfp_api):
+    cli("upload")
+    (first,) = kfp_api.versions.values()
+    cli("upload", "--version", "v2")
+    result = cli("submit", "--pipeline", "mnist-digits", "--version", first["display_name"])
+    assert result.exit_code == 0, result.output
+    sent = kfp_api.last("POST", "/runs").body["pipeline_version_reference"]
+    assert sent["pipeline_version_id"] == first["pipeline_version_id"]
+    line = one_line_error(cli("submit", "--pipeline", "mnist-digits", "--version", "v9"))
+    assert "has no version 'v9'; newest: v2" in line
+    line = one_line_error(cli("submit", "--pipeline", "nope"))
+    assert "no uploaded pipeline named 'nope'" in line
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"), [("--disable-caching", False), ("--enable-caching", True)]
+)
+def test_caching_flags_reach_every_task(kfp_api, flag, expected):
+    assert cli("submit", flag).exit_code == 0
+    spec = kfp_api.last("POST", "/runs").body["pipeline_spec"]["pipeline_spec"]
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for component in spec["components"].values():
+        tasks.update(component.get("dag", {}).get("tasks", {}))
+    for name, task in tasks.items():
+        if not name.startswith("condition"):
+            assert task["cachingOptions"].get("enableCache", False) is expected, name
