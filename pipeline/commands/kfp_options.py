@@ -284,8 +284,9 @@ def resolve_uploaded(client, settings: KfpSettings, name: str, version: str | No
     """(pipeline id, version id, version name) of an uploaded pipeline; a one-line error
     naming what exists when it is not there."""
     from pipeline.commands.kfp_connection import KfpApiError
+    from pipeline.commands.upload import find_pipeline_id
 
-    pipeline_id = client.get_pipeline_id(name)
+    pipeline_id = find_pipeline_id(client, name, settings.namespace)
     if pipeline_id is None:
         raise KfpApiError(
             f"no uploaded pipeline named {name!r} at {settings.host}: upload it first "

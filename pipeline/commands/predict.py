@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
+from pipeline.commands.output import emit, output_option
 from pipeline.params import validate_arguments
 
 
@@ -21,9 +22,10 @@ from pipeline.params import validate_arguments
 )
 @s3_endpoint_option
 @parameter_options("min_confidence")
+@output_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def predict_cmd(
-    model_uri: str, s3_endpoint: str, min_confidence: float, images: tuple[str, ...]
+    model_uri: str, s3_endpoint: str, min_confidence: float, output: str, images: tuple[str, ...]
 ) -> None:
     """Print `IMAGE: The result: [d]` for each image file, and the model version used."""
     require_tensorflow("predict")
@@ -31,29 +33,37 @@ def predict_cmd(
     import numpy as np
 
     from components.batch_predict.predictor import load_model_version
+    from components.batch_predict.step import model_lineage
     from components.common.images import ImageError, to_mnist
     from components.common.store import LocalStore, StoreError
 
+    rows = []
     with tempfile.TemporaryDirectory() as work:
         classify = load_model_version(model_uri, s3_endpoint, Path(work))
-        failed = 0
         for path in images:
             folder = LocalStore(Path(path).parent)  # reads regular files only: never a FIFO
             try:
                 pixels = to_mnist(folder.get_bytes(Path(path).name))
             except (ImageError, StoreError) as e:
-                click.echo(f"{path}: error: {e}", err=True)
-                failed += 1
+                rows.append({"image": path, "prediction": None, "confidence": None,
+                             "low_confidence": None, "error": str(e)})  # fmt: skip
+                if output == "text":
+                    click.echo(f"{path}: error: {e}", err=True)
                 continue
             probabilities, classes = classify(np.expand_dims(pixels, 0))
             digit, confidence = int(classes[0]), float(probabilities[0][classes[0]])
-            unsure = f"  (low confidence {confidence:.2f})" if confidence < min_confidence else ""
-            click.echo(f"{path}: The result: [{digit}]{unsure}")
-        from components.batch_predict.step import model_lineage
-
-        try:
-            version = f"version {model_lineage(model_uri, s3_endpoint)['model_version']} at "
-        except ValueError:  # a SavedModel folder that is not a numbered version
-            version = ""
-        click.echo(f"model: {version}{model_uri}", err=True)
-    sys.exit(1 if failed else 0)
+            row = {"image": path, "prediction": digit, "confidence": round(confidence, 4),
+                   "low_confidence": confidence < min_confidence, "error": None}  # fmt: skip
+            rows.append(row)
+            if output == "text":
+                unsure = f"  (low confidence {confidence:.2f})" if row["low_confidence"] else ""
+                click.echo(f"{path}: The result: [{digit}]{unsure}")
+    try:
+        version = model_lineage(model_uri, s3_endpoint)["model_version"]
+    except ValueError:  # a SavedModel folder that is not a numbered version
+        version = None
+    if output == "text":
+        click.echo(f"model: {f'version {version} at ' if version else ''}{model_uri}", err=True)
+    else:
+        emit({"model_uri": model_uri, "model_version": version, "predictions": rows}, output, print)
+    sys.exit(1 if any(r["error"] for r in rows) else 0)

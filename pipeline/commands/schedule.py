@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 
 import click
 
 from pipeline.commands.kfp_connection import kfp_client
-from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
+from pipeline.commands.kfp_options import (
+    caching_option,
+    compiled_package,
+    kfp_options,
+    param_option,
+    quietly,
+    resolve_uploaded,
+    uploaded_pipeline_options,
+)
 from pipeline.commands.options import cluster_options
+from pipeline.commands.output import emit, output_option
 
 # KFP's cron (robfig/cron) has six fields, seconds first; its day of week counts from Sunday = 0.
 CRON_FIELDS = (
@@ -179,117 +189,332 @@ def schedule_group() -> None:
     """
 
 
+def schedule_options(fn):
+    """The settings of a recurring run, shared by `create` and `apply`."""
+    for decorate in reversed(
+        (
+            click.option(
+                "--cron",
+                callback=_cron_callback,
+                metavar='"S M H DOM MON DOW"',
+                help='6-field cron, seconds first: "0 0 2 * * *" is every day at 02:00:00, '
+                '"0 30 6 * * 1-5" is weekdays at 06:30:00; or @daily, @hourly, @every 1h30m.',
+            ),
+            click.option(
+                "--interval",
+                type=click.IntRange(min=1),
+                metavar="SECONDS",
+                help="Or: start a run every SECONDS seconds.",
+            ),
+            click.option(
+                "--max-concurrency",
+                type=click.IntRange(1, 10),
+                default=1,
+                show_default=True,
+                help="How many runs of this schedule may run at once (KFP allows 1 to 10).",
+            ),
+            click.option(
+                "--catchup/--no-catchup",
+                default=True,
+                show_default=True,
+                help="After a pause or an outage, start every missed run (--catchup) or only "
+                "the latest one (--no-catchup).",
+            ),
+            click.option(
+                "--start",
+                callback=_time_callback,
+                metavar="TIME",
+                help="Do not fire before TIME, ISO 8601 (2025-01-31T02:00:00Z; no zone = UTC).",
+            ),
+            click.option(
+                "--end",
+                callback=_time_callback,
+                metavar="TIME",
+                help="Do not fire after TIME, ISO 8601.",
+            ),
+            click.option(
+                "--experiment",
+                metavar="NAME",
+                help="Experiment the runs go to; created if missing. [default: the pipeline's "
+                "name]",
+            ),
+            click.option("--description", metavar="TEXT", help="Description of the recurring run."),
+            param_option,
+            click.option(
+                "--service-account",
+                metavar="NAME",
+                help="Kubernetes service account the runs' pods use. [default: the namespace's]",
+            ),
+            uploaded_pipeline_options,
+            click.option(
+                "--follow-latest",
+                is_flag=True,
+                help="With --pipeline and no --version: each run takes the pipeline's newest "
+                "version at the time (KFP 2.5 and later; kubeflow/pipelines#11542).",
+            ),
+            caching_option,
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Check everything, print the schedule and its next 3 fire times, and "
+                "send nothing.",
+            ),
+            output_option,
+            cluster_options,
+            kfp_options,
+        )
+    ):
+        fn = decorate(fn)
+    return fn
+
+
 @schedule_group.command("create", short_help="Create a recurring run (--cron or --interval).")
-@click.option(
-    "--cron",
-    callback=_cron_callback,
-    metavar='"S M H DOM MON DOW"',
-    help='6-field cron, seconds first: "0 0 2 * * *" is every day at 02:00:00, '
-    '"0 30 6 * * 1-5" is weekdays at 06:30:00.',
-)
-@click.option(
-    "--interval",
-    type=click.IntRange(min=1),
-    metavar="SECONDS",
-    help="Or: start a run every SECONDS seconds.",
-)
-@click.option(
-    "--max-concurrency",
-    type=click.IntRange(1, 10),
-    default=1,
-    show_default=True,
-    help="How many runs of this schedule may run at once (KFP allows 1 to 10).",
-)
-@click.option(
-    "--catchup/--no-catchup",
-    default=True,
-    show_default=True,
-    help="After a pause or an outage, start every missed run (--catchup) or only "
-    "the latest one (--no-catchup).",
-)
-@click.option(
-    "--start",
-    callback=_time_callback,
-    metavar="TIME",
-    help="Do not fire before TIME, ISO 8601 (2025-01-31T02:00:00Z; no zone = UTC).",
-)
-@click.option(
-    "--end", callback=_time_callback, metavar="TIME", help="Do not fire after TIME, ISO 8601."
-)
-@click.option(
-    "--experiment",
-    metavar="NAME",
-    help="Experiment the runs go to; created if missing. [default: the pipeline's name]",
-)
 @click.option(
     "--job-name",
     metavar="NAME",
     help="Name of the recurring run in the UI. [default: the pipeline's name and the trigger]",
 )
-@click.option("--description", metavar="TEXT", help="Description of the recurring run.")
-@param_option
-@click.option(
-    "--service-account",
-    metavar="NAME",
-    help="Kubernetes service account the runs' pods use. [default: the namespace's]",
-)
-@cluster_options
-@kfp_options
-def create_cmd(
-    kfp_settings,
-    cron: str | None,
-    interval: int | None,
-    max_concurrency: int,
-    catchup: bool,
-    start: datetime.datetime | None,
-    end: datetime.datetime | None,
-    experiment: str | None,
-    job_name: str | None,
-    description: str | None,
-    params: dict,
-    service_account: str | None,
-    **flags,
-) -> None:
+@schedule_options
+def create_cmd(kfp_settings, job_name: str | None, **settings) -> None:
     """Create a recurring run of the pipeline, on a cron schedule or a fixed interval.
 
-    Everything is checked before the server is called: the cron expression, the times and the
-    parameters. The pipeline is compiled and sent with the schedule, so later code changes do
-    not alter it; make a new schedule for a new pipeline.
+    Everything is checked before the server is called: the cron expression (and that it ever
+    fires), the times and the parameters. The pipeline is compiled and sent with the schedule,
+    so later code changes do not alter it; with --pipeline it runs an uploaded version instead.
     """
+    _schedule(kfp_settings, job_name, settings, apply=False)
+
+
+@schedule_group.command("apply", short_help="Create or replace the recurring run named NAME.")
+@click.option("--name", "job_name", required=True, metavar="NAME", help="The recurring run's name.")
+@schedule_options
+def apply_cmd(kfp_settings, job_name: str, **settings) -> None:
+    """Make the recurring run named NAME have these settings: create it when there is none,
+    leave it when it already has them, else replace it. The KFP API cannot change a recurring
+    run in place, so replacing deletes it and creates a new one (a new ID); the output says so.
+    For schedules kept in git (kubeflow/pipelines#3789)."""
+    _schedule(kfp_settings, job_name, settings, apply=True)
+
+
+def _schedule(kfp_settings, job_name: str | None, s: dict, apply: bool) -> None:
     from pipeline.dag import PIPELINE_NAME
 
+    cron, interval, start, end = s["cron"], s["interval"], s["start"], s["end"]
     if (cron is None) == (interval is None):
         raise click.UsageError("give exactly one of --cron or --interval")
     if start and end and end <= start:
         raise click.BadParameter(
             f"{rfc3339(end)} is not after --start {rfc3339(start)}", param_hint="--end"
         )
+    uploaded = s["pipeline_name"]
+    if s["follow_latest"] and (not uploaded or s["version_name"]):
+        raise click.UsageError("--follow-latest goes with --pipeline and without --version")
+    if uploaded and s["enable_caching"] is not None:
+        raise click.UsageError(
+            "an uploaded pipeline keeps the cache options it was compiled with: leave out "
+            "--enable-caching/--disable-caching"
+        )
     trigger = f"cron {cron}" if cron else f"every {interval} s"
-    experiment = experiment or PIPELINE_NAME
+    experiment = s["experiment"] or PIPELINE_NAME
     job_name = job_name or f"{PIPELINE_NAME} {trigger}"
-    with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
+    now = datetime.datetime.now(UTC)
+    first = max(now, start) if start else now
+    fires = (
+        next_fire_times(cron, first)
+        if cron
+        else [first + datetime.timedelta(seconds=interval * (k + 1)) for k in range(3)]
+    )
+    plan = {
+        "name": job_name,
+        "trigger": trigger,
+        "next_runs": [rfc3339(t) for t in fires if not end or t <= end],
+        "max_concurrency": s["max_concurrency"],
+        "catchup": s["catchup"],
+        "start": rfc3339(start),
+        "end": rfc3339(end),
+        "experiment": experiment,
+        "parameters": s["params"],
+        "pipeline": uploaded,
+        "version": "latest" if s["follow_latest"] else s["version_name"],
+    }
+    flags = {k: s[k] for k in _CLUSTER_FLAGS}
+    output = s["output"]
+    if s["dry_run"]:
+        if not uploaded:
+            with compiled_package(flags, s["enable_caching"]):
+                pass  # compiles: a pipeline that does not build fails here, not in the cluster
+        emit({**plan, "sent": False}, output, _show_plan)
+        return
+    compiled = (
+        contextlib.nullcontext() if uploaded else compiled_package(flags, s["enable_caching"])
+    )
+    with compiled as package, kfp_client(kfp_settings) as client:
         experiment_id = quietly(
             client.create_experiment, experiment, namespace=kfp_settings.namespace
         ).experiment_id
-        created = client.create_recurring_run(
-            experiment_id,
-            job_name,
-            description=description,
+        source = _pipeline_source(client, kfp_settings, s, package)
+        wanted = dict(
+            experiment_id=experiment_id,
+            job_name=job_name,
+            description=s["description"],
             start_time=rfc3339(start),
             end_time=rfc3339(end),
             interval_second=interval,
             cron_expression=cron,
-            max_concurrency=max_concurrency,
-            no_catchup=not catchup,
-            params=params,
-            pipeline_package_path=package,
-            service_account=service_account,
+            max_concurrency=s["max_concurrency"],
+            no_catchup=not s["catchup"],
+            params=s["params"],
+            service_account=s["service_account"],
+            **source,
         )
-    click.echo(
-        f"recurring run id: {created.recurring_run_id}\nname:             {job_name}\n"
-        f"trigger:          {trigger}\nexperiment:       {experiment}\ndetails:          "
-        f"{kfp_settings.link(f'recurringrun/details/{created.recurring_run_id}')}"
+        action, replaced = "created", []
+        if apply:
+            same_name = [
+                r
+                for r in list_recurring_runs(client, kfp_settings.namespace, 500)
+                if r.display_name == job_name
+            ]
+            if len(same_name) == 1 and _unchanged(client, same_name[0], wanted):
+                created, action = same_name[0], "unchanged"
+            else:
+                for old in same_name:
+                    client.delete_recurring_run(old.recurring_run_id)
+                    replaced.append(old.recurring_run_id)
+                action = "replaced" if replaced else "created"
+        if action != "unchanged":
+            created = _create_recurring_run(client, wanted)
+    result = {
+        **plan,
+        "recurring_run_id": created.recurring_run_id,
+        "url": kfp_settings.link(f"recurringrun/details/{created.recurring_run_id}"),
+        "action": action,
+        "replaced": replaced,
+    }
+    emit(result, output, _show_created)
+
+
+_CLUSTER_FLAGS = (
+    "gpu",
+    "gpu_limit",
+    "gpu_node_label",
+    "gpu_toleration_key",
+    "secret_name",
+)
+
+
+def _pipeline_source(client, settings, s: dict, package: str | None) -> dict:
+    if not s["pipeline_name"]:
+        return {"pipeline_package_path": package}
+    pipeline_id, version_id, _ = resolve_uploaded(
+        client, settings, s["pipeline_name"], s["version_name"]
     )
+    return {"pipeline_id": pipeline_id, "version_id": None if s["follow_latest"] else version_id}
+
+
+def _create_recurring_run(client, wanted: dict):
+    """kfp.Client.create_recurring_run, except for a recurring run that follows the newest
+    version of an uploaded pipeline (a version reference without a version id), which kfp's
+    client does not make: that body is made here and sent through the same API object."""
+    if wanted.get("pipeline_id") and not wanted.get("version_id"):
+        import kfp_server_api as api
+
+        cron, interval = wanted["cron_expression"], wanted["interval_second"]
+        times = {"start_time": wanted["start_time"], "end_time": wanted["end_time"]}
+        trigger = (
+            api.V2beta1Trigger(cron_schedule=api.V2beta1CronSchedule(cron=cron, **times))
+            if cron
+            else api.V2beta1Trigger(
+                periodic_schedule=api.V2beta1PeriodicSchedule(interval_second=interval, **times)
+            )
+        )
+        body = api.V2beta1RecurringRun(
+            experiment_id=wanted["experiment_id"],
+            display_name=wanted["job_name"],
+            description=wanted["description"],
+            mode=api.RecurringRunMode.ENABLE,
+            pipeline_version_reference=api.V2beta1PipelineVersionReference(
+                pipeline_id=wanted["pipeline_id"]
+            ),
+            runtime_config=api.V2beta1RuntimeConfig(parameters=wanted["params"]),
+            trigger=trigger,
+            max_concurrency=wanted["max_concurrency"],
+            no_catchup=wanted["no_catchup"],
+            service_account=wanted["service_account"],
+        )
+        return client._recurring_run_api.recurring_run_service_create_recurring_run(body)
+    return client.create_recurring_run(**wanted)
+
+
+def _unchanged(client, existing, wanted: dict) -> bool:
+    """Whether the recurring run `existing` already has the settings in `wanted`."""
+    trigger = existing.trigger
+    cron = trigger.cron_schedule.cron if trigger and trigger.cron_schedule else None
+    interval = (
+        int(trigger.periodic_schedule.interval_second)
+        if trigger and trigger.periodic_schedule and trigger.periodic_schedule.interval_second
+        else None
+    )
+    parameters = (existing.runtime_config.parameters if existing.runtime_config else None) or {}
+    same = (
+        cron == wanted["cron_expression"]
+        and interval == wanted["interval_second"]
+        and int(existing.max_concurrency or 1) == wanted["max_concurrency"]
+        and bool(existing.no_catchup) == wanted["no_catchup"]
+        and (existing.service_account or None) == (wanted["service_account"] or None)
+        and (existing.description or None) == (wanted["description"] or None)
+        and existing.experiment_id == wanted["experiment_id"]
+        and parameters == wanted["params"]
+    )
+    if not same:
+        return False
+    if wanted.get("pipeline_package_path"):
+        sent = client._create_job_config(
+            params=wanted["params"],
+            pipeline_package_path=wanted["pipeline_package_path"],
+            pipeline_id=None,
+            version_id=None,
+            enable_caching=None,
+            cache_key=None,
+            pipeline_root=None,
+        ).pipeline_spec
+        return _canonical(existing.pipeline_spec) == _canonical(sent)
+    reference = existing.pipeline_version_reference
+    return bool(reference) and (reference.pipeline_id, reference.pipeline_version_id or None) == (
+        wanted["pipeline_id"],
+        wanted["version_id"],
+    )
+
+
+def _canonical(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _show_plan(plan: dict) -> None:
+    click.echo("dry run: nothing sent")
+    _show_schedule(plan)
+
+
+def _show_created(result: dict) -> None:
+    verb = {
+        "created": "created",
+        "unchanged": "unchanged: it already has these settings",
+        "replaced": "replaced (the KFP API cannot change a recurring run in place: deleted "
+        + ", ".join(result["replaced"])
+        + ", created a new one)",
+    }[result["action"]]
+    click.echo(f"recurring run id: {result['recurring_run_id']} ({verb})")
+    _show_schedule(result)
+    click.echo(f"details:          {result['url']}")
+
+
+def _show_schedule(plan: dict) -> None:
+    click.echo(f"name:             {plan['name']}\ntrigger:          {plan['trigger']}")
+    click.echo(f"experiment:       {plan['experiment']}")
+    if plan["pipeline"]:
+        click.echo(f"pipeline:         {plan['pipeline']} (version {plan['version'] or 'newest'})")
+    click.echo("next runs (UTC):  " + ", ".join(plan["next_runs"]))
 
 
 @schedule_group.command("list")
@@ -300,20 +525,36 @@ def create_cmd(
     show_default=True,
     help="Show at most this many, newest first.",
 )
+@output_option
 @kfp_options
-def list_cmd(kfp_settings, limit: int) -> None:
+def list_cmd(kfp_settings, limit: int, output: str) -> None:
     """List the recurring runs: id, status, trigger and name."""
     with kfp_client(kfp_settings) as client:
         found = list_recurring_runs(client, kfp_settings.namespace, limit)
-    if not found:
-        click.echo("no recurring runs")
-        return
-    click.echo(f"{'ID':<36}  {'STATUS':<8}  {'TRIGGER':<24}  NAME")
-    for run in found:
-        click.echo(
-            f"{run.recurring_run_id:<36}  {(run.status or '?'):<8}  "
-            f"{describe_trigger(run.trigger):<24}  {run.display_name}"
-        )
+    rows = [
+        {
+            "recurring_run_id": run.recurring_run_id,
+            "name": run.display_name,
+            "status": run.status,
+            "trigger": describe_trigger(run.trigger),
+            "created_at": run.created_at,
+            "url": kfp_settings.link(f"recurringrun/details/{run.recurring_run_id}"),
+        }
+        for run in found
+    ]
+
+    def text(rows):
+        if not rows:
+            click.echo("no recurring runs")
+            return
+        click.echo(f"{'ID':<36}  {'STATUS':<8}  {'TRIGGER':<24}  NAME")
+        for r in rows:
+            click.echo(
+                f"{r['recurring_run_id']:<36}  {(r['status'] or '?'):<8}  "
+                f"{r['trigger']:<24}  {r['name']}"
+            )
+
+    emit(rows, output, text)
 
 
 def list_recurring_runs(client, namespace: str | None, limit: int) -> list:

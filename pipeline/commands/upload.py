@@ -10,6 +10,8 @@ import click
 from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_options import compiled_package, kfp_options, quietly
 from pipeline.commands.options import cluster_options
+from pipeline.commands.output import emit, output_option
+from pipeline.commands.submit import dry_run_plan
 
 
 @click.command("upload")
@@ -30,10 +32,22 @@ from pipeline.commands.options import cluster_options
     metavar="TEXT",
     help="Description shown in the UI. [default: the pipeline's own description]",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Compile, print what would be uploaded, and stop: no API call.",
+)
+@output_option
 @cluster_options
 @kfp_options
 def upload_cmd(
-    kfp_settings, name: str | None, version: str | None, description: str | None, **flags
+    kfp_settings,
+    name: str | None,
+    version: str | None,
+    description: str | None,
+    dry_run: bool,
+    output: str,
+    **flags,
 ) -> None:
     """Upload the compiled pipeline so it can be started from the Kubeflow UI.
 
@@ -51,6 +65,23 @@ def upload_cmd(
     name = name or PIPELINE_NAME
     description = description or PIPELINE_DESCRIPTION
     namespace = kfp_settings.namespace
+    if dry_run:
+        with compiled_package(flags) as package:
+            plan = dry_run_plan(package, kfp_settings, "", "", {})
+        shown = {
+            "pipeline": name,
+            "version": version or default_version_name(),
+            "host": kfp_settings.host,
+            "namespace": namespace,
+            "parameters": plan["parameters"],
+            "images": plan["images"],
+            "sent": False,
+        }
+        emit(shown, output, lambda d: click.echo(
+            f"dry run: nothing sent to {d['host']}\nwould upload {d['pipeline']} (a new "
+            f"pipeline, or version {d['version']} of it)\nimages: {', '.join(d['images'])}"
+        ))  # fmt: skip
+        return
     with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
         pipeline_id = find_pipeline_id(client, name, namespace)
         if pipeline_id is None:
@@ -61,27 +92,47 @@ def upload_cmd(
                 description=description,
                 namespace=namespace,
             )
-            click.echo(f"uploaded pipeline {name} (id {pipeline.pipeline_id})")
-            if version:
+            pipeline_id, kind = pipeline.pipeline_id, "pipeline"
+            versions = client.list_pipeline_versions(pipeline_id, page_size=1).pipeline_versions
+            version_id = versions[0].pipeline_version_id if versions else None
+            if version and output == "text":
                 click.echo(
                     f"note: KFP names a new pipeline's first version after the "
                     f"pipeline; --version {version} applies from the next upload"
                 )
-            click.echo(
-                f"start it from: {kfp_settings.link(f'pipelines/details/{pipeline.pipeline_id}')}"
+            version = name
+            fragment = f"pipelines/details/{pipeline_id}"
+        else:
+            version = version or default_version_name()
+            created = quietly(
+                client.upload_pipeline_version,
+                package,
+                version,
+                pipeline_id=pipeline_id,
+                description=description,
             )
-            return
-        version = version or default_version_name()
-        created = quietly(
-            client.upload_pipeline_version,
-            package,
-            version,
-            pipeline_id=pipeline_id,
-            description=description,
-        )
-        click.echo(f"uploaded version {version} of pipeline {name} (id {pipeline_id})")
-        fragment = f"pipelines/details/{pipeline_id}/version/{created.pipeline_version_id}"
-        click.echo(f"start it from: {kfp_settings.link(fragment)}")
+            kind, version_id = "version", created.pipeline_version_id
+            fragment = f"pipelines/details/{pipeline_id}/version/{version_id}"
+    result = {
+        "uploaded": kind,
+        "pipeline": name,
+        "pipeline_id": pipeline_id,
+        "version": version,
+        "version_id": version_id,
+        "url": kfp_settings.link(fragment),
+    }
+
+    def text(d):
+        if d["uploaded"] == "pipeline":
+            click.echo(f"uploaded pipeline {d['pipeline']} (id {d['pipeline_id']})")
+        else:
+            click.echo(
+                f"uploaded version {d['version']} of pipeline {d['pipeline']} "
+                f"(id {d['pipeline_id']})"
+            )
+        click.echo(f"start it from: {d['url']}")
+
+    emit(result, output, text)
 
 
 def default_version_name() -> str:

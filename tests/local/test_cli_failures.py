@@ -8,6 +8,7 @@ no process of the run behind.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import signal
 import subprocess
@@ -181,6 +182,27 @@ def test_predict_skips_a_fifo_and_refuses_a_dangling_link_without_hanging(tmp_pa
         ["predict", "--model", str(model_dir), str(tmp_path / "dangling.png")], env, tmp_path
     )
     assert result.returncode == 2 and "Traceback" not in output and "dangling.png" in output
+
+
+def test_predict_json_names_the_model_version_and_every_image(tmp_path, env, model_dir):
+    from tests.unit.digit_images import sample_files
+
+    files, _ = sample_files()
+    (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    result, output = run_cli(
+        ["predict", "--model", str(model_dir), "-o", "json", "7.jpg", "bad.png"],
+        env,
+        tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 1, output  # one image could not be read
+    data = json.loads(result.stdout)
+    assert data["model_version"] == 1 and data["model_uri"] == str(model_dir)
+    seven, bad = data["predictions"]
+    assert set(seven) == {"image", "prediction", "confidence", "low_confidence", "error"}
+    assert seven["prediction"] == 7 and seven["error"] is None
+    assert bad["prediction"] is None and bad["error"]
 
 
 def _marked(mark: str) -> list[int]:

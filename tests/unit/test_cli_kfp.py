@@ -7,6 +7,7 @@ stderr, no traceback, never the token.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -330,7 +331,9 @@ def test_schedule_explains_six_fields_when_given_a_crontab_line(kfp_api):
         ("0 */0 * * * *", "step of 0"),
         ("0 0 2 * FOO *", "month 'FOO'"),
         ("0 0 2 L * *", "day of month 'L'"),
-        ("@daily", "has 1 field(s)"),
+        ("@often", "is not a KFP cron descriptor"),
+        ("@every 0s", "more than once a second"),
+        ("0 0 2 31 2 *", "never fires"),
     ],
 )
 def test_validate_cron_names_the_bad_field(cron, phrase):
@@ -351,6 +354,26 @@ def test_validate_cron_names_the_bad_field(cron, phrase):
 )
 def test_validate_cron_accepts_kfp_expressions(cron):
     assert len(validate_cron(cron).split()) == 6
+
+
+@pytest.mark.parametrize(
+    ("cron", "first_three"),
+    [
+        ("@daily", ["2026-11-29T00:00:00", "2026-11-30T00:00:00", "2026-12-01T00:00:00"]),
+        ("@hourly", ["2026-11-28T11:00:00", "2026-11-28T12:00:00", "2026-11-28T13:00:00"]),
+        ("@every 1h30m", ["2026-11-28T12:00:00", "2026-11-28T13:30:00", "2026-11-28T15:00:00"]),
+        # day of week counts from Sunday = 0, as in KFP: 2026-11-28 is a Saturday
+        ("0 30 6 * * 1-5", ["2026-11-30T06:30:00", "2026-12-01T06:30:00", "2026-12-02T06:30:00"]),
+        ("0 0 0 29 2 *", ["2028-02-29T00:00:00", "2032-02-29T00:00:00", "2036-02-29T00:00:00"]),
+    ],
+)
+def test_descriptors_and_next_fire_times_in_kfps_dialect(cron, first_three):
+    from pipeline.commands.schedule import UTC, next_fire_times
+
+    after = datetime.datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
+    assert validate_cron(cron) == cron
+    times = [t.strftime("%Y-%m-%dT%H:%M:%S") for t in next_fire_times(cron, after)]
+    assert times == first_three
 
 
 @pytest.mark.parametrize(

@@ -253,3 +253,21 @@ def test_caching_flags_reach_every_task(kfp_api, flag, expected):
     for name, task in tasks.items():
         if not name.startswith("condition"):
             assert task["cachingOptions"].get("enableCache", False) is expected, name
+
+
+def test_upload_json_then_a_version(kfp_api):
+    first = json.loads(cli("upload", "-o", "json").stdout)
+    assert set(first) == {"uploaded", "pipeline", "pipeline_id", "version", "version_id", "url"}
+    assert first["uploaded"] == "pipeline" and first["version_id"] in kfp_api.versions
+    second = json.loads(cli("upload", "--version", "v2", "-o", "json").stdout)
+    assert second["uploaded"] == "version" and second["version"] == "v2"
+    assert second["pipeline_id"] == first["pipeline_id"]
+
+
+def test_upload_dry_run_needs_no_server():
+    host = f"http://127.0.0.1:{free_port()}"
+    result = cli("upload", "--dry-run", "--host", host, "-o", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["sent"] is False and plan["pipeline"] == "mnist-digits"
+    assert plan["parameters"]["epochs"] == 10
