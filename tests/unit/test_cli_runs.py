@@ -271,3 +271,9 @@ def test_upload_dry_run_needs_no_server():
     plan = json.loads(result.stdout)
     assert plan["sent"] is False and plan["pipeline"] == "mnist-digits"
     assert plan["parameters"]["epochs"] == 10
+
+
+def test_the_readme_cli_reference_is_generated_from_the_code():
+    from pipeline import reference
+
+    assert reference.main(["--check"]) == 0, "run `python -m pipeline.reference` and commit"
