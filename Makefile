@@ -14,14 +14,14 @@ DEMO_ARGS ?= --epochs 2 --learning-rate 0.02
 REGISTRY ?= ghcr.io/mnist-kfp
 PLATFORM ?= linux/amd64
 
-.PHONY: setup demo test test-slow test-containers lint compile bench lock images images-local clean
+.PHONY: setup demo ui test test-slow test-containers lint compile bench lock images images-local clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[tensorflow,test]'
+	$(PY) -m pip install --quiet -e '.[tensorflow,ui,test]'
 	touch $@
 
 demo: setup  ## Run the whole pipeline locally on real MNIST and show the predictions.
@@ -32,6 +32,9 @@ test: setup  ## The suite CI runs: unit, compile and local-run tiers (not the sl
 
 test-slow: setup  ## Full-data runs (several minutes).
 	$(PY) -m pytest -m slow
+
+ui: setup  ## The web page to try the model (after make demo): http://127.0.0.1:8000/
+	$(CLI) ui --model ./mnist-store
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -49,7 +52,7 @@ LOCK := $(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-ver
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet
 lock: setup  ## Re-pin what the images install, from pyproject.toml.
 	$(PY) -m pip install --quiet 'uv>=0.5'
-	$(LOCK) --extra tensorflow --output-file docker/requirements.txt
+	$(LOCK) --extra tensorflow --extra ui --output-file docker/requirements.txt
 	$(LOCK) --output-file docker/requirements-slim.txt
 
 images: setup  ## Build and push the step images: make images REGISTRY=registry.example.com/team

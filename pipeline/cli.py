@@ -41,6 +41,11 @@ COMMANDS = {
         "schedule_group",
         "Create, list, enable, disable or delete recurring runs.",
     ),
+    "ui": (
+        "pipeline.commands.ui",
+        "ui_cmd",
+        "A web page to draw or upload a digit and see the prediction.",
+    ),
     "clean": (
         "pipeline.commands.clean",
         "clean_cmd",

@@ -1,0 +1,54 @@
+"""`mnist-pipeline ui`: a web page to draw or upload a digit and see what the model says."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.commands.options import require_tensorflow, s3_endpoint_option
+
+
+@click.command("ui")
+@click.option(
+    "--model",
+    "model_uri",
+    default="./mnist-store",
+    show_default=True,
+    help="A model version folder or s3:// URI, or a store (or its models/mnist prefix): then "
+    "its newest complete version.",
+)
+@click.option(
+    "--serving-url",
+    metavar="URL",
+    help="Ask TF Serving's REST API (or KServe's v1 protocol) at URL instead, e.g. "
+    "http://mnist-serving:8501.",
+)
+@s3_endpoint_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def ui_cmd(model_uri: str, serving_url: str | None, s3_endpoint: str, host: str, port: int):
+    """Serve a page to draw or upload a digit and see the prediction, the 10 probabilities
+    and the 28x28 image the model saw, from an exported model or from TF Serving.
+
+    \b
+      make demo && make ui        # then open http://127.0.0.1:8000/
+    """
+    try:
+        import uvicorn
+
+        from pipeline.ui.app import create_app
+        from pipeline.ui.backends import BackendError, Embedded, ServingRest
+    except ImportError:
+        raise click.ClickException(
+            "the web page needs the ui extra: pip install 'mnist-kfp[ui]'"
+        ) from None
+    try:
+        if serving_url:
+            backend = ServingRest(serving_url)
+            backend.status()  # fails now, in one line, when TF Serving is not there
+        else:
+            require_tensorflow("ui")
+            backend = Embedded(model_uri, s3_endpoint)
+    except BackendError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"serving {backend.label} at http://{host}:{port}/", err=True)
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")

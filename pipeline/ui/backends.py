@@ -1,0 +1,120 @@
+"""What answers the web page: an exported model loaded here, or TF Serving's REST API.
+
+Both take the 28x28 uint8 image that components/common/images.py made (the same preprocessing
+as batch-predict) and return the 10 class probabilities and the model version that answered.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from components.common import spec
+
+
+class BackendError(RuntimeError):
+    """The model cannot answer: the message says why (never a stack trace)."""
+
+
+class Embedded:
+    """A model version loaded into this process: one folder or s3:// version, or the newest
+    complete version under a store's models prefix."""
+
+    def __init__(self, model_uri: str, s3_endpoint: str = ""):
+        from components.batch_predict.predictor import BatchPredictError, load_model_version
+
+        self.model_uri = resolve_version(model_uri, s3_endpoint)
+        self.version = self.model_uri.rstrip("/").rpartition("/")[2]
+        self._work = tempfile.TemporaryDirectory(prefix="mnist-ui-model-")
+        try:
+            self._classify = load_model_version(self.model_uri, s3_endpoint, Path(self._work.name))
+        except BatchPredictError as e:
+            raise BackendError(str(e)) from None
+        self._lock = threading.Lock()  # one prediction at a time through the loaded model
+        self.label = f"version {self.version} at {self.model_uri}"
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        with self._lock:
+            probabilities, _ = self._classify(pixels[None])
+        return np.asarray(probabilities[0], dtype=np.float64)
+
+
+def resolve_version(model_uri: str, s3_endpoint: str = "") -> str:
+    """`model_uri` itself when it is a version folder (it holds saved_model.pb), else the
+    newest complete version under it (a store root, or its models/mnist prefix)."""
+    from components.common.store import StoreError, join, open_store
+    from components.serving_sync.sync import published_versions
+
+    try:
+        store = open_store(model_uri, s3_endpoint)
+        if store.stat(spec.SAVED_MODEL_PB) is not None:
+            return model_uri
+        for prefix in ("", spec.MODELS_PREFIX):
+            versions = published_versions(store, prefix)
+            if versions:
+                return join(model_uri, prefix, str(versions[-1]))
+    except (StoreError, ValueError, OSError) as e:
+        raise BackendError(f"cannot read models at {model_uri}: {e}") from None
+    raise BackendError(
+        f"no complete model version at {model_uri} (nor under {spec.MODELS_PREFIX}/): run "
+        "`make demo` or the pipeline first, or give --model a version folder"
+    )
+
+
+class ServingRest:
+    """TF Serving's REST predict API (KServe's v1 protocol speaks it too), with timeouts."""
+
+    def __init__(self, url: str, model: str = "mnist", timeout: float = 5.0):
+        self.url, self.model, self.timeout = url.rstrip("/"), model, timeout
+        self.version = "?"
+        self.label = f"TF Serving at {self.url}"
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/v1/models/{self.model}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as e:
+            detail = e.read(300).decode(errors="replace").strip()
+            raise BackendError(f"TF Serving at {self.url} answered {e.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise BackendError(
+                f"TF Serving at {self.url} cannot be reached ({reason}; timeout {self.timeout} s)"
+            ) from None
+        except ValueError:
+            raise BackendError(f"TF Serving at {self.url} answered something not JSON") from None
+
+    def status(self) -> str:
+        """The version TF Serving reports as AVAILABLE (the one answering)."""
+        versions = self._call("").get("model_version_status", [])
+        available = [v["version"] for v in versions if v.get("state") == "AVAILABLE"]
+        self.version = max(available, key=int) if available else "?"
+        self.label = f"version {self.version} via TF Serving at {self.url}"
+        return self.version
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        answer = self._call(
+            ":predict",
+            {"signature_name": spec.SIGNATURE, "instances": [pixels.astype(int).tolist()]},
+        )
+        try:
+            row = answer["predictions"][0]
+            probabilities = row[spec.OUTPUT_PROBABILITIES] if isinstance(row, dict) else row
+            result = np.asarray(probabilities, dtype=np.float64)
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BackendError(f"TF Serving at {self.url} answered without probabilities") from None
+        if result.shape != (10,):
+            raise BackendError(f"TF Serving at {self.url} answered {result.shape}, not 10 classes")
+        return result
