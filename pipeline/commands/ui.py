@@ -22,10 +22,19 @@ from pipeline.commands.options import require_tensorflow, s3_endpoint_option
     help="Ask TF Serving's REST API (or KServe's v1 protocol) at URL instead, e.g. "
     "http://mnist-serving:8501.",
 )
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="With --serving-url: ask TF Serving for its model version before serving (--no-check "
+    "serves anyway; the page says when TF Serving cannot answer).",
+)
 @s3_endpoint_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def ui_cmd(model_uri: str, serving_url: str | None, s3_endpoint: str, host: str, port: int):
+def ui_cmd(
+    model_uri: str, serving_url: str | None, check: bool, s3_endpoint: str, host: str, port: int
+):
     """Serve a page to draw or upload a digit and see the prediction, the 10 probabilities
     and the 28x28 image the model saw, from an exported model or from TF Serving.
 
@@ -44,7 +53,8 @@ def ui_cmd(model_uri: str, serving_url: str | None, s3_endpoint: str, host: str,
     try:
         if serving_url:
             backend = ServingRest(serving_url)
-            backend.status()  # fails now, in one line, when TF Serving is not there
+            if check:
+                backend.status()  # fails now, in one line, when TF Serving is not there
         else:
             require_tensorflow("ui")
             backend = Embedded(model_uri, s3_endpoint)

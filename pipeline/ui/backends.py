@@ -105,6 +105,8 @@ class ServingRest:
         return self.version
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
+        if self.version == "?":  # started with --no-check, or TF Serving had no model yet
+            self.status()
         answer = self._call(
             ":predict",
             {"signature_name": spec.SIGNATURE, "instances": [pixels.astype(int).tolist()]},

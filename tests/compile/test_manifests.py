@@ -316,3 +316,22 @@ def test_sidecar_command_syncs_until_sigterm(rendered, s3_bucket, s3_env, tmp_pa
         out, _ = proc.communicate(timeout=30)
     assert (dest / "3" / "saved_model.pb").is_file(), out
     assert proc.returncode == 0, out
+
+
+def test_dev_overlay_serves_the_web_page_from_tf_serving(rendered):
+    docs = rendered["dev"]
+    by_kind_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    deployment = by_kind_name[("Deployment", "mnist-ui")]
+    service = by_kind_name[("Service", "mnist-ui")]
+    serving = by_kind_name[("Service", "mnist-serving")]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["mnist-pipeline", "ui"]
+    http_port = next(p["port"] for p in serving["spec"]["ports"] if p["name"] == "http")
+    assert f"--serving-url=http://mnist-serving:{http_port}" in container["args"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert ("Deployment", "mnist-ui") not in {
+        (d["kind"], d["metadata"]["name"]) for d in rendered["default"]
+    }, "the page is for dev clusters; production overlays opt in"
