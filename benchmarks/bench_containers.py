@@ -54,6 +54,13 @@ def main() -> None:
     default = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
     parser.add_argument("--source", default=str(default))
     args = parser.parse_args()
+    from pipeline.containers import ContainerError, check_engine_and_images
+
+    try:
+        check_engine_and_images()
+    except ContainerError as e:
+        print(f"bench_containers: skipped: {e}")
+        return
     print(f"bench_containers on {machine()}, demo settings {' '.join(DEMO)}")
     with tempfile.TemporaryDirectory() as tmp:
         local, local_wall = run("subprocess", args.source, Path(tmp))
