@@ -61,9 +61,13 @@ def main() -> None:
     import uvicorn
 
     from pipeline.ui.app import create_app
-    from pipeline.ui.backends import Embedded
+    from pipeline.ui.backends import BackendError, Embedded
 
-    backend = Embedded(args.model)
+    try:
+        backend = Embedded(args.model)
+    except BackendError as e:
+        print(f"bench_ui: skipped: {e}")
+        return
     print(f"bench_ui on {machine()}, {backend.label}")
     images, _ = photos.load_mnist(MNIST_DIR, "test")
     photo = photos.shadow(images[0], np.random.default_rng(5), (640, 480))
