@@ -296,3 +296,27 @@ def test_uploading_a_photo_and_a_text_file(page, tmp_path):
     page.click("#clear")
     page.click("#predict")
     assert "blank" in page.locator("#message").inner_text()
+
+
+def test_the_page_works_behind_a_path_prefix(store, tmp_path):
+    """As Kubeflow's Istio gateway serves apps: under /mnist-ui/ (here a Starlette Mount)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from pipeline.ui.app import create_app
+    from pipeline.ui.backends import Embedded
+
+    files, _ = sample_files()
+    (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
+    gateway = Starlette(routes=[Mount("/mnist-ui", app=create_app(Embedded(str(store))))])
+    with serving(gateway) as port, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/mnist-ui/")
+        page.locator("#model").filter(has_text="version 2").wait_for()
+        page.set_input_files("#file", str(tmp_path / "7.jpg"))
+        assert answered(page) == "7"
+        browser.close()
