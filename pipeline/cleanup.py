@@ -18,7 +18,7 @@ from pathlib import Path
 from components.common import mnist, spec
 from components.common.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
 
-PREDICTION_FILES = (spec.PREDICTIONS_CSV,)
+PREDICTION_FILES = (spec.PREDICTIONS_CSV, "provenance.json")
 _DATASET_NAMES = {spec.MANIFEST} | {f.name for f in mnist.FILES} | {f.gz_name for f in mnist.FILES}
 
 
@@ -47,12 +47,19 @@ def _is_ours(prefix: str, rel: str, dataset_names: set[str]) -> bool:
         return rel.split("/", 1)[0].isdigit()
     if prefix == spec.PREDICTIONS_PREFIX:
         return rel.rsplit("/", 1)[-1] in PREDICTION_FILES
+    if prefix == spec.CHECKPOINTS_PREFIX:
+        return True  # a run's training checkpoints, left by a run that never exported
     return True  # images, and only with --include-images
 
 
 def plan(store: Store, include_images: bool) -> Plan:
     """Sort what lies under the pipeline's prefixes into what to delete and what to keep."""
-    prefixes = (spec.DATASET_PREFIX, spec.MODELS_PREFIX, spec.PREDICTIONS_PREFIX)
+    prefixes = (
+        spec.DATASET_PREFIX,
+        spec.MODELS_PREFIX,
+        spec.PREDICTIONS_PREFIX,
+        spec.CHECKPOINTS_PREFIX,
+    )
     result = Plan(prefixes=prefixes + ((spec.IMAGES_PREFIX,) if include_images else ()))
     dataset_names = _dataset_names(store)
     for prefix in result.prefixes:

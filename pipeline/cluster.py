@@ -102,6 +102,15 @@ def set_resources(task: PipelineTask, name: str) -> PipelineTask:
     )
 
 
+def retry_preemption(task: PipelineTask) -> PipelineTask:
+    """The train step on spot or preemptible GPU nodes: a pod killed with the node comes back,
+    after the node pool has had time to replace the node, and resumes after its last epoch
+    (components/train/checkpoints.py). Five retries over up to about half an hour."""
+    return task.set_retry(
+        num_retries=5, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="900s"
+    )
+
+
 def retry_network_io(task: PipelineTask) -> PipelineTask:
     """Steps that talk to the network retry a failed pod with exponential backoff."""
     return task.set_retry(

@@ -21,6 +21,7 @@ from pipeline.cluster import (
     ClusterOptions,
     request_gpu,
     retry_network_io,
+    retry_preemption,
     set_resources,
     use_store_credentials,
 )
@@ -68,6 +69,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         uploaded.set_caching_options(True)
         trained = train(
             dataset_uri=uploaded.outputs[spec.RETURN_VALUE],
+            store_uri=p.store_uri,
             s3_endpoint=p.s3_endpoint,
             epochs=p.epochs,
             batch_size=p.batch_size,
@@ -108,6 +110,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         if options.pod_retries:
             for task in (fetched, uploaded, exported, predicted):
                 retry_network_io(task)
+            retry_preemption(trained)
 
     mnist_pipeline.__signature__ = SIGNATURE
     mnist_pipeline.__doc__ = DOCSTRING

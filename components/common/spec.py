@@ -45,6 +45,8 @@ IN_STEP = "in-step"
 # train_limit's default: MNIST's whole training set.
 MNIST_TRAIN_SIZE = 60000
 PREDICTIONS_PREFIX = "predictions"
+# Training checkpoints, one folder per run, removed when the model is exported.
+CHECKPOINTS_PREFIX = "checkpoints"
 # Written last under a dataset prefix; readers require it, so a partial upload is never taken
 # for a whole one.
 MANIFEST = "MANIFEST.json"

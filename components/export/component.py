@@ -41,6 +41,7 @@ def export(
                 spec.MODELS_PREFIX,
                 Path(exported.path),
                 task_id,
+                s3_endpoint,
             )
         exported.metadata.update(meta)
         return meta["published_uri"]

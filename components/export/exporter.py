@@ -209,8 +209,25 @@ def check_sample(seed: int = 0, n: int = 32) -> np.ndarray:
     return sample
 
 
+def remove_checkpoints(uri: str, s3_endpoint: str = "") -> None:
+    """The run's training checkpoints are not needed once its model is published."""
+    from components.common.store import open_store
+
+    store = open_store(uri, s3_endpoint)
+    keys = [info.key for info in store.list("")]
+    for key in keys:
+        store.delete(key)
+    log.info("removed the run's %d checkpoint file(s) at %s", len(keys), uri)
+
+
 def export_from_artifact(
-    model_dir: Path, work: Path, store: Store, prefix: str, artifact_dir: Path, task_id: str = ""
+    model_dir: Path,
+    work: Path,
+    store: Store,
+    prefix: str,
+    artifact_dir: Path,
+    task_id: str = "",
+    s3_endpoint: str = "",
 ) -> dict:
     """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`.
 
@@ -224,6 +241,9 @@ def export_from_artifact(
     lineage_file = model_dir / provenance.PROVENANCE_FILE
     lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
     lineage.setdefault("run", {})["export_task_id"] = task_id
+    checkpoints_uri = lineage.pop("checkpoints_uri", "")
     meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)
+    if checkpoints_uri:
+        remove_checkpoints(checkpoints_uri, s3_endpoint)
     shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
     return meta

@@ -9,6 +9,7 @@ from components.images import GPU_IMAGE
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train(
     dataset_uri: str,
+    store_uri: str,
     s3_endpoint: str,
     epochs: int,
     batch_size: int,
@@ -27,6 +28,8 @@ def train(
 
     Args:
         dataset_uri: the dataset folder unpack-and-upload wrote (s3:// or a local folder).
+        store_uri: the store root; each epoch's checkpoint goes under checkpoints/<run_id>/, so
+            a retried pod of the run (after a preemption) resumes after the last epoch.
         s3_endpoint: S3 endpoint (host:port or http(s)://host:port); empty for AWS or a folder.
         epochs: passes over the training set.
         batch_size: images per training step.
@@ -49,8 +52,10 @@ def train(
 
     with reported(names.TRAIN):
         import tempfile
+        from pathlib import Path
 
         from components.common.store import open_store
+        from components.train.checkpoints import StoreCheckpoints, run_prefix
         from components.train.trainer import TrainConfig, train_from_store
 
         cfg = TrainConfig(
@@ -61,15 +66,18 @@ def train(
             train_limit=train_limit,
         )
         with tempfile.TemporaryDirectory() as work:
-            result = train_from_store(
-                open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path
+            checkpoints = StoreCheckpoints(
+                open_store(store_uri, s3_endpoint), run_prefix(run_id), Path(work, "checkpoint")
             )
+            result = train_from_store(
+                open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path,
+                checkpoints,
+            )  # fmt: skip
         metrics.log_metric("test_accuracy", result.test_accuracy)
         metrics.log_metric("test_loss", result.test_loss)
         metrics.log_metric("train_seconds", round(result.seconds, 1))
         confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
         from dataclasses import asdict
-        from pathlib import Path
 
         from components.common import provenance
 
@@ -79,6 +87,7 @@ def train(
             "parameters": asdict(cfg),
             "versions": provenance.versions(),
             "run": {"name": run_name, "id": run_id, "train_task_id": task_id},
+            "checkpoints_uri": checkpoints.uri,
             "test_accuracy": result.test_accuracy,
             "trained_at": provenance.now(),
         }

@@ -107,8 +107,12 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
     return matrix.tolist()
 
 
-def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult:
-    """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch."""
+def train(train_data, test_data, cfg: TrainConfig, on_epoch=None, checkpoints=None) -> TrainResult:
+    """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch.
+
+    With `checkpoints` (a StoreCheckpoints: components/train/checkpoints.py), the training
+    state is saved after every epoch, and a run that finds one resumes after it.
+    """
     images, labels = train_data
     if cfg.train_limit:
         images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
@@ -128,13 +132,28 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None) -> TrainResult
     )
     test_ds = _dataset(*test_data, cfg=cfg, training=False)
     callback = _epoch_logger(test_ds, on_epoch, cfg.epochs, steps)
+    callbacks = [callback]
+    if checkpoints is not None:
+        import keras
+
+        _, callback.history = checkpoints.restore()
+        if callback.history:  # times and time-left estimates go on from where they stopped
+            callback._start -= callback.history[-1]["seconds"]
+        callbacks = [
+            # first: it restores the state at the start and saves it before the others run
+            keras.callbacks.BackupAndRestore(
+                str(checkpoints.local), save_freq="epoch", delete_checkpoint=False
+            ),
+            callback,
+            _publisher(checkpoints, callback),
+        ]
     start = time.monotonic()
     model.fit(
         _dataset(images, labels, cfg, training=True),
         epochs=cfg.epochs,
         verbose=0,
         shuffle=False,  # the tf.data pipeline shuffles
-        callbacks=[callback],
+        callbacks=callbacks,
     )
     seconds = time.monotonic() - start
     probabilities = model.predict(test_ds, verbose=0)
@@ -159,6 +178,17 @@ def _devices() -> str:
 
     gpus = tf.config.list_physical_devices("GPU")
     return f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)"
+
+
+def _publisher(checkpoints, logger):
+    """After each epoch (and after BackupAndRestore saved it): copy it to the store."""
+    import keras
+
+    class Publish(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            checkpoints.publish(epoch + 1, logger.history)
+
+    return Publish()
 
 
 EPOCH_PROGRESS_SECONDS = 10.0  # inside a long epoch, a progress line this often
@@ -223,10 +253,12 @@ def _epoch_logger(test_ds, on_epoch, epochs: int, steps: int):
 
 
 def train_from_store(
-    store, dataset_prefix: str, cfg: TrainConfig, model_dir, work, report_path=None
-) -> TrainResult:
+    store, dataset_prefix: str, cfg: TrainConfig, model_dir, work, report_path=None,
+    checkpoints=None,
+) -> TrainResult:  # fmt: skip
     """Fetch the dataset the manifest lists, train, and save `model.keras` into `model_dir`;
-    with `report_path`, write the HTML report there (components/train/report.py)."""
+    with `report_path`, write the HTML report there (components/train/report.py); with
+    `checkpoints`, resume from and save to them (components/train/checkpoints.py)."""
     from pathlib import Path
 
     from components.common import mnist
@@ -235,7 +267,7 @@ def train_from_store(
     data = Path(work) / "data"
     manifest = fetch_dataset(store, dataset_prefix, data)
     test = mnist.load_split(data, "test")
-    result = train(mnist.load_split(data, "train"), test, cfg)
+    result = train(mnist.load_split(data, "train"), test, cfg, checkpoints=checkpoints)
     result.dataset_digest = dataset_digest(manifest["files"])
     Path(model_dir).mkdir(parents=True, exist_ok=True)
     result.model.save(Path(model_dir) / spec.MODEL_FILE)

@@ -212,3 +212,11 @@ def test_train_and_batch_predict_publish_an_html_report(default):
         component = default["spec"]["components"][f"comp-{task}"]
         artifact = component["outputDefinitions"]["artifacts"][spec.REPORT_OUTPUT]
         assert artifact["artifactType"]["schemaTitle"] == "system.HTML"
+
+
+def test_train_retries_a_preempted_pod_and_resumes(default):
+    """Sized for spot GPU nodes: the retried pod resumes after its last epoch (checkpoints)."""
+    policy = all_tasks(default["spec"])["train"]["retryPolicy"]
+    assert policy["maxRetryCount"] == 5 and policy["backoffMaxDuration"] == "900s"
+    inputs = default["spec"]["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
+    assert inputs["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
