@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -107,11 +107,41 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int
     return matrix.tolist()
 
 
-def train(train_data, test_data, cfg: TrainConfig, on_epoch=None, checkpoints=None) -> TrainResult:
+def choose_strategy(devices: list[str] | None = None):
+    """MirroredStrategy over every visible GPU when there is more than one (or over `devices`,
+    when given, e.g. logical CPU devices in tests), else TensorFlow's default strategy: on the
+    CPU or one GPU nothing changes."""
+    import tensorflow as tf
+
+    if devices is None:
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] if len(gpus) > 1 else None
+    if devices and len(devices) > 1:
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def scaled(cfg: TrainConfig, replicas: int) -> TrainConfig:
+    """The settings for `replicas` replicas: `batch_size` stays the batch of one replica, so the
+    global batch is `batch_size` x replicas, and the learning rate grows in proportion (the
+    linear scaling rule; the schedule's warm-up keeps the first steps gentle), at most 1."""
+    if replicas <= 1:
+        return cfg
+    return replace(
+        cfg,
+        batch_size=cfg.batch_size * replicas,
+        learning_rate=min(1.0, cfg.learning_rate * replicas),
+    )
+
+
+def train(
+    train_data, test_data, cfg: TrainConfig, on_epoch=None, checkpoints=None, devices=None
+) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch.
 
     With `checkpoints` (a StoreCheckpoints: components/train/checkpoints.py), the training
-    state is saved after every epoch, and a run that finds one resumes after it.
+    state is saved after every epoch, and a run that finds one resumes after it. With more
+    than one GPU (or `devices`), the replicas train in step (choose_strategy, scaled).
     """
     images, labels = train_data
     if cfg.train_limit:
@@ -123,13 +153,24 @@ def train(train_data, test_data, cfg: TrainConfig, on_epoch=None, checkpoints=No
         _devices(),
         asdict(cfg),
     )
-    model = build_model(cfg.seed)
+    strategy = choose_strategy(devices)
+    replicas = strategy.num_replicas_in_sync
+    cfg = scaled(cfg, replicas)
+    if replicas > 1:
+        log.info(
+            "%d replicas (MirroredStrategy): global batch %d, peak learning rate %g",
+            replicas,
+            cfg.batch_size,
+            cfg.learning_rate,
+        )
     steps = -(-len(images) // cfg.batch_size)
-    model.compile(
-        optimizer=_optimizer(cfg, steps),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with strategy.scope():
+        model = build_model(cfg.seed)
+        model.compile(
+            optimizer=_optimizer(cfg, steps),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     test_ds = _dataset(*test_data, cfg=cfg, training=False)
     callback = _epoch_logger(test_ds, on_epoch, cfg.epochs, steps)
     callbacks = [callback]
