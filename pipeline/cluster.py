@@ -50,6 +50,7 @@ RESOURCES = {
     spec.TRAIN: Resources("2", "8", "4Gi", "12Gi"),
     spec.EXPORT: Resources("500m", "2", "2Gi", "4Gi"),
     spec.BATCH_PREDICT: Resources("1", "4", "2Gi", "6Gi"),
+    spec.DEPLOY: Resources("100m", "1", "512Mi", "2Gi"),
 }
 
 

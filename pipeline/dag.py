@@ -13,6 +13,7 @@ from kfp import compiler, dsl
 from components.batch_predict.component import batch_predict
 from components.common import spec
 from components.common.parameters import PARAMETERS
+from components.deploy.component import deploy
 from components.download.component import download
 from components.export.component import export
 from components.train.component import train
@@ -27,6 +28,7 @@ from pipeline.cluster import (
 )
 
 PIPELINE_NAME = "mnist-digits"
+DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
 PIPELINE_DISPLAY_NAME = "MNIST digits: train, gate, export, batch-predict"
 NAMES = tuple(param.name for param in PARAMETERS)
 # kfp reads a pipeline's inputs from its signature and their descriptions from its docstring:
@@ -103,12 +105,20 @@ def build_pipeline(options: ClusterOptions | None = None):
                 run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             )
             predicted.set_caching_options(False)
+            with dsl.If(p.deploy == True, name="deploy-with-kserve"):  # noqa: E712 (a kfp condition)
+                deployed = deploy(
+                    model_uri=exported.outputs[spec.RETURN_VALUE],
+                    exported=exported.outputs[spec.EXPORTED_OUTPUT],
+                    timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
+                )
+                deployed.set_caching_options(False)
+                set_resources(deployed, spec.DEPLOY)
         tasks = (fetched, uploaded, trained, exported, predicted)
         for task, name in zip(tasks, spec.STEPS, strict=True):
             set_resources(task, name)
             use_store_credentials(task, options.secret_name)
         if options.pod_retries:
-            for task in (fetched, uploaded, exported, predicted):
+            for task in (fetched, uploaded, exported, predicted, deployed):
                 retry_network_io(task)
             retry_preemption(trained)
 

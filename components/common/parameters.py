@@ -197,6 +197,13 @@ PARAMETERS: tuple[Param, ...] = (
         _range(0, 1),
     ),
     Param(
+        "deploy",
+        bool,
+        False,
+        "After export, serve the model with a KServe InferenceService in the run's namespace "
+        "(needs KServe and manifests/overlays/kserve).",
+    ),
+    Param(
         "serving_endpoint",
         str,
         spec.IN_STEP,

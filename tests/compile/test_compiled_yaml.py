@@ -62,7 +62,7 @@ def test_min_accuracy_gate(default):
     condition = all_tasks(default["spec"])["condition-1"]["triggerPolicy"]["condition"]
     assert "train-Output" in condition and ">=" in condition and "min_accuracy" in condition
     gated = default["spec"]["components"]["comp-condition-1"]["dag"]["tasks"]
-    assert set(gated) == {"export", "batch-predict"}
+    assert set(gated) == {"export", "batch-predict", "condition-2"}  # condition-2: deploy
 
 
 def test_train_requests_gpu_node(default):
@@ -220,3 +220,22 @@ def test_train_retries_a_preempted_pod_and_resumes(default):
     assert policy["maxRetryCount"] == 5 and policy["backoffMaxDuration"] == "900s"
     inputs = default["spec"]["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
     assert inputs["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+
+
+def test_deploy_is_optional_after_export(default):
+    """Behind `deploy` (false by default): the InferenceService step, after export."""
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert inputs["deploy"]["defaultValue"] is False
+    tasks = all_tasks(default["spec"])
+    condition = tasks["condition-2"]["triggerPolicy"]["condition"]
+    assert "deploy" in condition and "true" in condition.lower()
+    deploy = tasks["deploy"]
+    # inside its condition, export's outputs arrive as the condition's inputs
+    assert deploy["inputs"]["parameters"]["model_uri"] == {
+        "componentInputParameter": "pipelinechannel--export-Output"
+    }
+    assert deploy["inputs"]["artifacts"]["exported"] == {
+        "componentInputArtifact": "pipelinechannel--export-exported"
+    }
+    assert deploy["retryPolicy"]["maxRetryCount"] == 3
+    assert executor(default["spec"], "deploy")["image"] == images.CPU_IMAGE

@@ -32,7 +32,7 @@ from tests.kfp_server import KfpServer
 from tests.servers import free_port
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-token-Qx7-never-print"
-FIVE_TASKS = {"download", "unpack-and-upload", "train", "export", "batch-predict"}
+FIVE_TASKS = {"download", "unpack-and-upload", "train", "export", "batch-predict", "deploy"}
 pytestmark = pytest.mark.usefixtures("no_kfp_context")
 
 

@@ -1,0 +1,173 @@
+"""Kubernetes custom resources from a pipeline step: create-or-patch, wait on conditions, delete.
+
+One small module on the `kubernetes` client's CustomObjectsApi, for the steps that hand work to
+an operator (a TFJob for multi-worker training). Inside a pod it uses the pod's service account;
+elsewhere the kubeconfig. Every failure becomes one KubeError line naming the resource, the
+status and what to check (a 403 names the verb the Role lacks); waits are bounded and log
+progress on a timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from components.common.log import get_logger
+from components.common.units import human_seconds
+
+log = get_logger("kube")
+
+
+class KubeError(RuntimeError):
+    """A Kubernetes call failed or a resource did not get ready: one line saying why."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A custom resource type: TFJOB = Kind("kubeflow.org", "v1", "tfjobs", "TFJob")."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+TFJOB = Kind("kubeflow.org", "v1", "tfjobs", "TFJob")
+INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
+# The verbs `Kube` uses, for the Role that lets the pipeline's service account use it.
+VERBS = ("create", "get", "patch", "delete")
+
+
+def condition(obj: dict, kind: str) -> dict | None:
+    """The status condition of type `kind` that is "True", if any."""
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind and str(c.get("status")) == "True":
+            return c
+    return None
+
+
+def latest_condition(obj: dict) -> str:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    if not conditions:
+        return "no status yet"
+    last = conditions[-1]
+    reason = f" ({last.get('reason')}: {last.get('message', '')})" if last.get("reason") else ""
+    return f"{last.get('type')}={last.get('status')}{reason}"
+
+
+class Kube:
+    def __init__(self, api_client=None):
+        from kubernetes import client, config
+
+        if api_client is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                try:
+                    config.load_kube_config()
+                except config.ConfigException as e:
+                    raise KubeError(
+                        f"no Kubernetes API: not in a pod and no kubeconfig ({e})"
+                    ) from None
+            api_client = client.ApiClient()
+        self.api = client.CustomObjectsApi(api_client)
+
+    def _call(self, verb: str, kind: Kind, namespace: str, name: str, fn, *args, **kwargs):
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return fn(kind.group, kind.version, namespace, kind.plural, *args, **kwargs)
+        except ApiException as e:
+            raise KubeError(_describe(e, verb, kind, namespace, name)) from None
+        except OSError as e:  # connection refused, DNS, TLS
+            raise KubeError(
+                f"cannot {verb} {kind.kind} {namespace}/{name}: the Kubernetes API cannot be "
+                f"reached ({type(e).__name__})"
+            ) from None
+
+    def apply(self, kind: Kind, namespace: str, body: dict) -> dict:
+        """Create `body`, or merge-patch it onto the existing object of the same name."""
+        from kubernetes.client.exceptions import ApiException
+
+        name = body["metadata"]["name"]
+        try:
+            created = self.api.create_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, body
+            )
+            log.info("created %s %s/%s", kind.kind, namespace, name)
+            return created
+        except ApiException as e:
+            if e.status != 409:
+                raise KubeError(_describe(e, "create", kind, namespace, name)) from None
+        patched = self._call(
+            "patch", kind, namespace, name, self.api.patch_namespaced_custom_object, name, body
+        )
+        log.info("patched the existing %s %s/%s", kind.kind, namespace, name)
+        return patched
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict:
+        return self._call("get", kind, namespace, name, self.api.get_namespaced_custom_object, name)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self._call("delete", kind, namespace, name, self.api.delete_namespaced_custom_object, name)
+
+    def wait(
+        self,
+        kind: Kind,
+        namespace: str,
+        name: str,
+        outcome: Callable[[dict], bool | None],
+        timeout: float,
+        interval: float = 5.0,
+        progress_every: float = 30.0,
+    ) -> dict:
+        """Poll the object until `outcome(obj)` is True (returns it) or False (raises, naming
+        its latest condition); KubeError after `timeout` seconds, naming the last state."""
+        start = last_line = time.monotonic()
+        while True:
+            obj = self.get(kind, namespace, name)
+            verdict = outcome(obj)
+            if verdict is True:
+                return obj
+            if verdict is False:
+                raise KubeError(f"{kind.kind} {namespace}/{name} failed: {latest_condition(obj)}")
+            now = time.monotonic()
+            if now - start >= timeout:
+                raise KubeError(
+                    f"{kind.kind} {namespace}/{name} not done after {human_seconds(timeout)}: "
+                    f"{latest_condition(obj)}"
+                )
+            if now - last_line >= progress_every:
+                last_line = now
+                log.info(
+                    "waiting for %s %s/%s (%s so far): %s",
+                    kind.kind,
+                    namespace,
+                    name,
+                    human_seconds(now - start),
+                    latest_condition(obj),
+                )
+            time.sleep(interval)
+
+
+def _describe(e, verb: str, kind: Kind, namespace: str, name: str) -> str:
+    import json
+
+    try:
+        message = json.loads(e.body or "{}").get("message", "")
+    except ValueError:
+        message = ""
+    what = f"cannot {verb} {kind.kind} {namespace}/{name}: HTTP {e.status}"
+    if e.status == 403:
+        return (
+            f"{what} forbidden: the pipeline's service account needs `{verb}` on "
+            f"{kind.plural}.{kind.group} in {namespace} (manifests/base/pipeline-runner/role.yaml)"
+        )
+    if e.status == 404 and verb == "create":
+        return f"{what}: the {kind.api_version} API is not installed in this cluster ({message})"
+    return f"{what}" + (f": {message}" if message else "")

@@ -1,0 +1,119 @@
+"""A stand-in for the Kubernetes API on 127.0.0.1: the custom-objects endpoints that
+components/common/kube.py uses (create, get, merge-patch, delete), answering as the API
+server does (201, 200, 404, 409, 403 Status objects). Tests drive the objects' status
+(`script_status`) and refuse verbs (`forbid`) to reach Ready, Failed, never-ready, 403 and 409.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+
+from tests import servers
+
+PATH = re.compile(r"^/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/?]+))?$")
+
+
+def status_body(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
+            "reason": reason, "code": code}  # fmt: skip
+
+
+def merge(target: dict, patch: dict) -> dict:
+    """RFC 7386 JSON merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = value
+    return target
+
+
+class KubeApi:
+    def __init__(self):
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (plural, namespace, name) -> obj
+        self.requests: list[tuple[str, str, dict | None]] = []
+        self.forbidden: set[str] = set()
+        self._statuses: dict[tuple[str, str], list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def forbid(self, *verbs: str) -> None:
+        self.forbidden |= set(verbs)
+
+    def script_status(self, plural: str, name: str, *statuses: dict) -> None:
+        """Each GET of the object takes the next status; the last one stays."""
+        self._statuses[(plural, name)] = list(statuses)
+
+    def handle(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
+        with self._lock:
+            self.requests.append((method, path, body))
+            match = PATH.match(path.split("?")[0])
+            if not match:
+                return 404, status_body(404, "NotFound", f"no route {path}")
+            group, version, namespace, plural, name = match.groups()
+            verb = {"POST": "create", "GET": "get", "PATCH": "patch", "DELETE": "delete"}[method]
+            if verb in self.forbidden:
+                return 403, status_body(
+                    403, "Forbidden",
+                    f'{plural}.{group} is forbidden: User "system:serviceaccount:{namespace}:'
+                    f'pipeline-runner" cannot {verb} resource "{plural}"',
+                )  # fmt: skip
+            if method == "POST":
+                key = (plural, namespace, body["metadata"]["name"])
+                if key in self.objects:
+                    return 409, status_body(409, "AlreadyExists", f"{key[2]} already exists")
+                obj = {**body, "metadata": {**body["metadata"], "namespace": namespace,
+                                            "uid": f"uid-{len(self.objects)}"}}  # fmt: skip
+                self.objects[key] = obj
+                return 201, obj
+            key = (plural, namespace, name)
+            if key not in self.objects:
+                return 404, status_body(404, "NotFound", f'{plural} "{name}" not found')
+            if method == "GET":
+                script = self._statuses.get((plural, name))
+                if script:
+                    self.objects[key]["status"] = script.pop(0) if len(script) > 1 else script[0]
+                return 200, self.objects[key]
+            if method == "PATCH":
+                return 200, merge(self.objects[key], body or {})
+            del self.objects[key]
+            return 200, status_body(200, "", "deleted") | {"status": "Success"}
+
+
+@contextlib.contextmanager
+def kube_api() -> Iterator[tuple[KubeApi, str]]:
+    """(the stand-in, its URL)."""
+    api = KubeApi()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+        def _serve(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            status, payload = api.handle(self.command, self.path, body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _serve
+
+    with servers.serve(Handler) as url:
+        yield api, url.rstrip("/")
+
+
+def client_for(url: str):
+    from kubernetes import client
+
+    configuration = client.Configuration(host=url)
+    return client.ApiClient(configuration)
