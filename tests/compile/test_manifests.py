@@ -46,7 +46,8 @@ def copy_manifests(dest: Path, with_secret_env: bool = True) -> Path:
     """A copy of manifests/ with secret.env made from the example (never the real one)."""
     shutil.copytree(MANIFESTS, dest, ignore=shutil.ignore_patterns("secret.env"))
     if with_secret_env:
-        shutil.copy(dest / SECRET_DIR / "secret.env.example", dest / SECRET_DIR / "secret.env")
+        for example in dest.rglob("secret.env.example"):
+            shutil.copy(example, example.with_name("secret.env"))
     return dest
 
 
