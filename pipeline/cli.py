@@ -26,6 +26,11 @@ COMMANDS = {
         "submit_cmd",
         "Start a run on Kubeflow Pipelines (--wait to follow it).",
     ),
+    "tune": (
+        "pipeline.commands.tune",
+        "tune_cmd",
+        "Search the training's hyper-parameters with Katib, then train with the best.",
+    ),
     "upload": (
         "pipeline.commands.upload",
         "upload_cmd",

@@ -51,6 +51,7 @@ RESOURCES = {
     spec.EXPORT: Resources("500m", "2", "2Gi", "4Gi"),
     spec.BATCH_PREDICT: Resources("1", "4", "2Gi", "6Gi"),
     spec.DEPLOY: Resources("100m", "1", "512Mi", "2Gi"),
+    spec.TUNE: Resources("100m", "1", "256Mi", "1Gi"),
 }
 
 
@@ -91,6 +92,34 @@ def use_store_credentials(task: PipelineTask, secret_name: str) -> PipelineTask:
         task, secret_name=secret_name, secret_key_to_env=dict(spec.SECRET_KEY_TO_ENV)
     )
     return task
+
+
+def trial_pod(options: ClusterOptions) -> dict:
+    """The pod settings of a Katib trial: what request_gpu, use_store_credentials and
+    RESOURCES give the train task, as plain pod-spec fields (Katib makes the pods, not KFP)."""
+    from components.images import GPU_IMAGE
+
+    r = RESOURCES[spec.TRAIN]
+    resources = {
+        "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+        "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
+    }
+    pod = {
+        "image": GPU_IMAGE,
+        "resources": resources,
+        "env": [
+            {"name": env, "valueFrom": {"secretKeyRef": {"name": options.secret_name, "key": key}}}
+            for key, env in spec.SECRET_KEY_TO_ENV.items()
+        ],
+    }
+    gpu = options.gpu
+    if gpu.enabled:
+        resources["limits"][gpu.accelerator] = str(gpu.limit)
+        pod["nodeSelector"] = {gpu.node_label_key: gpu.node_label_value}
+        pod["tolerations"] = [
+            {"key": gpu.toleration_key, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    return pod
 
 
 def set_resources(task: PipelineTask, name: str) -> PipelineTask:

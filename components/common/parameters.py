@@ -212,13 +212,36 @@ PARAMETERS: tuple[Param, ...] = (
         _serving_endpoint,
     ),
 )
-BY_NAME = {p.name: p for p in PARAMETERS}
-DEFAULTS = {p.name: p.default for p in PARAMETERS}
+
+
+def _algorithm(value) -> str | None:
+    from components.tune.katib import ALGORITHMS
+
+    return None if value in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"
+
+
+# The tuning pipeline's own parameters (mnist-tune: pipeline/dag.py build_tune_pipeline).
+TUNE_PARAMETERS: tuple[Param, ...] = (
+    Param("algorithm", str, "tpe", "Katib's search algorithm.", _algorithm),
+    Param(
+        "goal",
+        float,
+        0.995,
+        "Stop the search when a trial reaches this test accuracy.",
+        _range(0, 1),
+    ),  # fmt: skip
+    Param("max_trials", int, 12, "Trials in all.", _range(1, 200)),
+    Param("parallel_trials", int, 2, "Trials at once.", _range(1, 50)),
+    Param("max_epochs", int, 8, "The most epochs a trial trains.", _range(1, 100)),
+)
+BY_NAME = {p.name: p for p in PARAMETERS}  # the parameters of the main pipeline
+_ALL = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}  # and the tuning pipeline's
+DEFAULTS = {p.name: p.default for p in PARAMETERS + TUNE_PARAMETERS}
 
 
 def check(name: str, value) -> None:
     """Raise ParameterError `name=value ...: must be ...` when `value` is refused."""
-    param = BY_NAME[name]
+    param = _ALL[name]
     numeric = param.type in (int, float)
     if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ParameterError(f"{name}={value!r} is not a valid {param.type.__name__}")
@@ -240,7 +263,7 @@ def unknown(name: str) -> ParameterError:
 def check_all(values: dict) -> dict:
     """Check every value in `values` (unknown names refused); returns `values` unchanged."""
     for name, value in values.items():
-        if name not in BY_NAME:
+        if name not in _ALL:
             raise unknown(name)
         check(name, value)
     return values

@@ -212,16 +212,19 @@ def param_option(fn):
 
 
 @contextlib.contextmanager
-def compiled_package(flags: dict, caching: bool | None = None) -> Iterator[str]:
-    """Compile the pipeline with the cluster flags to a temporary YAML file; yield its path.
-    `caching` True or False sets every task's cache option (None keeps the compiled ones)."""
+def compiled_package(
+    flags: dict, caching: bool | None = None, tuning: bool = False
+) -> Iterator[str]:
+    """Compile the pipeline (`tuning`: the tuning pipeline) with the cluster flags to a
+    temporary YAML file; yield its path. `caching` True or False sets every task's cache
+    option (None keeps the compiled ones)."""
     from pipeline.commands.options import options_from_flags
     from pipeline.dag import PIPELINE_NAME, compile_pipeline
 
     options = options_from_flags(**flags)
     with tempfile.TemporaryDirectory(prefix="mnist-kfp-") as work:
         path = str(Path(work) / f"{PIPELINE_NAME}.yaml")
-        compile_pipeline(path, options)
+        compile_pipeline(path, options, tuning)
         if caching is not None:
             set_caching(path, caching)
         yield path

@@ -92,11 +92,13 @@ def parameter_options(*names: str):
 
     Values are range-checked once, with the rest of the run's arguments (validate_arguments).
     """
-    from components.common.parameters import BY_NAME
+    from components.common.parameters import PARAMETERS, TUNE_PARAMETERS
+
+    table = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}
 
     def decorate(fn):
         for name in reversed(names):
-            param = BY_NAME[name]
+            param = table[name]
             fn = click.option(
                 f"--{name.replace('_', '-')}",
                 name,

@@ -1,0 +1,66 @@
+"""KFP interface of the tune step: a Katib Experiment over the train step's hyper-parameters."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+
+from components.images import SLIM_IMAGE
+
+
+@dsl.component(base_image=SLIM_IMAGE, install_kfp_package=False)
+def tune(
+    dataset_uri: str,
+    s3_endpoint: str,
+    max_epochs: int,
+    algorithm: str,
+    goal: float,
+    max_trials: int,
+    parallel_trials: int,
+    run_id: str,
+    trial_pod: str,
+    timeout_seconds: int,
+) -> NamedTuple("Best", learning_rate=float, batch_size=int, epochs=int):
+    """Search learning_rate, batch_size and epochs with Katib; return the best trial's values.
+
+    Args:
+        dataset_uri: the dataset folder unpack-and-upload wrote.
+        s3_endpoint: S3 endpoint of the store, for the trials.
+        max_epochs: the largest number of epochs a trial may train.
+        algorithm: Katib's search algorithm (tpe, random, grid, bayesianoptimization, ...).
+        goal: stop when a trial reaches this test accuracy.
+        max_trials: trials in all.
+        parallel_trials: trials at once.
+        run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER): names the Experiment.
+        trial_pod: the trials' image and pod settings (JSON, set at compile time).
+        timeout_seconds: how long to wait for the Experiment to end.
+
+    Returns:
+        learning_rate, batch_size and epochs of the best trial.
+    """
+    from components.common import spec as names
+    from components.common.failure import reported
+
+    with reported(names.TUNE):
+        import json
+        from collections import namedtuple
+        from pathlib import Path
+
+        from components.deploy.kserve import NAMESPACE_FILE
+        from components.tune import katib
+
+        pod = json.loads(trial_pod)
+        body = katib.experiment(
+            katib.experiment_name(run_id),
+            Path(NAMESPACE_FILE).read_text().strip(),
+            pod.pop("image"),
+            dataset_uri,
+            s3_endpoint,
+            max_epochs,
+            algorithm,
+            goal,
+            max_trials,
+            parallel_trials,
+            pod,
+        )
+        best = katib.tune(body, float(timeout_seconds))
+        return namedtuple("Best", ["learning_rate", "batch_size", "epochs"])(**best)

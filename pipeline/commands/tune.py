@@ -1,0 +1,92 @@
+"""`mnist-pipeline tune`: a run of the tuning pipeline (mnist-tune): Katib picks the training's
+hyper-parameters, then the pipeline trains, gates, exports and predicts with them."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
+from pipeline.commands.options import cluster_options, parameter_options
+from pipeline.commands.output import emit, output_option
+from pipeline.commands.submit import _exit_with_outcome, _show_plan, dry_run_plan, follow_run
+
+
+@click.command("tune")
+@click.option("--experiment", metavar="NAME", help="KFP experiment. [default: mnist-tune]")
+@click.option("--run-name", metavar="NAME", help="Run name. [default: mnist-tune and the time]")
+@parameter_options("algorithm", "goal", "max_trials", "parallel_trials", "max_epochs")
+@param_option
+@click.option("--wait", is_flag=True, help="Follow the run; exit with its outcome.")
+@click.option("--timeout", type=click.IntRange(min=1), metavar="SECONDS", help="With --wait.")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=30.0, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print what would be sent; call nothing.")
+@output_option
+@cluster_options
+@kfp_options
+def tune_cmd(
+    kfp_settings,
+    experiment: str | None,
+    run_name: str | None,
+    params: dict,
+    wait: bool,
+    timeout: int | None,
+    poll_interval: float,
+    dry_run: bool,
+    output: str,
+    **flags,
+) -> None:
+    """Search learning_rate, batch_size and epochs with Katib, then train with the best.
+
+    The tuning pipeline runs a Katib Experiment (its trials run the train code from the GPU
+    image, with the train step's GPU scheduling) and then the usual train, gate, export and
+    batch-predict with the best trial's values. Prerequisites in the namespace: Katib, the
+    label katib.kubeflow.org/metrics-collector-injection=enabled, and manifests/overlays/katib.
+
+    \b
+      mnist-pipeline tune --algorithm tpe --max-trials 12 --parallel-trials 2 --wait
+    """
+    from pipeline.commands.submit import _utc_stamp
+    from pipeline.dag import TUNE_PIPELINE_NAME, TUNED
+
+    search = {k: flags.pop(k) for k in ("algorithm", "goal", "max_trials", "parallel_trials",
+                                        "max_epochs")}  # fmt: skip
+    tuned = sorted(set(params) & set(TUNED))
+    if tuned:
+        raise click.BadParameter(
+            f"{', '.join(tuned)}: the search sets these; bound epochs with --max-epochs",
+            param_hint="--param",
+        )
+    arguments = {**params, **search}
+    experiment = experiment or TUNE_PIPELINE_NAME
+    run_name = run_name or f"{TUNE_PIPELINE_NAME} {_utc_stamp()}"
+    with compiled_package(flags, tuning=True) as package:
+        if dry_run:
+            emit(
+                dry_run_plan(package, kfp_settings, experiment, run_name, arguments),
+                output,
+                _show_plan,
+            )
+            return
+        with kfp_client(kfp_settings) as client:
+            result = quietly(
+                client.create_run_from_pipeline_package,
+                package,
+                arguments=arguments,
+                run_name=run_name,
+                experiment_name=experiment,
+                namespace=kfp_settings.namespace,
+            )
+            link = kfp_settings.link(f"runs/details/{result.run_id}")
+            submitted = {"run_id": result.run_id, "run_name": run_name,
+                         "experiment": experiment, "url": link, "state": None}  # fmt: skip
+            if output == "text":
+                click.echo(f"run id:     {result.run_id}\ndetails:    {link}")
+            if wait:
+                say = click.echo if output == "text" else (lambda x: click.echo(x, err=True))
+                run = follow_run(client, result.run_id, link, timeout, poll_interval, say)
+                submitted["state"] = run.state
+    if output != "text":
+        emit(submitted, output, lambda d: None)
+    if wait:
+        _exit_with_outcome(run, link)
