@@ -111,7 +111,8 @@ class StepConsole(io.TextIOBase):
     def _finished(self, step: str, status: str) -> str:
         seconds = time.monotonic() - self.started
         if status != "SUCCESS":
-            return f"{self._position(step)} {step} {status.lower()} after {seconds:.1f} s"
+            word = "failed" if status == "FAILURE" else status.lower()
+            return f"{self._position(step)} {step} {word} after {seconds:.1f} s"
         try:
             headline = self.headline(step)
         except (OSError, ValueError, KeyError):

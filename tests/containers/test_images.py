@@ -112,7 +112,7 @@ def s3_store(tmp_path, monkeypatch):
 
 def run_in_containers(tmp_path: Path, source: str, endpoint: str, *extra: str):
     return subprocess.run(
-        [CLI, "run", "--local", "--runner", "docker", "--source", source]
+        [CLI, "run", "--local", "--runner", "docker", "--verbose", "--source", source]
         + ["--store", "s3://mnist/demo", "--s3-endpoint", endpoint]
         + ["--workdir", str(tmp_path / "runs"), "--summary-json", str(tmp_path / "summary.json")]
         + list(extra),
