@@ -28,7 +28,7 @@ from components.train.trainer import TrainConfig, train_from_store
 store = open_store(sys.argv[1])
 work = Path(tempfile.mkdtemp())
 checkpoints = StoreCheckpoints(store, run_prefix(sys.argv[2]), work / "checkpoint")
-cfg = TrainConfig(epochs=4, batch_size=32, learning_rate=0.01, train_limit=1200)
+cfg = TrainConfig(epochs=4, batch_size=16, learning_rate=0.005, train_limit=1200)
 result = train_from_store(store, "datasets/mnist", cfg, work / "model", work, None, checkpoints)
 print("ACCURACY", result.test_accuracy, flush=True)
 """
@@ -68,9 +68,10 @@ def test_a_killed_training_resumes_after_its_last_epoch(store):
     while not (latest.exists() and json.loads(latest.read_text())["epoch"] == 2):
         assert process.poll() is None, process.stdout.read()[-3000:]
         assert time.monotonic() < deadline, "epoch 2 never finished"
-        time.sleep(0.05)
-    time.sleep(0.5)  # into epoch 3
-    process.send_signal(signal.SIGKILL)  # as a preempted node's pod dies: no cleanup at all
+        time.sleep(0.01)
+    # epoch 3 has just begun (75 steps of it are to come): kill it there, as a preempted
+    # node's pod dies, with no cleanup at all
+    process.send_signal(signal.SIGKILL)
     process.wait(30)
     assert json.loads(latest.read_text())["epoch"] == 2
 

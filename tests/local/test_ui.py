@@ -227,7 +227,7 @@ def test_the_ui_command_says_in_one_line_when_serving_is_down():
 
 
 @pytest.fixture(scope="module")
-def page(app_port):
+def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -236,14 +236,20 @@ def page(app_port):
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 900, "height": 700})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"http://127.0.0.1:{app_port}/")
-        page.locator("#model").filter(has_text="version 2").wait_for()
-        yield page
-        assert errors == []
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_port):
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"http://127.0.0.1:{app_port}/")
+    page.locator("#model").filter(has_text="version 2").wait_for()
+    yield page
+    assert errors == []
+    page.close()
 
 
 def answered(page, before: str = "") -> str:
@@ -298,11 +304,8 @@ def test_uploading_a_photo_and_a_text_file(page, tmp_path):
     assert "blank" in page.locator("#message").inner_text()
 
 
-def test_the_page_works_behind_a_path_prefix(store, tmp_path):
+def test_the_page_works_behind_a_path_prefix(browser, store, tmp_path):
     """As Kubeflow's Istio gateway serves apps: under /mnist-ui/ (here a Starlette Mount)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
@@ -312,11 +315,10 @@ def test_the_page_works_behind_a_path_prefix(store, tmp_path):
     files, _ = sample_files()
     (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
     gateway = Starlette(routes=[Mount("/mnist-ui", app=create_app(Embedded(str(store))))])
-    with serving(gateway) as port, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with serving(gateway) as port:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/mnist-ui/")
         page.locator("#model").filter(has_text="version 2").wait_for()
         page.set_input_files("#file", str(tmp_path / "7.jpg"))
         assert answered(page) == "7"
-        browser.close()
+        page.close()
