@@ -95,8 +95,9 @@ def use_store_credentials(task: PipelineTask, secret_name: str) -> PipelineTask:
 
 
 def trial_pod(options: ClusterOptions) -> dict:
-    """The pod settings of a Katib trial: what request_gpu, use_store_credentials and
-    RESOURCES give the train task, as plain pod-spec fields (Katib makes the pods, not KFP)."""
+    """The pod settings of a Katib trial or a TFJob replica: what request_gpu,
+    use_store_credentials and RESOURCES give the train task, as plain pod-spec fields (Katib or
+    the Training Operator makes those pods, not KFP)."""
     from components.images import GPU_IMAGE
 
     r = RESOURCES[spec.TRAIN]

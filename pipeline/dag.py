@@ -142,6 +142,8 @@ def _dag(p, options: ClusterOptions, tuned: bool) -> None:
         run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+        workers=p.train_workers,
+        worker_pod=json.dumps(trial_pod(options), sort_keys=True),
         **hyper,
     )
     trained.set_caching_options(False)

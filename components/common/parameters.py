@@ -160,6 +160,14 @@ PARAMETERS: tuple[Param, ...] = (
         _range(0, 2**31 - 1),
     ),
     Param(
+        "train_workers",
+        int,
+        1,
+        "Replicas that train together: 1 trains in the step; 2 or more run a TFJob (Kubeflow "
+        "Training Operator) of a chief and workers with MultiWorkerMirroredStrategy.",
+        _range(1, 64),
+    ),
+    Param(
         "min_accuracy",
         float,
         0.98,

@@ -19,6 +19,8 @@ def train(
     run_name: str,
     run_id: str,
     task_id: str,
+    workers: int,
+    worker_pod: str,
     model: Output[Model],
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
@@ -39,6 +41,8 @@ def train(
         run_name: the pipeline run's name (dsl.PIPELINE_JOB_NAME_PLACEHOLDER), for provenance.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
         task_id: this task's ID (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for provenance.
+        workers: 1 trains here; 2 or more run a TFJob of that many replicas and wait for it.
+        worker_pod: the TFJob replicas' image and pod settings (JSON, set at compile time).
         model: the trained Keras model (model.keras) and its provenance.json.
         metrics: test_accuracy, test_loss, train_seconds.
         confusion: the confusion matrix on the 10,000 test images.
@@ -65,14 +69,23 @@ def train(
             seed=seed,
             train_limit=train_limit,
         )
-        with tempfile.TemporaryDirectory() as work:
-            checkpoints = StoreCheckpoints(
-                open_store(store_uri, s3_endpoint), run_prefix(run_id), Path(work, "checkpoint")
-            )
-            result = train_from_store(
-                open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path,
-                checkpoints,
+        if workers > 1:
+            from components.train.multi import train_on_workers
+
+            result, checkpoints_uri = train_on_workers(
+                cfg, workers, worker_pod, run_id, store_uri, s3_endpoint, dataset_uri,
+                model.path, report.path,
             )  # fmt: skip
+        else:
+            with tempfile.TemporaryDirectory() as work:
+                checkpoints = StoreCheckpoints(
+                    open_store(store_uri, s3_endpoint), run_prefix(run_id), Path(work, "checkpoint")
+                )
+                result = train_from_store(
+                    open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path,
+                    checkpoints,
+                )  # fmt: skip
+            checkpoints_uri = checkpoints.uri
         metrics.log_metric("test_accuracy", result.test_accuracy)
         metrics.log_metric("test_loss", result.test_loss)
         metrics.log_metric("train_seconds", round(result.seconds, 1))
@@ -87,7 +100,7 @@ def train(
             "parameters": asdict(cfg),
             "versions": provenance.versions(),
             "run": {"name": run_name, "id": run_id, "train_task_id": task_id},
-            "checkpoints_uri": checkpoints.uri,
+            "checkpoints_uri": checkpoints_uri,
             "test_accuracy": result.test_accuracy,
             "trained_at": provenance.now(),
         }

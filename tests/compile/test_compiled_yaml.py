@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 import yaml
@@ -239,3 +240,13 @@ def test_deploy_is_optional_after_export(default):
     }
     assert deploy["retryPolicy"]["maxRetryCount"] == 3
     assert executor(default["spec"], "deploy")["image"] == images.CPU_IMAGE
+
+
+def test_multi_worker_training_is_a_parameter_with_the_workers_pod_compiled_in(default):
+    inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
+    assert inputs["train_workers"]["defaultValue"] == 1
+    params = all_tasks(default["spec"])["train"]["inputs"]["parameters"]
+    assert params["workers"]["componentInputParameter"] == "train_workers"
+    pod = json.loads(params["worker_pod"]["runtimeValue"]["constant"])
+    assert pod["image"] == images.GPU_IMAGE
+    assert pod["resources"]["limits"]["nvidia.com/gpu"] == "1"

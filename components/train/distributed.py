@@ -1,0 +1,175 @@
+"""`python -m components.train.distributed`: one replica of a multi-worker training (a TFJob).
+
+The Training Operator starts this in every replica with TF_CONFIG set; the replicas train in
+step with MultiWorkerMirroredStrategy. The model, the data pipeline, the optimizer and its
+schedule, and the batch and learning-rate scaling are the train step's own
+(components/train/trainer.py). The loop is a custom one (`strategy.run`): Keras 3's `fit`
+fails under MultiWorkerMirroredStrategy with more than one worker ("Attempt to convert a value
+(PerReplica...)"), with TensorFlow 2.21 and Keras 3.15.
+
+Only the chief's outputs are kept: it writes `model.keras` and `report.html` under --out in the
+store, then `result.json` last (its presence means the outputs are complete). The other
+replicas save into a temporary folder that is deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULT = "result.json"
+
+
+def task() -> tuple[str, int, dict]:
+    """(task type, index, cluster) from TF_CONFIG; a single chief when there is none."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    t = config.get("task", {})
+    return t.get("type", "chief"), int(t.get("index", 0)), config.get("cluster", {})
+
+
+def is_chief(kind: str, index: int, cluster: dict) -> bool:
+    """The chief replica, or worker 0 when the cluster has no chief."""
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+
+
+def predict(model, images):
+    """Probabilities from this replica alone (a direct call, no collective operation): each
+    replica may do it on its own, and the chief after the others have gone."""
+    import numpy as np
+
+    return np.concatenate(
+        [np.asarray(model(images[i : i + 512], training=False)) for i in range(0, len(images), 512)]
+    )
+
+
+def fit(strategy, train_data, test_data, cfg, log):
+    """Train with `strategy` (a custom loop); returns (model, history)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from components.train import trainer
+
+    images, labels = train_data
+    if cfg.train_limit:
+        images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
+    replicas = strategy.num_replicas_in_sync
+    cfg = trainer.scaled(cfg, replicas)
+    steps = -(-len(images) // cfg.batch_size)
+    log.info("%d replicas (MultiWorkerMirroredStrategy): global batch %d", replicas, cfg.batch_size)
+    with strategy.scope():
+        model = trainer.build_model(cfg.seed)
+        optimizer = trainer._optimizer(cfg, steps)
+        loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(reduction="none")
+    batches = strategy.experimental_distribute_dataset(
+        trainer._dataset(images, labels, cfg, training=True)
+    )
+
+    @tf.function
+    def step(batch):
+        def one(x, y):
+            with tf.GradientTape() as tape:
+                per_example = loss_fn(y, model(x, training=True))
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.batch_size)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one, args=batch), None)
+
+    history, start = [], time.monotonic()
+    test_images, test_labels = test_data
+    for epoch in range(1, cfg.epochs + 1):
+        total, n = 0.0, 0
+        for batch in batches:
+            total, n = total + float(step(batch)), n + 1
+        probabilities = predict(model, test_images)
+        accuracy = float(np.mean(probabilities.argmax(axis=1) == test_labels))
+        test_loss = float(
+            np.mean(-np.log(probabilities[np.arange(len(test_labels)), test_labels] + 1e-7))
+        )
+        row = {"epoch": epoch, "train_loss": total / n, "test_accuracy": accuracy,
+               "test_loss": test_loss, "seconds": time.monotonic() - start}  # fmt: skip
+        history.append(row)
+        log.info("epoch %d/%d: train loss %.4f, test accuracy %.4f", epoch, cfg.epochs,
+                 row["train_loss"], accuracy)  # fmt: skip
+    return model, history
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components.train.distributed")
+    parser.add_argument("--dataset-uri", required=True)
+    parser.add_argument("--out", required=True, help="where the chief writes its outputs")
+    parser.add_argument("--s3-endpoint", default="")
+    for name, kind in (("epochs", int), ("batch-size", int), ("learning-rate", float),
+                       ("seed", int), ("train-limit", int)):  # fmt: skip
+        parser.add_argument(f"--{name}", type=kind, required=True)
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from components.common import mnist, spec
+    from components.common.dataset import dataset_digest, fetch_dataset
+    from components.common.log import get_logger
+    from components.common.store import open_store
+    from components.train.config import TrainConfig
+    from components.train.report import training_report
+    from components.train.trainer import TrainResult, confusion_matrix
+
+    log = get_logger("train")
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    kind, index, cluster = task()
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        train_limit=args.train_limit,
+    )
+    with tempfile.TemporaryDirectory(prefix=f"train-{kind}-{index}-") as work:
+        data = Path(work) / "data"
+        manifest = fetch_dataset(open_store(args.dataset_uri, args.s3_endpoint), "", data)
+        test = mnist.load_split(data, "test")
+        model, history = fit(strategy, mnist.load_split(data, "train"), test, cfg, log)
+        out = Path(work) / "out"
+        out.mkdir()
+        model.save(out / spec.MODEL_FILE)
+        if not is_chief(kind, index, cluster):
+            return 0  # its copy goes with the temporary folder
+        probabilities = predict(model, test[0])
+        predicted = probabilities.argmax(axis=1)
+        result = TrainResult(
+            model,
+            history[-1]["test_accuracy"],
+            history[-1]["test_loss"],
+            confusion_matrix(test[1], predicted),
+            history,
+            history[-1]["seconds"],
+            predicted,
+            probabilities[np.arange(len(predicted)), predicted],
+        )
+        (out / "report.html").write_text(training_report(result, *test, cfg))
+        store = open_store(args.out, args.s3_endpoint)
+        for name in (spec.MODEL_FILE, "report.html"):
+            store.put_file(name, out / name)
+        summary = {
+            "test_accuracy": result.test_accuracy,
+            "test_loss": result.test_loss,
+            "confusion": result.confusion,
+            "history": history,
+            "seconds": result.seconds,
+            "dataset_digest": dataset_digest(manifest["files"]),
+            "replicas": strategy.num_replicas_in_sync,
+        }
+        store.put_bytes(RESULT, json.dumps(summary).encode())
+        log.info("chief: model and report at %s", store.uri())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
