@@ -65,3 +65,12 @@ def test_two_replicas_really_train(small_mnist_dir):
     )
     (line,) = [x for x in result.stdout.splitlines() if x.startswith("ACCURACY")]
     assert float(line.split()[1]) > 0.6  # far above chance (0.1) after 2 epochs on 1200 images
+
+
+def test_no_mixed_precision_on_the_cpu():
+    import keras
+
+    from components.train.trainer import use_mixed_precision
+
+    assert use_mixed_precision() is False
+    assert keras.mixed_precision.global_policy().name == "float32"
