@@ -124,8 +124,11 @@ def run_local(
 
 
 def _shown_in_the_summary(step: str, message: str) -> bool:
-    """batch-predict's per-image lines: the summary prints the predictions once, at the end."""
-    return step == spec.BATCH_PREDICT and (": The result: [" in message or ": error: " in message)
+    """Lines the terminal leaves to the step logs: batch-predict's per-image lines (the summary
+    prints the predictions once, at the end) and the checkpoints' bookkeeping."""
+    if step == spec.BATCH_PREDICT:
+        return ": The result: [" in message or ": error: " in message
+    return message.startswith(("checkpoint of epoch", "removed the run's"))
 
 
 def headline(root: Path, step: str) -> str:
