@@ -41,6 +41,34 @@ TFJOB = Kind("kubeflow.org", "v1", "tfjobs", "TFJob")
 INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService")
 # The verbs `Kube` uses, for the Role that lets the pipeline's service account use it.
 VERBS = ("create", "get", "patch", "delete")
+# Inside a pod: the namespace it runs in, where a step makes its resources.
+NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def own_namespace() -> str:
+    """The namespace of the pod this runs in (the run's namespace, for a pipeline step)."""
+    from pathlib import Path
+
+    try:
+        return Path(NAMESPACE_FILE).read_text().strip()
+    except OSError:
+        raise KubeError(f"not in a Kubernetes pod: {NAMESPACE_FILE} cannot be read") from None
+
+
+def name_for(prefix: str, run_id: str) -> str:
+    """A DNS-1123 name for a run's resource: `<prefix>-<run id>`, at most 63 characters."""
+    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
+    return f"{prefix}-{safe}"[:63].rstrip("-")
+
+
+def succeeded(obj: dict) -> bool | None:
+    """The outcome of a job-like resource (a TFJob, a Katib Experiment): True when its
+    Succeeded condition holds, False when Failed does, None while it runs."""
+    if condition(obj, "Succeeded"):
+        return True
+    if condition(obj, "Failed"):
+        return False
+    return None
 
 
 def condition(obj: dict, kind: str) -> dict | None:

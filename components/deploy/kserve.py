@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from components.common import spec
-from components.common.kube import INFERENCE_SERVICE, Kube, KubeError, condition
+from components.common.kube import INFERENCE_SERVICE, Kube, KubeError, condition, own_namespace
 from components.common.log import get_logger
 
 log = get_logger("deploy")
@@ -26,7 +26,6 @@ SERVICE_ACCOUNT = "mnist-kserve"
 RUNTIME_VERSION = "2.19.1"  # as manifests/base/serving: serves SavedModels of TF 2.21
 # KServe 0.17 renamed RawDeployment to Standard (the default) and Serverless to Knative.
 DEPLOYMENT_MODE = "Standard"
-NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def inference_service(models_uri: str, namespace: str, version: int) -> dict:
@@ -137,7 +136,7 @@ def deploy(
         raise KubeError(f"{model_uri} does not end in a numbered version folder")
     if not models_uri.startswith("s3://"):
         raise KubeError(f"KServe reads the model from object storage: {models_uri} is not s3://")
-    namespace = namespace or Path(NAMESPACE_FILE).read_text().strip()
+    namespace = namespace or own_namespace()
     kube = kube or Kube()
     kube.apply(INFERENCE_SERVICE, namespace, inference_service(models_uri, namespace, int(version)))
     ready = kube.wait(INFERENCE_SERVICE, namespace, NAME, outcome, timeout)

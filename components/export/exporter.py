@@ -209,17 +209,6 @@ def check_sample(seed: int = 0, n: int = 32) -> np.ndarray:
     return sample
 
 
-def remove_checkpoints(uri: str, s3_endpoint: str = "") -> None:
-    """The run's training checkpoints are not needed once its model is published."""
-    from components.common.store import open_store
-
-    store = open_store(uri, s3_endpoint)
-    keys = [info.key for info in store.list("")]
-    for key in keys:
-        store.delete(key)
-    log.info("removed the run's %d checkpoint file(s) at %s", len(keys), uri)
-
-
 def export_from_artifact(
     model_dir: Path,
     work: Path,
@@ -244,6 +233,8 @@ def export_from_artifact(
     checkpoints_uri = lineage.pop("checkpoints_uri", "")
     meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)
     if checkpoints_uri:
+        from components.train.checkpoints import remove_checkpoints
+
         remove_checkpoints(checkpoints_uri, s3_endpoint)
     shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
     return meta

@@ -15,7 +15,6 @@ the local folder, and Keras resumes with the next epoch. Export removes the run'
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from components.common import spec
@@ -80,13 +79,7 @@ class StoreCheckpoints:
             join(self.prefix, LATEST), json.dumps({"epoch": epoch, "folder": folder}).encode()
         )
         if previous and previous != folder:
-            self._delete(join(self.prefix, previous))
-
-    def remove(self) -> int:
-        """Delete the run's checkpoints from the store and the local copy; the count deleted."""
-        count = self._delete(self.prefix)
-        shutil.rmtree(self.local, ignore_errors=True)
-        return count
+            delete_all(self.store, join(self.prefix, previous))
 
     def _latest_folder(self) -> str | None:
         try:
@@ -94,8 +87,18 @@ class StoreCheckpoints:
         except StoreError:
             return None
 
-    def _delete(self, prefix: str) -> int:
-        keys = [info.key for info in self.store.list(prefix)]
-        for key in keys:
-            self.store.delete(key)
-        return len(keys)
+
+def delete_all(store: Store, prefix: str) -> int:
+    """Delete every object under `prefix`; the count deleted."""
+    keys = [info.key for info in store.list(prefix)]
+    for key in keys:
+        store.delete(key)
+    return len(keys)
+
+
+def remove_checkpoints(uri: str, s3_endpoint: str = "") -> None:
+    """A run's checkpoints (`checkpoints/<run id>`) once its model is published (export)."""
+    from components.common.store import open_store
+
+    count = delete_all(open_store(uri, s3_endpoint), "")
+    log.info("removed the run's %d checkpoint file(s) at %s", count, uri)

@@ -19,7 +19,7 @@ def train_on_workers(
     dataset_uri: str, model_dir: str, report_path: str,
 ):  # fmt: skip
     """(a TrainResult-like summary, the run's checkpoints URI, which export removes)."""
-    from components.deploy.kserve import NAMESPACE_FILE
+    from components.common.kube import own_namespace
     from components.train.checkpoints import run_prefix
     from components.train.tfjob import train_with_tfjob
 
@@ -32,7 +32,7 @@ def train_on_workers(
     }
     out, result = train_with_tfjob(
         run_id,
-        Path(NAMESPACE_FILE).read_text().strip(),
+        own_namespace(),
         workers,
         store_uri,
         s3_endpoint,

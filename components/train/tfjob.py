@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from components.common.kube import TFJOB, Kube, KubeError, condition
+from components.common.kube import TFJOB, Kube, KubeError, name_for, succeeded
 from components.common.log import get_logger
 from components.common.store import StoreError, join, open_store
 
@@ -19,8 +19,7 @@ CONTAINER = "tensorflow"  # the container name the Training Operator expects
 
 
 def job_name(run_id: str) -> str:
-    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
-    return f"mnist-train-{safe}"[:63].rstrip("-")
+    return name_for("mnist-train", run_id)
 
 
 def tfjob(name: str, namespace: str, workers: int, args: list[str], pod: dict) -> dict:
@@ -60,14 +59,6 @@ def tfjob(name: str, namespace: str, workers: int, args: list[str], pod: dict) -
     }
 
 
-def outcome(obj: dict) -> bool | None:
-    if condition(obj, "Succeeded"):
-        return True
-    if condition(obj, "Failed"):
-        return False
-    return None
-
-
 def train_with_tfjob(
     run_id: str,
     namespace: str,
@@ -94,7 +85,7 @@ def train_with_tfjob(
     name = job_name(run_id)
     kube = kube or Kube()
     kube.apply(TFJOB, namespace, tfjob(name, namespace, workers, args, pod))
-    kube.wait(TFJOB, namespace, name, outcome, timeout, interval=interval)
+    kube.wait(TFJOB, namespace, name, succeeded, timeout, interval=interval)
     try:
         result = json.loads(open_store(out, s3_endpoint).get_bytes(RESULT))
     except StoreError as e:

@@ -43,15 +43,14 @@ def tune(
     with reported(names.TUNE):
         import json
         from collections import namedtuple
-        from pathlib import Path
 
-        from components.deploy.kserve import NAMESPACE_FILE
+        from components.common.kube import own_namespace
         from components.tune import katib
 
         pod = json.loads(trial_pod)
         body = katib.experiment(
             katib.experiment_name(run_id),
-            Path(NAMESPACE_FILE).read_text().strip(),
+            own_namespace(),
             pod.pop("image"),
             dataset_uri,
             s3_endpoint,

@@ -12,7 +12,7 @@ under Istio.
 
 from __future__ import annotations
 
-from components.common.kube import Kind, Kube, condition
+from components.common.kube import Kind, Kube, name_for, succeeded
 
 EXPERIMENT = Kind("kubeflow.org", "v1beta1", "experiments", "Experiment")
 ALGORITHMS = (
@@ -108,15 +108,6 @@ def experiment(
     }
 
 
-def outcome(obj: dict) -> bool | None:
-    """True when the Experiment succeeded, False when it failed, else None."""
-    if condition(obj, "Succeeded"):
-        return True
-    if condition(obj, "Failed"):
-        return False
-    return None
-
-
 def best_parameters(obj: dict) -> dict:
     """The best trial's values, typed: {"learning_rate": 0.02, "batch_size": 128, "epochs": 4}."""
     from components.common.kube import KubeError
@@ -136,9 +127,8 @@ def best_parameters(obj: dict) -> dict:
 
 
 def experiment_name(run_id: str) -> str:
-    """A DNS-1123 name for the run's Experiment."""
-    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
-    return f"mnist-tune-{safe}"[:63].rstrip("-")
+    """The run's Experiment."""
+    return name_for("mnist-tune", run_id)
 
 
 def tune(body: dict, timeout: float, kube: Kube | None = None, interval: float = 15.0) -> dict:
@@ -147,7 +137,7 @@ def tune(body: dict, timeout: float, kube: Kube | None = None, interval: float =
     kube = kube or Kube()
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     kube.apply(EXPERIMENT, namespace, body)
-    done = kube.wait(EXPERIMENT, namespace, name, outcome, timeout, interval=interval)
+    done = kube.wait(EXPERIMENT, namespace, name, succeeded, timeout, interval=interval)
     best = best_parameters(done)
     optimal = done["status"]["currentOptimalTrial"]
     metrics = (optimal.get("observation") or {}).get("metrics") or []

@@ -113,7 +113,7 @@ def test_a_half_copied_epoch_is_never_taken_for_complete(tmp_path):
 
 
 def test_export_and_clean_remove_checkpoints(tmp_path):
-    from components.export.exporter import remove_checkpoints
+    from components.train.checkpoints import remove_checkpoints
     from pipeline.cleanup import plan
 
     root = tmp_path / "store"
