@@ -281,7 +281,7 @@ def write_predictions(
             for item, row in zip(batch, classify_rows(batch), strict=True):
                 writer.writerow([spreadsheet_safe(cell) for cell in row])
                 if tally.total < RESULT_LINES:
-                    lines.append(_result_line(row))
+                    lines.append(result_line(row))
                 tally.add(row, item.pixels)
             if lines:
                 log.info("%s", "\n".join(lines))
@@ -330,7 +330,7 @@ def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list
     return rows
 
 
-def _result_line(row: Row) -> str:
+def result_line(row: Row) -> str:
     """One image in the tutorial's words: `7.jpg: The result: [7]`."""
     key, digit, confidence, error, low = row
     if error:

@@ -32,7 +32,7 @@ def predict_cmd(
     validate_arguments({"min_confidence": min_confidence})  # refused in one line, as in run
     import numpy as np
 
-    from components.batch_predict.predictor import load_model_version
+    from components.batch_predict.predictor import load_model_version, result_line
     from components.batch_predict.step import model_lineage
     from components.common.images import ImageError, to_mnist
     from components.common.store import LocalStore, StoreError
@@ -55,9 +55,9 @@ def predict_cmd(
             row = {"image": path, "prediction": digit, "confidence": round(confidence, 4),
                    "low_confidence": confidence < min_confidence, "error": None}  # fmt: skip
             rows.append(row)
-            if output == "text":
-                unsure = f"  (low confidence {confidence:.2f})" if row["low_confidence"] else ""
-                click.echo(f"{path}: The result: [{digit}]{unsure}")
+            if output == "text":  # the tutorial's words, as batch-predict's log says them
+                low = "yes" if row["low_confidence"] else ""
+                click.echo(result_line((path, str(digit), f"{confidence:.4f}", "", low)))
     try:
         version = model_lineage(model_uri, s3_endpoint)["model_version"]
     except ValueError:  # a SavedModel folder that is not a numbered version

@@ -152,8 +152,9 @@ def get_cmd(
     link = kfp_settings.link(f"runs/details/{run_id}")
     with kfp_client(kfp_settings) as client:
         if watch:
-            say = (lambda line: click.echo(line, err=True)) if output != "text" else click.echo
-            run = follow_run(client, run_id, link, timeout, poll_interval, say)
+            run = follow_run(
+                client, run_id, link, timeout, poll_interval, lambda line: note(line, output)
+            )
         else:
             run = client.get_run(run_id)
     namespace = kfp_settings.namespace or "kubeflow"

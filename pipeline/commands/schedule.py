@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import re
 
 import click
@@ -18,7 +19,7 @@ from pipeline.commands.kfp_options import (
     resolve_uploaded,
     uploaded_pipeline_options,
 )
-from pipeline.commands.options import cluster_options
+from pipeline.commands.options import cluster_options, options_from_flags
 from pipeline.commands.output import emit, output_option
 
 # KFP's cron (robfig/cron) has six fields, seconds first; its day of week counts from Sunday = 0.
@@ -337,7 +338,7 @@ def _schedule(kfp_settings, job_name: str | None, s: dict, apply: bool) -> None:
         "pipeline": uploaded,
         "version": "latest" if s["follow_latest"] else s["version_name"],
     }
-    flags = {k: s[k] for k in _CLUSTER_FLAGS}
+    flags = {k: s[k] for k in inspect.signature(options_from_flags).parameters}
     output = s["output"]
     if s["dry_run"]:
         if not uploaded:
@@ -391,15 +392,6 @@ def _schedule(kfp_settings, job_name: str | None, s: dict, apply: bool) -> None:
         "replaced": replaced,
     }
     emit(result, output, _show_created)
-
-
-_CLUSTER_FLAGS = (
-    "gpu",
-    "gpu_limit",
-    "gpu_node_label",
-    "gpu_toleration_key",
-    "secret_name",
-)
 
 
 def _pipeline_source(client, settings, s: dict, package: str | None) -> dict:

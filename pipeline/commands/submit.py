@@ -139,23 +139,34 @@ def submit_cmd(
                 namespace=kfp_settings.namespace,
                 service_account=service_account,
             )
-        link = kfp_settings.link(f"runs/details/{result.run_id}")
-        submitted = {
-            "run_id": result.run_id,
-            "run_name": run_name,
-            "experiment": experiment,
-            "url": link,
-            "state": None,
-        }
-        if output == "text":
-            click.echo(
-                f"run id:     {result.run_id}\nrun name:   {run_name}\n"
-                f"experiment: {experiment}\ndetails:    {link}"
-            )
-        if wait:
-            say = click.echo if output == "text" else (lambda line: click.echo(line, err=True))
-            run = follow_run(client, result.run_id, link, timeout, poll_interval, say)
-            submitted["state"] = run.state
+        report_run(
+            client, kfp_settings, result.run_id, run_name, experiment,
+            wait, timeout, poll_interval, output,
+        )  # fmt: skip
+
+
+def report_run(
+    client, settings, run_id, run_name, experiment, wait, timeout, poll_interval, output
+) -> None:
+    """Say which run was started (text, or the documented JSON/YAML keys); with `wait`,
+    follow it and exit with its outcome. Shared by `submit` and `tune`."""
+    link = settings.link(f"runs/details/{run_id}")
+    submitted = {
+        "run_id": run_id,
+        "run_name": run_name,
+        "experiment": experiment,
+        "url": link,
+        "state": None,
+    }
+    if output == "text":
+        click.echo(
+            f"run id:     {run_id}\nrun name:   {run_name}\n"
+            f"experiment: {experiment}\ndetails:    {link}"
+        )
+    run = None
+    if wait:
+        run = follow_run(client, run_id, link, timeout, poll_interval, lambda x: note(x, output))
+        submitted["state"] = run.state
     if output != "text":
         emit(submitted, output, lambda d: None)
     if wait:

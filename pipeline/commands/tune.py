@@ -9,7 +9,7 @@ from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
 from pipeline.commands.options import cluster_options, parameter_options
 from pipeline.commands.output import emit, output_option
-from pipeline.commands.submit import _exit_with_outcome, _show_plan, dry_run_plan, follow_run
+from pipeline.commands.submit import _show_plan, dry_run_plan, report_run
 
 
 @click.command("tune")
@@ -77,16 +77,7 @@ def tune_cmd(
                 experiment_name=experiment,
                 namespace=kfp_settings.namespace,
             )
-            link = kfp_settings.link(f"runs/details/{result.run_id}")
-            submitted = {"run_id": result.run_id, "run_name": run_name,
-                         "experiment": experiment, "url": link, "state": None}  # fmt: skip
-            if output == "text":
-                click.echo(f"run id:     {result.run_id}\ndetails:    {link}")
-            if wait:
-                say = click.echo if output == "text" else (lambda x: click.echo(x, err=True))
-                run = follow_run(client, result.run_id, link, timeout, poll_interval, say)
-                submitted["state"] = run.state
-    if output != "text":
-        emit(submitted, output, lambda d: None)
-    if wait:
-        _exit_with_outcome(run, link)
+            report_run(
+                client, kfp_settings, result.run_id, run_name, experiment,
+                wait, timeout, poll_interval, output,
+            )  # fmt: skip
