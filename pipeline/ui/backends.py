@@ -71,6 +71,12 @@ class ServingRest:
     """TF Serving's REST predict API (KServe's v1 protocol speaks it too), with timeouts."""
 
     def __init__(self, url: str, model: str = "mnist", timeout: float = 5.0):
+        from components.common.redact import refuse_credentials
+
+        try:  # a URL is printed in messages and labels: it must not carry a password
+            refuse_credentials("--serving-url", url)
+        except ValueError as e:
+            raise BackendError(str(e)) from None
         self.url, self.model, self.timeout = url.rstrip("/"), model, timeout
         self.version = "?"
         self.label = f"TF Serving at {self.url}"

@@ -322,3 +322,21 @@ def test_the_page_works_behind_a_path_prefix(browser, store, tmp_path):
         page.set_input_files("#file", str(tmp_path / "7.jpg"))
         assert answered(page) == "7"
         page.close()
+
+
+def test_a_serving_url_with_a_password_is_refused_without_showing_it():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "ui",
+            "--serving-url",
+            "http://u:s3cret@127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1 and "s3cret" not in result.stdout + result.stderr
+    assert result.stderr.strip().startswith("Error: --serving-url carries credentials")
