@@ -22,6 +22,7 @@ import yaml
 from components import images
 from components.common import spec
 from components.common import store as st
+from tests.pss import assert_locked_down
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -105,20 +106,14 @@ def test_overlay_validates_against_kubernetes_schema(rendered, overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_locked_down(rendered, overlay):
-    for workload, pod in pod_specs(rendered[overlay]):
-        pod_ctx = pod.get("securityContext", {})
-        assert pod_ctx.get("runAsUser", 0) != 0 and pod.get("hostNetwork") is not True
+    """The restricted Pod Security Standard (tests/pss.py, as for the pods made at run time),
+    a read-only root and an explicit UID, and requests and limits on every container."""
+    workloads = pod_specs(rendered[overlay])
+    assert workloads, f"overlay {overlay} has no workloads to check"
+    for workload, pod in workloads:
+        assert_locked_down(pod, f"overlay {overlay}, {workload}")
         for c in containers(pod):
             where = f"overlay {overlay}, {workload}/{c['name']}"
-            ctx = {**pod_ctx, **c.get("securityContext", {})}  # the container's settings win
-            assert ctx.get("runAsNonRoot") is True, where
-            assert ctx.get("runAsUser", 0) != 0, where
-            assert ctx.get("readOnlyRootFilesystem") is True, where
-            assert ctx.get("allowPrivilegeEscalation") is False, where
-            assert ctx.get("privileged") is not True, where
-            assert "ALL" in ctx.get("capabilities", {}).get("drop", []), where
-            assert not ctx.get("capabilities", {}).get("add"), where
-            assert ctx.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
             for field in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(c.get("resources", {}).get(field, {})), where
 
