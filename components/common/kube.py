@@ -5,6 +5,10 @@ an operator (a TFJob for multi-worker training). Inside a pod it uses the pod's 
 elsewhere the kubeconfig. Every failure becomes one KubeError line naming the resource, the
 status and what to check (a 403 names the verb the Role lacks); waits are bounded and log
 progress on a timer.
+
+The pods those resources make (TFJob replicas, Katib trials, KServe's predictor) are locked down
+here too, in one place (`restrict`): the "restricted" Pod Security Standard, as manifests/base
+runs its own workloads.
 """
 
 from __future__ import annotations
@@ -43,6 +47,44 @@ INFERENCE_SERVICE = Kind("serving.kserve.io", "v1beta1", "inferenceservices", "I
 VERBS = ("create", "get", "patch", "delete")
 # Inside a pod: the namespace it runs in, where a step makes its resources.
 NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# The images' user and group (docker/Dockerfile: USER 10001:10001), as in manifests/base.
+RUN_AS = 10001
+TMP_VOLUME = "tmp"
+
+
+def pod_security_context() -> dict:
+    """The pod level of the "restricted" Pod Security Standard, as manifests/base has it."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict:
+    """The container level: no privilege escalation, no capabilities, a read-only root."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def restrict(pod: dict, containers: list[dict], tmp_size: str) -> dict:
+    """Lock down a pod spec we hand to an operator (or KServe's predictor, whose pod fields sit
+    beside its `model` container): the security contexts above, and, since the root filesystem
+    is read-only, an emptyDir of `tmp_size` at /tmp in each container (TensorFlow, Keras and
+    the steps' temporary folders write there). Changes and returns `pod`."""
+    pod["securityContext"] = pod_security_context()
+    tmp = {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": tmp_size}}
+    pod["volumes"] = [*pod.get("volumes", []), tmp]
+    for container in containers:
+        container["securityContext"] = container_security_context()
+        mount = {"name": TMP_VOLUME, "mountPath": "/tmp"}
+        container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
+    return pod
 
 
 def own_namespace() -> str:

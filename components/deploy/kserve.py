@@ -17,7 +17,14 @@ import urllib.request
 from pathlib import Path
 
 from components.common import spec
-from components.common.kube import INFERENCE_SERVICE, Kube, KubeError, condition, own_namespace
+from components.common.kube import (
+    INFERENCE_SERVICE,
+    Kube,
+    KubeError,
+    condition,
+    own_namespace,
+    restrict,
+)
 from components.common.log import get_logger
 
 log = get_logger("deploy")
@@ -26,11 +33,23 @@ SERVICE_ACCOUNT = "mnist-kserve"
 RUNTIME_VERSION = "2.19.1"  # as manifests/base/serving: serves SavedModels of TF 2.21
 # KServe 0.17 renamed RawDeployment to Standard (the default) and Serverless to Knative.
 DEPLOYMENT_MODE = "Standard"
+TMP_SIZE = "64Mi"  # TF Serving's scratch space, as manifests/base/serving gives it
 
 
 def inference_service(models_uri: str, namespace: str, version: int) -> dict:
     """The InferenceService for the models prefix; `version` (the one just published) goes in
-    an annotation, so each deploy changes the object and KServe rolls out the new model."""
+    an annotation, so each deploy changes the object and KServe rolls out the new model. The
+    predictor runs restricted, as manifests/base/serving does (TF Serving writes only /tmp)."""
+    model = {
+        "modelFormat": {"name": "tensorflow"},
+        "runtimeVersion": RUNTIME_VERSION,
+        "storageUri": models_uri,
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "512Mi"},
+            "limits": {"cpu": "2", "memory": "2Gi"},
+        },
+    }
+    predictor = {"serviceAccountName": SERVICE_ACCOUNT, "minReplicas": 1, "model": model}
     return {
         "apiVersion": INFERENCE_SERVICE.api_version,
         "kind": INFERENCE_SERVICE.kind,
@@ -44,21 +63,7 @@ def inference_service(models_uri: str, namespace: str, version: int) -> dict:
                 "mnist-kfp/model-version": str(version),
             },
         },
-        "spec": {
-            "predictor": {
-                "serviceAccountName": SERVICE_ACCOUNT,
-                "minReplicas": 1,
-                "model": {
-                    "modelFormat": {"name": "tensorflow"},
-                    "runtimeVersion": RUNTIME_VERSION,
-                    "storageUri": models_uri,
-                    "resources": {
-                        "requests": {"cpu": "500m", "memory": "512Mi"},
-                        "limits": {"cpu": "2", "memory": "2Gi"},
-                    },
-                },
-            }
-        },
+        "spec": {"predictor": restrict(predictor, [model], tmp_size=TMP_SIZE)},
     }
 
 
@@ -132,7 +137,7 @@ def deploy(
     """Create or patch the InferenceService for the models prefix above `model_uri` (a version
     folder), wait for Ready (at most `timeout` s), send the canary; returns url and version."""
     models_uri, _, version = model_uri.rstrip("/").rpartition("/")
-    if not version.isdigit():
+    if spec.version_number(version) is None:
         raise KubeError(f"{model_uri} does not end in a numbered version folder")
     if not models_uri.startswith("s3://"):
         raise KubeError(f"KServe reads the model from object storage: {models_uri} is not s3://")

@@ -8,14 +8,15 @@ train step hands it on to export as usual.
 
 from __future__ import annotations
 
-import json
-
-from components.common.kube import TFJOB, Kube, KubeError, name_for, succeeded
+from components.common.kube import TFJOB, Kube, KubeError, name_for, restrict, succeeded
 from components.common.log import get_logger
+from components.common.records import RecordError, parse_record
 from components.common.store import StoreError, join, open_store
 
 log = get_logger("train")
 CONTAINER = "tensorflow"  # the container name the Training Operator expects
+# /tmp holds a replica's copy of the data set (about 60 MB) and its model; TF and Keras write there.
+TMP_SIZE = "2Gi"
 
 
 def job_name(run_id: str) -> str:
@@ -24,7 +25,8 @@ def job_name(run_id: str) -> str:
 
 def tfjob(name: str, namespace: str, workers: int, args: list[str], pod: dict) -> dict:
     """The TFJob: one Chief and `workers - 1` Workers, each with `pod`'s image, resources,
-    env and scheduling (pipeline/cluster.py trial_pod), without an Istio sidecar."""
+    env and scheduling (pipeline/cluster.py trial_pod), without an Istio sidecar, locked down
+    as the restricted Pod Security Standard asks (components/common/kube.py restrict)."""
     if workers < 2:
         raise ValueError(f"a TFJob is for 2 workers or more, got {workers}")
     container = {
@@ -35,10 +37,14 @@ def tfjob(name: str, namespace: str, workers: int, args: list[str], pod: dict) -
     }
     template = {
         "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
-        "spec": {
-            "containers": [container],
-            **{k: pod[k] for k in ("nodeSelector", "tolerations") if pod.get(k)},
-        },
+        "spec": restrict(
+            {
+                "containers": [container],
+                **{k: pod[k] for k in ("nodeSelector", "tolerations") if pod.get(k)},
+            },
+            [container],
+            tmp_size=TMP_SIZE,
+        ),
     }
     replica = {"restartPolicy": "OnFailure", "template": template}
     return {
@@ -86,12 +92,19 @@ def train_with_tfjob(
     kube = kube or Kube()
     kube.apply(TFJOB, namespace, tfjob(name, namespace, workers, args, pod))
     kube.wait(TFJOB, namespace, name, succeeded, timeout, interval=interval)
+    store = open_store(out, s3_endpoint)
     try:
-        result = json.loads(open_store(out, s3_endpoint).get_bytes(RESULT))
+        result = parse_record(
+            store.get_bytes(RESULT),
+            store.uri(RESULT),
+            required={"test_accuracy": (int, float), "replicas": int},
+        )
     except StoreError as e:
         raise KubeError(
             f"TFJob {namespace}/{name} succeeded but its chief left no {RESULT}: {e}"
         ) from None
+    except RecordError as e:
+        raise KubeError(f"TFJob {namespace}/{name} succeeded but {e}") from None
     log.info("TFJob %s/%s: test accuracy %.4f with %d replicas", namespace, name,
              result["test_accuracy"], result["replicas"])  # fmt: skip
     return out, result

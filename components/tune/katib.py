@@ -12,7 +12,7 @@ under Istio.
 
 from __future__ import annotations
 
-from components.common.kube import Kind, Kube, name_for, succeeded
+from components.common.kube import Kind, Kube, name_for, restrict, succeeded
 
 EXPERIMENT = Kind("kubeflow.org", "v1beta1", "experiments", "Experiment")
 ALGORITHMS = (
@@ -21,6 +21,8 @@ ALGORITHMS = (
 )  # fmt: skip
 METRIC = "test_accuracy"
 CONTAINER = "training-container"
+# /tmp holds a trial's copy of the data set (about 60 MB); TF and Keras write there too.
+TMP_SIZE = "2Gi"
 # The searched space: names as the pipeline's parameters, and how each reaches a trial.
 SPACE = (
     ("learning_rate", "double", {"min": "0.001", "max": "0.05"}, "learningRate"),
@@ -42,7 +44,8 @@ def experiment(
     pod: dict | None = None,
 ) -> dict:
     """The Experiment; `pod` adds scheduling (nodeSelector, tolerations, resources) and env to
-    the trial pods, as the train step gets them (pipeline/cluster.py)."""
+    the trial pods, as the train step gets them (pipeline/cluster.py). Trials run restricted
+    (components/common/kube.py restrict)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
     parameters = [
@@ -77,6 +80,7 @@ def experiment(
         "containers": [container],
         **{k: pod[k] for k in ("nodeSelector", "tolerations") if pod.get(k)},
     }
+    restrict(pod_spec, [container], tmp_size=TMP_SIZE)
     return {
         "apiVersion": EXPERIMENT.api_version,
         "kind": EXPERIMENT.kind,
