@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import inspect
+import math
 import re
+from fractions import Fraction
 
 import click
 
@@ -38,7 +40,8 @@ _NAMES = {
     "month": {m: i + 1 for i, m in enumerate(_MONTHS)},
     "day of week": {d: i for i, d in enumerate(_DAYS)},
 }
-_ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$")
+# ASCII only: Go's strconv.Atoi takes no other digits, and "ſun".upper() is "SUN" in Python.
+_ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$", re.ASCII)
 UTC = datetime.timezone.utc
 
 
@@ -52,17 +55,29 @@ DESCRIPTORS = {
     "@midnight": "0 0 0 * * *",
     "@hourly": "0 0 * * * *",
 }
-_EVERY = re.compile(r"^@every\s+((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|µs|ns))+)$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
-_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+_EVERY = re.compile(r"^@every\s+((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|µs|ns))+)$", re.ASCII)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)", re.ASCII)
+_NANOS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 1000, "µs": 1000}
+_MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration: about 292 years
 
 
-def every_seconds(expr: str) -> float | None:
-    """The period of `@every 1h30m` (Go's duration syntax) in seconds, or None."""
+def _every_nanos(expr: str) -> int | None:
+    """The duration of `@every 1h30m` in nanoseconds as Go parses it (fractions of a
+    nanosecond dropped), or None when `expr` is not of that form."""
     match = _EVERY.match(expr.strip())
     if not match:
         return None
-    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(match[1]))
+    parts = _DURATION_PART.findall(match[1])
+    return sum(math.floor(Fraction(n) * _NANOS.get(unit, 1)) for n, unit in parts)
+
+
+def every_seconds(expr: str) -> int | None:
+    """The period of `@every 1h30m` (Go's duration syntax) in whole seconds, or None.
+
+    robfig/cron rounds the duration down to whole seconds, so `@every 1.5s` fires every second.
+    """
+    nanos = _every_nanos(expr)
+    return None if nanos is None else nanos // 10**9
 
 
 def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list:
@@ -87,29 +102,39 @@ def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list
         ) from None
 
 
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped, so an error stays one line
+    and cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def validate_cron(expr: str) -> str:
     """Return the KFP cron expression `expr` (6 fields, or a descriptor such as @daily or
     @every 1h30m), or raise ValueError saying what is wrong, including when it never fires."""
     expr = expr.strip()
+    shown = printable(expr)
     if expr.startswith("@"):
         period = every_seconds(expr)
         if expr not in DESCRIPTORS and period is None:
             raise ValueError(
-                f'"{expr}" is not a KFP cron descriptor: use {", ".join(DESCRIPTORS)} or '
+                f'"{shown}" is not a KFP cron descriptor: use {", ".join(DESCRIPTORS)} or '
                 '"@every 1h30m" (units h, m, s)'
             )
         if period is not None and period < 1:
-            raise ValueError(f'"{expr}" fires more than once a second')
-        return expr
+            raise ValueError(f'"{shown}" fires more than once a second')
+        if period is not None and _every_nanos(expr) > _MAX_DURATION_NS:
+            raise ValueError(f'"{shown}" is longer than Go\'s longest duration (about 292 years)')
+        # robfig/cron takes exactly one space after @every
+        return expr if period is None else "@every " + _EVERY.match(expr)[1]
     fields = expr.split()
     if len(fields) != 6:
         hint = (
-            f'; for this crontab line, add the seconds in front: "0 {" ".join(fields)}"'
+            f'; for this crontab line, add the seconds in front: "0 {printable(" ".join(fields))}"'
             if len(fields) == 5
             else '; e.g. "0 0 2 * * *" is every day at 02:00:00'
         )
         raise ValueError(
-            f'"{expr}" has {len(fields)} field(s), but KFP cron takes 6, seconds '
+            f'"{shown}" has {len(fields)} field(s), but KFP cron takes 6, seconds '
             f"first: {CRON_LAYOUT}{hint}"
         )
     for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
@@ -127,12 +152,18 @@ def _check_cron_item(item: str, name: str, low: int, high: int) -> None:
     first, last, step = match.groups()
     if step is not None and int(step) == 0:
         raise ValueError(f"{name} {item!r} has a step of 0")
+    if step is not None and int(step) > high - low + 1:
+        raise ValueError(f"{name} {item!r} has a step larger than its range {low}-{high}")
+    values = []
     for token in (first, last):
         if token is None:
             continue
         value = int(token) if token.isdigit() else _NAMES.get(name, {}).get(token.upper())
         if value is None or not low <= value <= high:
             raise ValueError(f"{name} {token!r} is out of range: {low}-{high}")
+        values.append(value)
+    if len(values) == 2 and values[0] > values[1]:
+        raise ValueError(f"{name} {item!r} is a reversed range: KFP's cron takes N-M with N <= M")
 
 
 def parse_time(text: str) -> datetime.datetime:
