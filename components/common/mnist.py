@@ -7,8 +7,10 @@ Images have magic 2051 and dimensions (count, 28, 28); labels have magic 2049 an
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,12 @@ IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 ROWS = COLS = 28
 NUM_CLASSES = 10
+# What an IDX file may declare: the largest MNIST file is 47 MB. A .gz file may inflate up to
+# MAX_GZIP_RATIO times its size (real MNIST is about 5:1, synthetic test sets about 140:1,
+# deflate bombs about 1000:1), and any file up to _RATIO_FREE_BYTES.
+MAX_IDX_BYTES = 512 << 20
+MAX_GZIP_RATIO = 250
+_RATIO_FREE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -72,26 +80,30 @@ class IdxError(ValueError):
     """An IDX file is malformed; the message names the file and what is wrong."""
 
 
-def parse_idx(data: bytes, name: str) -> np.ndarray:
-    """Parse IDX bytes into a uint8 array, checking the header against the body length."""
-    if len(data) < 8:
-        raise IdxError(f"{name}: {len(data)} bytes is too short for an IDX header")
-    magic, first = struct.unpack(">II", data[:8])
-    if magic == IMAGE_MAGIC:
-        if len(data) < 16:
-            raise IdxError(f"{name}: truncated image header")
-        count, rows, cols = struct.unpack(">III", data[4:16])
-        shape, offset = (count, rows, cols), 16
-        if (rows, cols) != (ROWS, COLS):
-            raise IdxError(f"{name}: images are {rows}x{cols}, expected {ROWS}x{COLS}")
-    elif magic == LABEL_MAGIC:
-        shape, offset = (first,), 8
-    else:
+def _layout(header: bytes, name: str) -> tuple[tuple[int, ...], int]:
+    """(shape, header length) from the first 16 bytes of an IDX file, or IdxError."""
+    if len(header) < 8:
+        raise IdxError(f"{name}: {len(header)} bytes is too short for an IDX header")
+    magic, first = struct.unpack(">II", header[:8])
+    if magic == LABEL_MAGIC:
+        return (first,), 8
+    if magic != IMAGE_MAGIC:
         raise IdxError(
             f"{name}: magic number {magic} is neither {IMAGE_MAGIC} (images) "
             f"nor {LABEL_MAGIC} (labels)"
         )
-    expected = offset + int(np.prod(shape))
+    if len(header) < 16:
+        raise IdxError(f"{name}: truncated image header")
+    count, rows, cols = struct.unpack(">III", header[4:16])
+    if (rows, cols) != (ROWS, COLS):
+        raise IdxError(f"{name}: images are {rows}x{cols}, expected {ROWS}x{COLS}")
+    return (count, rows, cols), 16
+
+
+def parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking the header against the body length."""
+    shape, offset = _layout(data[:16], name)
+    expected = offset + math.prod(shape)
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
         raise IdxError(f"{name}: body {kind}: {len(data)} bytes, header says {expected}")
@@ -119,15 +131,52 @@ def validate(
 
 
 def read_idx_file(path: str | os.PathLike) -> np.ndarray:
-    """Read a raw or gzip-compressed IDX file."""
+    """Read a raw or gzip-compressed IDX file.
+
+    The header is checked first, and no more than it declares is read (one byte more, to see
+    trailing bytes): a raw file may declare no more than its size, a .gz file no more than
+    MAX_GZIP_RATIO times its size (past a small allowance) and MAX_IDX_BYTES, so a lying header
+    or a gzip bomb is refused before its body is read.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+    gzipped = path.suffix == ".gz"
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as e:
+        size = path.stat().st_size
+        with gzip.open(path, "rb") if gzipped else open(path, "rb") as f:
+            header = f.read(16)
+            shape, offset = _layout(header, path.name)
+            expected = offset + math.prod(shape)
+            _check_declared(path.name, expected, size, gzipped)
+            data = header + _read_at_most(f, expected + 1 - len(header))
+    except (OSError, EOFError, zlib.error) as e:
         raise IdxError(f"{path.name}: cannot be read: {e}") from e
     return parse_idx(data, path.name)
+
+
+def _check_declared(name: str, expected: int, size: int, gzipped: bool) -> None:
+    """Refuse a header that declares more bytes than the file can hold or sensibly inflate to."""
+    if not gzipped:
+        if expected > size:
+            raise IdxError(f"{name}: body truncated: {size} bytes, header says {expected}")
+        return
+    bound = min(MAX_IDX_BYTES, max(MAX_GZIP_RATIO * size, _RATIO_FREE_BYTES))
+    if expected > bound:
+        raise IdxError(
+            f"{name}: header says {expected} bytes, more than the {bound} a {size}-byte gzip "
+            f"file may inflate to (max {MAX_IDX_BYTES} bytes, ratio {MAX_GZIP_RATIO}:1: "
+            "a gzip bomb?)"
+        )
+
+
+def _read_at_most(f, count: int) -> bytes:
+    """Up to `count` bytes of `f`, read in chunks: a short stream allocates only what it has."""
+    data = bytearray()
+    while len(data) < count:
+        chunk = f.read(min(count - len(data), 1 << 20))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def _find(folder: Path, spec: IdxFile) -> Path:
@@ -141,8 +190,10 @@ def load_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load (images, labels) of `split` ('train' or 'test') from a folder of IDX (or .gz) files."""
     image_spec, label_spec = SPLITS[split]
-    images = read_idx_file(_find(Path(folder), image_spec))
-    labels = read_idx_file(_find(Path(folder), label_spec))
+    image_path, label_path = _find(Path(folder), image_spec), _find(Path(folder), label_spec)
+    images, labels = read_idx_file(image_path), read_idx_file(label_path)
+    validate(images, image_spec, image_path.name, canonical=False)
+    validate(labels, label_spec, label_path.name, canonical=False)
     if len(images) != len(labels):
         raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels")
     if limit:
