@@ -11,6 +11,7 @@ import importlib
 import click
 
 from components.common.failure import EXPECTED, one_line
+from components.common.redact import shown
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS = {
@@ -73,16 +74,21 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Every failure ends in one line and a non-zero status; Ctrl-C or SIGTERM in 130."""
+        from pipeline.console import safe_output
         from pipeline.processes import stop_descendants, terminate_on_sigterm
 
         terminate_on_sigterm()
         try:
-            return super().invoke(ctx)
+            with safe_output():  # secrets redacted, control characters escaped
+                return super().invoke(ctx)
         except KeyboardInterrupt:
             stopped = stop_descendants()
             click.echo(f"\ninterrupted; stopped {stopped} process(es) this run started", err=True)
             ctx.exit(130)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.ClickException as e:  # shown after safe_output ends: made safe here
+            e.message = shown(e.message)
+            raise
+        except (click.exceptions.Exit, click.Abort):
             raise
         except EXPECTED as e:  # a bad input or a bad condition: the message says which
             raise click.ClickException(one_line(e)) from None

@@ -13,19 +13,27 @@ during a run) and:
 - with `verbose`, prints every line as it comes.
 
 Colour codes reach the terminal only when it is one; our own lines carry one timestamp style.
+
+`SafeOutput` stands in for the CLI's stdout and stderr (pipeline/cli.py): whatever a command
+prints, from any source (a file, run or pipeline name, a server's error, kfp's own prints), reaches
+the terminal with secrets redacted and control characters escaped, whether or not it is a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from components.common import spec
+from components.common.redact import printable, shown
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SGR = re.compile(r"(\x1b\[[0-9;]*m)")
 START = re.compile(r"Executing task '([\w-]+)'")
 END = re.compile(r"Task '([\w-]+)' finished with status (\w+)")
 # components/common/log.py: "2026-11-28 13:42:36,280 INFO mnist.download: message"
@@ -81,9 +89,18 @@ class StepConsole(io.TextIOBase):
             self._logs[step] = open(self.log_dir / f"{step}.log", "a", encoding="utf-8")  # noqa: SIM115
         return self._logs[step]
 
-    def _show(self, line: str) -> None:
-        self.out.write(line + "\n")
-        self.out.flush()
+    def _show(self, line: str, colour: bool = False) -> None:
+        """Print one line; with `colour`, kfp's colour codes pass (nothing else that controls
+        the terminal does), past SafeOutput's escaping."""
+        if colour:
+            out = getattr(self.out, "unfiltered", self.out)
+            line = "".join(
+                part if ANSI.fullmatch(part) else printable(part) for part in _SGR.split(line)
+            )
+        else:
+            out = self.out
+        out.write(line + "\n")
+        out.flush()
 
     def _line(self, raw: str) -> None:
         plain = ANSI.sub("", raw)
@@ -92,7 +109,7 @@ class StepConsole(io.TextIOBase):
             self.step, self.started = start[1], time.monotonic()
         self._log(self.step).write(plain + "\n")
         if self.verbose:
-            self._show(raw if self.colour else plain)
+            self._show(raw, colour=True) if self.colour else self._show(plain)
         elif start:
             self._show(f"{self._position(start[1])} {start[1]} …")
         elif end:
@@ -120,3 +137,58 @@ class StepConsole(io.TextIOBase):
         return f"{self._position(step)} {step} done in {seconds:.1f} s" + (
             f": {headline}" if headline else ""
         )
+
+
+class SafeOutput(io.TextIOBase):
+    """A text stream that redacts secrets and escapes control characters in what it is given,
+    line by line (a secret split across two writes of one line is still found)."""
+
+    def __init__(self, out):
+        self.unfiltered = out
+        self._pending = ""
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self.unfiltered, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return getattr(self.unfiltered, "errors", None) or "strict"
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.unfiltered, "isatty", lambda: False)())
+
+    def fileno(self) -> int:
+        return self.unfiltered.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._pending += text
+        head, newline, self._pending = self._pending.rpartition("\n")
+        if newline:
+            self.unfiltered.write(shown(head + newline, newlines=True))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:  # a prompt, or a line still being written: shown as it stands
+            self.unfiltered.write(shown(self._pending, newlines=True))
+            self._pending = ""
+        self.unfiltered.flush()
+
+
+@contextlib.contextmanager
+def safe_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr through SafeOutput for the duration."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeOutput(sys.stdout), SafeOutput(sys.stderr)
+    try:
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        sys.stdout, sys.stderr = saved

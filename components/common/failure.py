@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 
 from components.common.log import get_logger
-from components.common.redact import redact_text
+from components.common.redact import shown
 
 ERROR_FILE_ENV = "MNIST_ERROR_FILE"
 # What a step raises for bad inputs and bad conditions; anything else is a bug worth a traceback.
@@ -22,11 +22,12 @@ EXPECTED = (RuntimeError, ValueError, OSError, TimeoutError)
 
 
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, credentials masked."""
+    """The first line of an exception's message, credentials masked, control characters
+    escaped."""
     text = str(exc).strip()
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return redact_text(text.splitlines()[0] if text else type(exc).__name__)
+    return shown(text.splitlines()[0] if text else type(exc).__name__)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,17 @@ import logging
 import sys
 import time
 
+from components.common.redact import shown
 from components.common.units import human_bytes, human_seconds
+
+
+class ForPeople(logging.Filter):
+    """Every line logged is redacted and its control characters escaped (redact.shown): a log
+    line may quote a URL, a header or a file name that came from outside."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = shown(record.getMessage(), newlines=True), None
+        return True
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -14,6 +24,7 @@ def get_logger(name: str) -> logging.Logger:
     if not root.handlers:
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(ForPeople())
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False

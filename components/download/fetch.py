@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 from components.common import archive, mnist, s3
 from components.common.log import Progress, get_logger
 from components.common.provenance import digest_of
+from components.common.redact import malformed
 from components.common.redact import redact_url as redact
 from components.common.store import join, parse_s3_uri
 from components.common.units import human_bytes
@@ -122,8 +123,13 @@ def _open_http(session, url: str, offset: int, timeout: float) -> _Response:
     import urllib3
 
     headers = {"Range": f"bytes={offset}-"} if offset else {}
+    # A request that cannot be formed will never succeed: no retry.
+    final = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+             requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)  # fmt: skip
     try:
         r = session.get(url, headers=headers, stream=True, timeout=(min(timeout, 10), timeout))
+    except final as e:
+        raise DownloadError(f"{redact(url)}: not a valid URL ({type(e).__name__})") from None
     except requests.RequestException as e:
         raise _Transient(type(e).__name__) from e
     status = r.status_code
@@ -305,6 +311,8 @@ class _Pace:
 def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
     """The shape of `source` ('archive' or 'files') and the (file name, location) to fetch."""
     parts = urlsplit(source)
+    if parts.scheme in ("http", "https", "s3") and malformed(source):
+        raise DownloadError(f"source {redact(source)!r} is not a valid URL: {malformed(source)}")
     if parts.scheme in ("http", "https", "s3"):
         if parts.scheme == "s3":
             parse_s3_uri(source)  # a ValueError naming a malformed URI
