@@ -4,16 +4,14 @@ Ours: under `datasets/mnist`, the manifest and the files it lists (or the four M
 under `models/mnist`, numbered version folders; under `predictions`, the files batch-predict
 writes; anywhere under those, the `.part-*` files of an interrupted write, and on S3 the
 multipart uploads never completed. Everything else found there is listed as "not ours, kept".
-Symbolic links are never followed (the folder store does not follow them), so a linked prefix
-cannot lead `clean` outside the store.
+Symbolic links are never followed (the folder store does not follow them, and checks each file
+and folder just before it removes it), so a linked prefix cannot lead `clean` outside the store.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from components.common import mnist, spec
 from components.common.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
@@ -44,7 +42,7 @@ def _is_ours(prefix: str, rel: str, dataset_names: set[str]) -> bool:
     if prefix == spec.DATASET_PREFIX:
         return rel in dataset_names
     if prefix == spec.MODELS_PREFIX:
-        return rel.split("/", 1)[0].isdigit()
+        return spec.version_number(rel.split("/", 1)[0]) is not None
     if prefix == spec.PREDICTIONS_PREFIX:
         return rel.rsplit("/", 1)[-1] in PREDICTION_FILES
     if prefix == spec.CHECKPOINTS_PREFIX:
@@ -88,21 +86,4 @@ def execute(store: Store, todo: Plan) -> None:
         store.abort_upload(key, upload_id)
     if isinstance(store, LocalStore):
         for prefix in todo.prefixes:
-            _prune_empty_dirs(store, prefix)
-
-
-def _prune_empty_dirs(store: LocalStore, prefix: str) -> None:
-    """Remove empty folders under and above `prefix`, up to (not including) the store root."""
-    top = Path(store.uri(prefix))
-    if top.is_symlink() or not top.is_dir():
-        return
-    for folder, _, _ in os.walk(top, topdown=False):  # never follows links
-        path = Path(folder)
-        if not path.is_symlink() and not any(path.iterdir()):
-            path.rmdir()
-    while top != store.root and store.root in top.parents:
-        if top.is_dir():
-            if top.is_symlink() or any(top.iterdir()):
-                break
-            top.rmdir()
-        top = top.parent
+            store.remove_empty_folders(prefix)

@@ -204,9 +204,8 @@ class LocalStore:
             return [], [Skipped(prefix.strip("/"), "symbolic link: not followed")]
         if not base.is_dir():
             return [], []
-        real = base.resolve()
-        if real != self.root and self.root not in real.parents:
-            return [], [Skipped(prefix.strip("/"), "leads outside the store through a link")]
+        if not self._unlinked(base):
+            return [], [Skipped(prefix.strip("/"), "reached through a symbolic link: not followed")]
         found, skipped = [], []
         for folder, dirs, names in os.walk(base):
             rel = os.path.relpath(folder, self.root).replace(os.sep, "/")
@@ -227,10 +226,43 @@ class LocalStore:
                     skipped.append(Skipped(key, f"{kind}: not read"))
         return sorted(found, key=lambda o: o.key), sorted(skipped)
 
+    def _unlinked(self, path: Path) -> bool:
+        """Whether `path` is inside the root with no symbolic link on the way to it."""
+        return os.path.realpath(path) == str(path)
+
     def delete(self, key: str) -> None:
+        """Remove one file; refused when a folder on its path is a link (checked just before)."""
         path = self._path(key)
-        self._contained(path.parent, key)
+        if not self._unlinked(path.parent):
+            raise StoreError(f"{self.uri(key)}: reached through a symbolic link; not deleted")
         path.unlink(missing_ok=True)
+
+    def remove_empty_folders(self, prefix: str) -> int:
+        """Remove the empty folders under `prefix`, then those it leaves empty above it, up to
+        (not including) the root. Each folder is checked just before its removal: never one
+        reached through a symbolic link, never one outside the root. The count removed."""
+        top = self._path(prefix)
+        if not top.is_dir() or not self._unlinked(top):
+            return 0
+        removed = 0
+        for folder, _, _ in os.walk(top, topdown=False):  # os.walk never enters a linked folder
+            removed += self._rmdir_if_empty(Path(folder))
+        above = top.parent if not top.exists() else self.root  # kept: its parents are not empty
+        while self.root in above.parents and self._rmdir_if_empty(above):
+            removed += 1
+            above = above.parent
+        return removed
+
+    def _rmdir_if_empty(self, path: Path) -> bool:
+        if path == self.root or not self._unlinked(path) or not path.is_dir():
+            return False
+        if any(path.iterdir()):
+            return False
+        try:
+            path.rmdir()  # fails on a link or a folder filled meanwhile
+        except OSError:
+            return False
+        return True
 
 
 def _kind(mode: int) -> str:

@@ -38,13 +38,19 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000 --yes
     """
-    from components.common.store import StoreError, open_store
+    from components.common.store import LocalStore, StoreError, open_store
     from pipeline import cleanup
 
     try:
         store = open_store(store_uri, s3_endpoint)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--store") from None
+    if isinstance(store, LocalStore) and not store.root.is_dir():
+        raise click.BadParameter(
+            f"{store.root} is {'not a folder' if store.root.exists() else 'not there'}: "
+            "give the folder a run used as its store (run --store)",
+            param_hint="--store",
+        )
     try:
         todo = cleanup.plan(store, include_images)
         kept_images = [] if include_images else list(store.list(spec.IMAGES_PREFIX))
