@@ -7,11 +7,21 @@ checks, so a typo fails in a second with a message instead of an hour later in a
 
 from __future__ import annotations
 
+import functools
+import os
+import stat
 from pathlib import Path
 
-from components.common.parameters import BY_NAME, ParameterError, check_all, unknown
+from components.common.parameters import (
+    BY_NAME,
+    ParameterError,
+    check_all,
+    shown_value,
+    unknown,
+)
 
 TYPES = {name: param.type for name, param in BY_NAME.items()}
+MAX_PARAMS_FILE = 64 * 1024  # bytes: a parameters file is a few lines; anything larger is refused
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 __all__ = ["TYPES", "ParameterError", "load_params_file", "parse_assignments", "validate_arguments"]
@@ -22,11 +32,11 @@ def _coerce(name: str, raw: str):
     if kind is bool:
         if raw.lower() in _TRUE | _FALSE:
             return raw.lower() in _TRUE
-        raise ParameterError(f"{name}={raw!r} is not a boolean (true/false)")
+        raise ParameterError(f"{name}={shown_value(raw)} is not a boolean (true/false)")
     try:
         return kind(raw)
     except ValueError:
-        raise ParameterError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        raise ParameterError(f"{name}={shown_value(raw)} is not a valid {kind.__name__}") from None
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict:
@@ -36,7 +46,7 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict:
         name, sep, raw = pair.partition("=")
         name = name.strip().replace("-", "_")
         if not sep:
-            raise ParameterError(f"{pair!r} is not of the form name=value")
+            raise ParameterError(f"{shown_value(pair)} is not of the form name=value")
         if name not in TYPES:
             raise unknown(name)
         values[name] = _coerce(name, raw.strip())
@@ -44,15 +54,25 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict:
 
 
 def load_params_file(path: str | Path) -> dict:
-    """Typed parameter values from a YAML or JSON mapping (JSON is YAML); names checked."""
+    """Typed parameter values from a YAML or JSON mapping (JSON is YAML); names checked.
+
+    The file comes from outside, so it is read with bounds: a regular file only (a FIFO or a
+    device would block or never end), at most MAX_PARAMS_FILE bytes, and YAML aliases refused
+    (a "billion laughs" file expands into more values than memory holds).
+    """
     import yaml
 
+    text = _read_bounded(Path(path))
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ParameterError(
-            f"{path}: not a readable YAML or JSON file ({type(e).__name__})"
-        ) from None
+        data = yaml.load(text, Loader=_no_aliases_loader())  # noqa: S506 - SafeLoader, no aliases
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        why = getattr(e, "problem", None) or type(e).__name__
+        raise ParameterError(f"{path}: not a valid YAML or JSON file{at}: {why}") from None
+    except (RecursionError, ValueError) as e:  # nesting thousands deep; an int of 5000 digits
+        why = "nested too deeply" if isinstance(e, RecursionError) else "a value out of bounds"
+        raise ParameterError(f"{path}: not a usable parameters file ({why})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -64,6 +84,48 @@ def load_params_file(path: str | Path) -> dict:
             raise ParameterError(f"{path}: {unknown(name)}")
         values[name] = _typed(name, value, path)
     return values
+
+
+def _read_bounded(path: Path) -> str:
+    """The text of a regular file of at most MAX_PARAMS_FILE bytes (a link is followed: the
+    person named it), or a ParameterError naming the file and what is wrong with it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
+    except OSError as e:
+        raise ParameterError(f"{path}: cannot be read: {e.strerror}") from None
+    with open(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ParameterError(f"{path}: {kind}; give a YAML or JSON file")
+        data = f.read(MAX_PARAMS_FILE + 1)
+    if len(data) > MAX_PARAMS_FILE:
+        raise ParameterError(
+            f"{path}: larger than {MAX_PARAMS_FILE // 1024} KB; a parameters file holds a few "
+            "name: value lines"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError(f"{path}: not a text file (not UTF-8)") from None
+
+
+@functools.cache
+def _no_aliases_loader():
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        """SafeLoader that refuses `*alias` references: a parameters file has no use for them."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed in a parameters file", mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliases
 
 
 def _typed(name: str, value, path) -> object:
@@ -80,7 +142,7 @@ def _typed(name: str, value, path) -> object:
         else False
     )
     if not ok:
-        raise ParameterError(f"{path}: {name}={value!r} is not a valid {kind.__name__}")
+        raise ParameterError(f"{path}: {name}={shown_value(value)} is not a valid {kind.__name__}")
     return float(value) if kind is float else value
 
 

@@ -252,20 +252,20 @@ def check(name: str, value) -> None:
     param = _ALL[name]
     numeric = param.type in (int, float)
     if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ParameterError(f"{name}={value!r} is not a valid {param.type.__name__}")
+        raise ParameterError(f"{name}={shown_value(value)} is not a valid {param.type.__name__}")
     reason = param.check(value) if param.check else None
     if reason:
         refused = "is out of range:" if numeric else "is refused:"
-        raise ParameterError(f"{name}={_shown(value)} {refused} {reason}")
+        raise ParameterError(f"{name}={shown_value(value)} {refused} {reason}")
 
 
 def unknown(name: str) -> ParameterError:
     """The error for a name that is not a parameter, with the nearest one when it is a typo."""
     import difflib
 
-    near = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
+    near = difflib.get_close_matches(name[:64], BY_NAME, n=1, cutoff=0.6)
     hint = f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(BY_NAME))}"
-    return ParameterError(f"unknown parameter {name!r}{hint}")
+    return ParameterError(f"unknown parameter {shown_value(name)}{hint}")
 
 
 def check_all(values: dict) -> dict:
@@ -277,7 +277,15 @@ def check_all(values: dict) -> dict:
     return values
 
 
-def _shown(value) -> str:
-    from components.common.redact import redact_text
+def shown_value(value) -> str:
+    """A value as a message may quote it: bounded in length and depth whatever its size or
+    nesting (a 50 MB string, a YAML alias bomb), credentials masked, control characters
+    escaped."""
+    import reprlib
 
-    return redact_text(repr(value))
+    from components.common.redact import shown
+
+    bounded = reprlib.Repr()  # its attributes, not keywords: Python 3.10 and 3.11
+    bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlong = 2, 60, 60, 40
+    bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = 4
+    return shown(bounded.repr(value))
