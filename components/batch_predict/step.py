@@ -67,17 +67,21 @@ def run_step(
 def model_lineage(model_uri: str, s3_endpoint: str) -> dict:
     """What predictions made with the model version at `model_uri` come from: its URI and
     version, and from its provenance.json the SavedModel and dataset digests."""
-    import json
-
     from components.common import provenance
+    from components.common.records import RecordError, parse_record
     from components.common.store import StoreError, open_store
 
+    store = open_store(model_uri, s3_endpoint)
     try:
-        record = json.loads(
-            open_store(model_uri, s3_endpoint).get_bytes(provenance.PROVENANCE_FILE)
-        )
-    except (StoreError, ValueError):
-        record = {}  # a version exported before provenance was recorded
+        raw = store.get_bytes(provenance.PROVENANCE_FILE)
+    except StoreError:
+        raw = b"{}"  # a version exported before provenance was recorded
+    try:
+        digests = {"saved_model_digest": str, "dataset_digest": str}
+        record = parse_record(raw, store.uri(provenance.PROVENANCE_FILE), optional=digests)
+    except RecordError as e:  # the lineage is left blank; the model itself is checked on load
+        log.warning("%s; its lineage is left blank", e)
+        record = {}
     return {
         "model_uri": model_uri,
         "model_version": int(model_version(model_uri)),
@@ -89,6 +93,6 @@ def model_lineage(model_uri: str, s3_endpoint: str) -> dict:
 def model_version(model_uri: str) -> str:
     """The version folder's name at the end of `model_uri` (`.../models/mnist/3` -> `3`)."""
     last = model_uri.rstrip("/").rpartition("/")[2]
-    if not last.isdigit():
+    if spec.version_number(last) is None:
         raise ValueError(f"model_uri {model_uri!r} does not end in a numbered version folder")
     return last

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from components.common import spec
+from components.common.records import RecordError, parse_record, plain_name
 from components.common.store import Store, StoreError, join, sha256_file
 
 
@@ -45,13 +46,14 @@ def read_manifest(store: Store, prefix: str) -> dict:
             f"no complete dataset at {store.uri(prefix)}: {spec.MANIFEST} is missing "
             "(run unpack-and-upload first, or again if it was interrupted)"
         ) from e
+    where = store.uri(join(prefix, spec.MANIFEST))
     try:
-        manifest = json.loads(raw)
-        manifest["files"].items()
-    except (ValueError, KeyError, AttributeError) as e:
-        raise DatasetError(
-            f"{store.uri(join(prefix, spec.MANIFEST))} is not a valid manifest"
-        ) from e
+        manifest = parse_record(raw, where, required={"files": dict})
+        for name, meta in manifest["files"].items():
+            entry = f"{where}: files[{plain_name(name, where)!r}]"
+            parse_record(json.dumps(meta).encode(), entry, required={"size": int, "sha256": str})
+    except RecordError as e:
+        raise DatasetError(f"not a valid manifest: {e}") from None
     return manifest
 
 

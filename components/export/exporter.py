@@ -23,6 +23,7 @@ import numpy as np
 
 from components.common import provenance, spec
 from components.common.log import get_logger
+from components.common.records import parse_record
 from components.common.store import AlreadyExists, Store, join, sha256_file
 
 log = get_logger("export")
@@ -110,9 +111,9 @@ def existing_versions(store: Store, prefix: str) -> set[int]:
     base = prefix.strip("/")
     versions = set()
     for info in store.list(prefix):
-        first = info.key[len(base) :].lstrip("/").split("/", 1)[0]
-        if first.isdigit():
-            versions.add(int(first))
+        version = spec.version_number(info.key[len(base) :].lstrip("/").split("/", 1)[0])
+        if version is not None:
+            versions.add(version)
     return versions
 
 
@@ -228,7 +229,11 @@ def export_from_artifact(
 
     model = keras.models.load_model(model_dir / spec.MODEL_FILE)
     lineage_file = model_dir / provenance.PROVENANCE_FILE
-    lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
+    lineage = (
+        parse_record(lineage_file.read_bytes(), str(lineage_file), optional={"run": dict})
+        if lineage_file.is_file()
+        else {}
+    )
     lineage.setdefault("run", {})["export_task_id"] = task_id
     checkpoints_uri = lineage.pop("checkpoints_uri", "")
     meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)

@@ -18,20 +18,19 @@ pod (its volume is an emptyDir) rebuilds the volume from the store alone.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from components.common import spec
 from components.common.log import get_logger
 from components.common.store import ObjectInfo
 from components.common.units import human_bytes
 
 COMPLETE_MARKER = "saved_model.pb"  # written last by the export step
 TEMP_PREFIX = ".sync-"  # hidden, and not an integer: TF Serving never loads it
-_VERSION = re.compile(r"0|[1-9][0-9]*")  # canonical decimal names only: "7", never "007"
 
 log = get_logger("serving_sync")
 
@@ -52,7 +51,7 @@ class SyncError(RuntimeError):
 
 def parse_version(name: str) -> int | None:
     """The version number a folder name stands for, or None if TF Serving would not load it."""
-    return int(name) if _VERSION.fullmatch(name) else None
+    return spec.version_number(name)
 
 
 def _relative(key: str, base: str) -> str:
