@@ -7,6 +7,7 @@ does not grow with the number of images.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,11 +62,11 @@ def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -
     lines = [
         f"**{tally.predicted}** of {tally.total} images classified, **{tally.failed}** failed, "
         f"**{tally.low_confidence}** with low confidence.",
-        f"All rows: `{predictions_uri}`",
+        f"All rows: {_cell(predictions_uri)}",
         "",
     ]
     if skipped:
-        shown = "; ".join(f"`{_cell(k)}` ({_cell(why)})" for k, why in skipped[:SHOWN_SKIPPED])
+        shown = "; ".join(f"{_cell(k)} ({_cell(why)})" for k, why in skipped[:SHOWN_SKIPPED])
         more = f"; and {len(skipped) - SHOWN_SKIPPED} more" if len(skipped) > SHOWN_SKIPPED else ""
         lines += [f"Skipped {len(skipped)} file(s) not read as images: {shown}{more}", ""]
     lines += [
@@ -80,7 +81,19 @@ def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -
 
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text from outside (a file name, an error) as literal Markdown text: the KFP UI renders
+    Markdown with inline HTML, so `<img onerror=...>` in a name must arrive as text. HTML
+    characters become entities, Markdown's own punctuation is backslash-escaped, and control
+    characters and newlines are shown as escapes (a cell is one line)."""
+    import html
+
+    from components.common.redact import printable
+
+    text = html.escape(printable(str(text)), quote=True)
+    return _MARKDOWN.sub(r"\\\g<0>", text)
+
+
+_MARKDOWN = re.compile(r"[\\`*_{}\[\]()#+!|~]")
 
 
 def gallery(tally: Tally) -> list:

@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import click
 
 from pipeline.cluster import ClusterOptions, GpuOptions
 
 _GPU = GpuOptions()
+
+
+class KfpId(click.ParamType):
+    """A run or recurring-run id as KFP makes them (UUIDs): checked before it goes into an API
+    path, so an empty id, or one holding '/', '?' or '..', never reaches the server."""
+
+    name = "ID"
+    _FORM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+    def convert(self, value, param, ctx) -> str:
+        value = str(value).strip()
+        if not value:
+            self.fail("must not be empty: give the id that `list` prints", param, ctx)
+        if not self._FORM.fullmatch(value) or ".." in value:
+            from components.common.redact import printable
+
+            self.fail(
+                f"{printable(value[:80])!r} is not a KFP id (letters, digits, '-', '_' and '.', "
+                "at most 128): give the id that `list` prints",
+                param,
+                ctx,
+            )
+        return value
+
+
+KFP_ID = KfpId()
 
 
 def cluster_options(fn):

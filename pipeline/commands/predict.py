@@ -41,9 +41,11 @@ def predict_cmd(
     with tempfile.TemporaryDirectory() as work:
         classify = load_model_version(model_uri, s3_endpoint, Path(work))
         for path in images:
-            folder = LocalStore(Path(path).parent)  # reads regular files only: never a FIFO
+            # The file named here may be a link (the store never follows one; a person who
+            # names a link means its target); only a regular file is read: never a FIFO.
+            real = Path(path).resolve()
             try:
-                pixels = to_mnist(folder.get_bytes(Path(path).name))
+                pixels = to_mnist(LocalStore(real.parent).get_bytes(real.name))
             except (ImageError, StoreError) as e:
                 rows.append({"image": path, "prediction": None, "confidence": None,
                              "low_confidence": None, "error": str(e)})  # fmt: skip

@@ -12,6 +12,7 @@ import click
 
 from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_options import kfp_options, quietly
+from pipeline.commands.options import KFP_ID
 from pipeline.commands.output import emit, note, output_option
 from pipeline.commands.submit import ENDED, EXIT_RUN_FAILED, SUCCEEDED, follow_run
 
@@ -127,7 +128,7 @@ def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int
 
 
 @runs_group.command("get")
-@click.argument("run_id")
+@click.argument("run_id", type=KFP_ID)
 @click.option("--watch", is_flag=True, help="Follow the run until it ends; exit with its outcome.")
 @click.option(
     "--timeout",
@@ -177,7 +178,7 @@ def get_cmd(
 
 
 @runs_group.command("cancel")
-@click.argument("run_id")
+@click.argument("run_id", type=KFP_ID)
 @output_option
 @kfp_options
 def cancel_cmd(kfp_settings, run_id: str, output: str):
@@ -194,7 +195,7 @@ def cancel_cmd(kfp_settings, run_id: str, output: str):
 
 
 @runs_group.command("retry")
-@click.argument("run_id")
+@click.argument("run_id", type=KFP_ID)
 @output_option
 @kfp_options
 def retry_cmd(kfp_settings, run_id: str, output: str):

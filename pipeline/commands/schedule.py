@@ -21,7 +21,7 @@ from pipeline.commands.kfp_options import (
     resolve_uploaded,
     uploaded_pipeline_options,
 )
-from pipeline.commands.options import cluster_options, options_from_flags
+from pipeline.commands.options import KFP_ID, cluster_options, options_from_flags
 from pipeline.commands.output import emit, output_option
 
 # KFP's cron (robfig/cron) has six fields, seconds first; its day of week counts from Sunday = 0.
@@ -609,7 +609,7 @@ def describe_trigger(trigger) -> str:
 def _id_command(verb: str, method: str, help_text: str) -> click.Command:
     """`schedule <verb> ID`: one call of kfp.Client.<method> on a recurring run."""
 
-    @click.argument("recurring_run_id", metavar="ID")
+    @click.argument("recurring_run_id", metavar="ID", type=KFP_ID)
     @kfp_options
     def command(kfp_settings, recurring_run_id: str) -> None:
         with kfp_client(kfp_settings) as client:

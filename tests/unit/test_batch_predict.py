@@ -85,7 +85,7 @@ def test_every_image_gets_a_row_and_bad_ones_an_error(where, samples, log_lines)
     assert [r["image"] for r in rows] == sorted(expected)
     # the other files are skipped, and named with the reason in the log and the UI table
     assert summary["skipped"] == 2
-    assert "`README.txt` (not an image type read here)" in summary["markdown"]
+    assert "README.txt (not an image type read here)" in summary["markdown"]
     assert any("skipped labels.csv: not an image type" in line for line in log_lines)
     for row in rows:
         want = expected[row["image"]]

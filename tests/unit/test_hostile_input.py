@@ -1,0 +1,285 @@
+"""Hostile input, round 3: one test per defect an adversarial review found, each of which failed
+on the code before the fix (issue 21), and the properties that keep the whole class away."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from components.batch_predict.report import Tally, markdown_table
+from components.common import spec
+from components.common.log import ForPeople, get_logger
+from components.common.store import LocalStore
+from components.download.fetch import DownloadError, RetryPolicy, download
+from pipeline.cli import main
+from tests.unit.test_cli_kfp import cli
+from tests.unit.test_download import FaultServer
+
+FAST = RetryPolicy(attempts=4, backoff=0.01, max_delay=0.05, deadline=20, timeout=5)
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def run_cli(*args: str, color: bool = False):
+    """`mnist-pipeline ARGS`; with `color`, as on a terminal (click strips nothing itself)."""
+    result = CliRunner().invoke(main, list(args), color=color)
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+# --- 2: a password with reserved characters; malformed URLs are not retried ---------------
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa#ss", "pa?ss", "p@ss/w#rd?"])
+def test_a_password_with_reserved_characters_is_never_printed_nor_retried(tmp_path, password):
+    server = FaultServer({})
+    with server.running() as url:
+        host = url.split("://", 1)[1]
+        source = f"http://user:{password}@{host}mnist.zip"
+        with pytest.raises(DownloadError) as e:
+            download(source, tmp_path / "out", retry=FAST)
+    assert server.requests == []  # refused before any request: nothing to retry
+    assert password not in str(e.value) and "ss" not in str(e.value).split("valid URL")[0]
+    assert "not a valid URL" in str(e.value)
+    result = run_cli("run", "--local", "--source", source, "--store", str(tmp_path / "s"))
+    assert result.exit_code != 0 and password not in result.output, result.output
+
+
+def test_a_url_requests_cannot_form_fails_at_once(tmp_path, caplog):
+    with pytest.raises(DownloadError, match="not a valid URL"):
+        download("http://exa mple.org/mnist.zip", tmp_path / "out", retry=FAST)
+    assert "retry" not in caplog.text
+
+
+# --- 3: clean never follows a link out of the store, empty folders included ---------------
+
+
+def test_clean_leaves_empty_folders_behind_a_linked_folder_alone(tmp_path):
+    outside = tmp_path / "elsewhere"
+    for folder in ("mnist/1/variables", "mnist/2", "empty"):
+        (outside / folder).mkdir(parents=True)
+    store = tmp_path / "s"
+    (store / "datasets/mnist").mkdir(parents=True)
+    (store / "datasets/mnist/MANIFEST.json").write_text("{}")
+    os.symlink(outside, store / "models")
+    (store / "predictions").mkdir()
+    os.symlink(outside, store / "predictions/old")
+    result = run_cli("clean", "--store", str(store), "--yes")
+    assert result.exit_code == 0, result.output
+    left = sorted(str(p.relative_to(outside)) for p in outside.rglob("*"))
+    assert left == ["empty", "mnist", "mnist/1", "mnist/1/variables", "mnist/2"]
+    assert (store / "models").is_symlink() and (store / "predictions/old").is_symlink()
+    assert not (store / "datasets").exists()  # its own empty folders do go
+
+
+def test_each_removal_is_checked_when_it_happens(tmp_path):
+    """A folder swapped for a link after the plan was made is not followed either."""
+    store = LocalStore(tmp_path / "s")
+    store.put_bytes("predictions/3/predictions.csv", b"x")
+    outside = tmp_path / "elsewhere"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "predictions.csv").write_text("mine")
+    os.rename(tmp_path / "s/predictions/3", tmp_path / "moved")
+    os.symlink(outside, tmp_path / "s/predictions/3")
+    with pytest.raises(Exception, match="symbolic link"):
+        store.delete("predictions/3/predictions.csv")
+    assert store.remove_empty_folders("predictions") == 0
+    assert (outside / "predictions.csv").read_text() == "mine" and (outside / "keep").is_dir()
+
+
+# --- 12: clean of a folder that is not there -----------------------------------------------
+
+
+def test_clean_of_a_store_that_is_not_there_fails_in_one_line(tmp_path):
+    result = run_cli("clean", "--store", str(tmp_path / "typo"))
+    assert result.exit_code == 2
+    assert "is not there" in result.output and str(tmp_path / "typo") in result.output
+
+
+# --- 4 and 8: parameters files --------------------------------------------------------------
+
+BOMB = "\n".join(
+    [f'a0: &a0 ["{"lol" * 3}"]']
+    + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    + ["epochs: *a9"]
+)
+
+
+@pytest.mark.timeout(30)
+def test_a_yaml_alias_bomb_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    result = run_cli("run", "--local", "--params-file", str(path))
+    assert result.exit_code == 2
+    assert "aliases (*name) are not allowed" in result.output and len(result.output) < 600
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_as_the_parameters_file_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "params.yaml"
+    os.mkfifo(fifo)
+    result = run_cli("run", "--local", "--params-file", str(fifo))
+    assert result.exit_code == 2 and "not a regular file" in result.output
+
+
+def test_a_huge_parameters_file_is_refused_and_its_value_never_printed(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text('epochs: "' + "7" * 53_000_000 + '"\n')
+    result = run_cli("run", "--local", "--params-file", str(path))
+    assert result.exit_code == 2 and "larger than 64 KB" in result.output
+    assert len(result.output) < 600
+
+
+def test_a_long_value_is_shown_truncated(tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text('epochs: "' + "y" * 20_000 + '"\n')
+    result = run_cli("run", "--local", "--params-file", str(path))
+    assert result.exit_code == 2 and "is not a valid int" in result.output
+    assert len(result.output) < 600
+
+
+# --- 9: a token in the --host URL's query -----------------------------------------------------
+
+
+def test_a_token_in_the_hosts_query_is_never_printed(no_kfp_context, kfp_api):
+    for host in (
+        f"{kfp_api.url}/?token=S3cr3tT0ken",
+        "http://127.0.0.1:9/?access_token=S3cr3tT0ken",
+    ):
+        result = cli("runs", "list", "--host", host, "--limit", "1")
+        assert "S3cr3tT0ken" not in result.output + result.stderr
+
+
+# --- 10: names that speak to the terminal or to the KFP UI -----------------------------------
+
+
+def test_control_characters_in_a_run_name_are_shown_escaped(no_kfp_context, kfp_api):
+    name = "nightly\x1b]0;owned\x07\x1b[2J\rfake line"
+    assert cli("submit", "--run-name", name).exit_code == 0
+    result = run_cli("runs", "list", color=True)
+    assert not RAW_CONTROL.search(result.output), repr(result.output)
+    assert "nightly\\x1b]0;owned\\x07\\x1b[2J\\rfake line" in result.output
+
+
+def test_control_characters_in_a_file_name_are_shown_escaped(tmp_path, model):
+    image = tmp_path / "evil\x1b[2J\r7.png"
+    image.write_bytes(b"not an image")
+    result = run_cli("predict", "--model", str(model), str(image), color=True)
+    assert result.exit_code == 1 and "evil\\x1b[2J\\r7.png: error: not a" in result.output
+    assert not RAW_CONTROL.search(result.output), repr(result.output)
+
+
+def test_log_lines_escape_control_characters_and_redact(caplog):
+    caplog.handler.addFilter(ForPeople())  # as get_logger's handler has it
+    get_logger("test").info("reading %s from %s", "a\x1b[2Jb.png", "http://u:pw@host/x?sig=abc")
+    line = caplog.text
+    assert "a\\x1b[2Jb.png" in line and not RAW_CONTROL.search(line.rstrip("\n"))
+    assert "pw" not in line and "abc" not in line
+
+
+def test_the_markdown_table_shows_html_in_a_name_as_text():
+    tally = Tally()
+    tally.add(("<img src=x onerror=alert(1)>.png", "7", "0.99", "", ""))
+    tally.add(("`code`*b*[l](javascript:x).png", "", "", "bad <b>image</b>", ""))
+    table = markdown_table(tally, "/store/predictions/1/predictions.csv", [("<script>.txt", "x")])
+    assert "<img" not in table and "<script>" not in table and "<b>" not in table
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;.png" in table
+    assert "[l](" not in table and "`code`" not in table
+
+
+# --- 11: predict follows the link a person names ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from tests.unit.digit_images import save_model
+
+    return save_model(tmp_path_factory.mktemp("store") / "models/mnist/1")
+
+
+def test_predict_reads_an_image_through_a_symlink(tmp_path, model):
+    from tests.unit.digit_images import sample_files
+
+    files, expected = sample_files()
+    name, data = next((n, d) for n, d in files.items() if isinstance(expected[n], int))
+    (tmp_path / name).write_bytes(data)
+    os.symlink(tmp_path / name, tmp_path / "link.png")
+    (tmp_path / "linked-folder").symlink_to(tmp_path)
+    for path in (tmp_path / "link.png", tmp_path / "linked-folder" / name):
+        result = run_cli("predict", "--model", str(model), str(path))
+        assert result.exit_code == 0, result.output
+        assert f"The result: [{expected[name]}]" in result.output
+
+
+# --- 7: JSON read back from the store ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"[1, 2]", b'"text"', b"{not json", b"\xff\xfe", b"{}"])
+def test_a_models_provenance_that_is_not_an_object_leaves_the_lineage_blank(tmp_path, content):
+    from components.batch_predict.step import model_lineage
+
+    version = tmp_path / "models/mnist/4"
+    version.mkdir(parents=True)
+    (version / "provenance.json").write_bytes(content)
+    lineage = model_lineage(str(version), "")
+    assert lineage["model_version"] == 4 and lineage["dataset_digest"] == ""
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"../../outside": {"size": 1, "sha256": "0" * 64}},
+        {"sub/name": {"size": 1, "sha256": "0" * 64}},
+        {"train-images-idx3-ubyte": ["size", 1]},
+        {"train-images-idx3-ubyte": {"size": "1", "sha256": "0" * 64}},
+        {"train-images-idx3-ubyte": {"sha256": "0" * 64}},
+        [],
+    ],
+)
+def test_a_dataset_manifest_that_lies_is_refused_before_anything_is_written(tmp_path, files):
+    from components.common.dataset import DatasetError, fetch_dataset
+
+    store = LocalStore(tmp_path / "s")
+    store.put_bytes("d/MANIFEST.json", json.dumps({"files": files}).encode())
+    with pytest.raises(DatasetError, match="not a valid manifest"):
+        fetch_dataset(store, "d", tmp_path / "work" / "data")
+    assert not (tmp_path / "work").exists() and not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize("name", ["٣", "²", "007", " 7", "7 ", "+7", "-1", "", "1e3"])
+def test_only_plain_numbers_are_model_versions(tmp_path, name):
+    from components.export.exporter import existing_versions
+
+    assert spec.version_number(name) is None
+    store = LocalStore(tmp_path / "s")
+    store.put_bytes(f"models/mnist/{name or 'x'}/saved_model.pb", b"x")
+    store.put_bytes("models/mnist/2/saved_model.pb", b"x")
+    assert existing_versions(store, "models/mnist") == {2}  # a stray folder blocks no export
+
+
+# --- smaller: an empty or path-like run id never reaches the API -----------------------------
+
+
+@pytest.mark.parametrize("run_id", ["", "  ", "../experiments/x", "a/b", "a?b=c", "x" * 200])
+def test_a_bad_run_id_is_refused_before_any_request(no_kfp_context, kfp_api, run_id):
+    for args in (
+        ("runs", "get", run_id),
+        ("runs", "cancel", run_id),
+        ("schedule", "delete", run_id),
+    ):
+        before = len(kfp_api.requests)
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        assert len(kfp_api.requests) == before
+        assert "not a KFP id" in result.output or "must not be empty" in result.output
+
+
+def test_the_safe_streams_are_restored_after_a_command():
+    import sys
+
+    before = sys.stdout, sys.stderr
+    run_cli("clean", "--store", "/nonexistent/store")
+    assert (sys.stdout, sys.stderr) == before
