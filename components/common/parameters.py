@@ -288,4 +288,5 @@ def shown_value(value) -> str:
     bounded = reprlib.Repr()  # its attributes, not keywords: Python 3.10 and 3.11
     bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlong = 2, 60, 60, 40
     bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = 4
-    return shown(bounded.repr(value))
+    text = shown(bounded.repr(value))
+    return text if len(text) <= 200 else text[:199] + "…"

@@ -25,10 +25,11 @@ MASK = "***"
 _SECRET_QUERY = re.compile(
     r"(token|secret|signature|password|passwd|pwd|key|credential|auth|sig|session)", re.I
 )
-# A URL: a scheme, `://`, then everything up to white space or a quote or bracket around it.
-_URL = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>[^\s'\"<>`]+)", re.I)
+# A URL: a scheme, `://`, then everything up to ASCII white space (a password may hold a quote
+# or a no-break space).
+_URL = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>\S+)", re.I | re.A)
 # `user:pass@host` with no scheme (an endpoint typed as host:port).
-_BARE_USERINFO = re.compile(r"(?<![\w/.@-])[^\s/@:'\"=]+:(?!//)[^\s@'\"]*@(?=[\w.-])")
+_BARE_USERINFO = re.compile(r"(?<![\w/.@-])[^\s/@:'\"=]+:(?!//)\S*@(?=[\w.\[-])", re.A)
 # `?name=value`, `&name=value`, `#name=value`, `;name=value` in what remains of a URL.
 _QUERY_VALUE = re.compile(r"(?P<name>[?&#;][^=&#;\s]+)=[^&#;\s'\"]*")
 # Headers and settings that carry a secret, in a line, a dict's repr or JSON.
