@@ -10,9 +10,13 @@ ratio to the archive's size, so a zip bomb fails fast instead of filling the dis
 from __future__ import annotations
 
 import gzip
+import os
 import re
+import shutil
 import stat
 import tarfile
+import tempfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -36,7 +40,9 @@ _READ_ERRORS = (
     gzip.BadGzipFile,
     NotImplementedError,
     RuntimeError,
+    UnicodeDecodeError,  # a zip entry name flagged UTF-8 that is not
 )
+_NAME_MAX = 255  # bytes in one path component, on Linux and macOS
 
 
 class ArchiveError(ValueError):
@@ -71,6 +77,11 @@ def idx_name(filename: str) -> str | None:
     return base if base in _IDX_NAMES else None
 
 
+def shown(text: str) -> str:
+    """`text` with control and other unprintable characters escaped, for one-line messages."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _is_junk(rel: PurePosixPath) -> bool:
     """macOS resource forks and hidden files that zips made on a Mac carry along."""
     return "__MACOSX" in rel.parts or any(p.startswith(".") for p in rel.parts)
@@ -93,7 +104,7 @@ def find_idx_files(folder: Path, label: str = "") -> dict[str, Path]:
             found.setdefault(name, []).append(path)
         elif _LOOKS_LIKE_IDX.search(path.name.lower().removesuffix(".gz")):
             raise ArchiveError(
-                f"{label}: unexpected IDX file {rel} (not one of the four MNIST files)"
+                f"{label}: unexpected IDX file {shown(str(rel))} (not one of the four MNIST files)"
             )
     missing = sorted(_IDX_NAMES - found.keys())
     if missing:
@@ -106,7 +117,7 @@ def _pick(paths: list[Path], folder: Path, label: str) -> Path:
     raw = [p for p in paths if not p.name.lower().endswith(".gz")]
     gz = [p for p in paths if p.name.lower().endswith(".gz")]
     if len(raw) > 1 or len(gz) > 1 or len({p.parent for p in paths}) > 1:
-        where = ", ".join(p.relative_to(folder).as_posix() for p in paths)
+        where = ", ".join(shown(p.relative_to(folder).as_posix()) for p in paths)
         raise ArchiveError(f"{label}: duplicate IDX files: {where}")
     return (raw or gz)[0]
 
@@ -153,11 +164,21 @@ class Entry:
 
 
 def _check_name(archive: Path, name: str) -> PurePosixPath:
-    """Refuse entry names that would land outside the extraction folder."""
+    """Refuse entry names that would land outside the extraction folder or cannot be written."""
     rel = PurePosixPath(name.replace("\\", "/"))
+    where = f"{archive.name}: entry {name!r}"
     if rel.is_absolute() or re.match(r"^[a-zA-Z]:", name) or ".." in rel.parts:
-        raise ArchiveError(f"{archive.name}: entry {name!r} escapes the extraction folder")
+        raise ArchiveError(f"{where} escapes the extraction folder")
+    if "\0" in name:
+        raise ArchiveError(f"{where} holds a NUL character")
+    if any(len(os.fsencode(part)) > _NAME_MAX for part in rel.parts):
+        raise ArchiveError(f"{where} has a path component longer than {_NAME_MAX} bytes")
     return rel
+
+
+def _key(rel: PurePosixPath) -> str:
+    """The name as a case-insensitive, normalising file system (macOS, Windows) sees it."""
+    return unicodedata.normalize("NFC", str(rel)).casefold()
 
 
 class _Budget:
@@ -167,17 +188,25 @@ class _Budget:
         self.archive, self.limits = archive, limits
         self.ratio_cap = limits.max_ratio * max(archive.stat().st_size, 1)
         self.entries = self.total = 0
-        self.names: set[PurePosixPath] = set()
+        self.files: set[str] = set()
+        self.folders: set[str] = set()
 
-    def add(self, name: str, size: int) -> None:
-        """Count one entry; raise once a limit is passed or a name comes twice."""
+    def add(self, name: str, size: int, is_dir: bool = False) -> None:
+        """Count one entry; raise once a limit is passed, a name comes twice (ignoring case),
+        or a file and a folder would have the same path."""
         self.entries += 1
         self.total += size
         where = f"{self.archive.name}: entry {name!r}"
-        rel = PurePosixPath(name.replace("\\", "/"))
-        if rel in self.names:
-            raise ArchiveError(f"{where} appears twice")
-        self.names.add(rel)
+        rel = _check_name(self.archive, name)
+        if not rel.parts and not is_dir:  # "." or "": a folder "./" is usual in a tar
+            raise ArchiveError(f"{where} has no file name")
+        key, parents = _key(rel), [_key(p) for p in rel.parents if p.parts]
+        if key in self.files:
+            raise ArchiveError(f"{where} appears twice (names are compared ignoring case)")
+        if any(p in self.files for p in parents) or (not is_dir and key in self.folders):
+            raise ArchiveError(f"{where} is both a file and a folder")
+        (self.folders if is_dir else self.files).add(key)
+        self.folders.update(parents)
         if self.entries > self.limits.max_entries:
             raise ArchiveError(f"{where}: more than {self.limits.max_entries} entries")
         if self.total > self.limits.max_total_bytes:
@@ -190,6 +219,11 @@ class _Budget:
             )
 
 
+def _zip_dir(info: zipfile.ZipInfo) -> bool:
+    """ZipInfo.is_dir, which raises IndexError on an empty name."""
+    return info.filename.endswith("/")
+
+
 def _zip_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
     with _reading(archive.name), zipfile.ZipFile(archive) as zf:
         infos, budget = zf.infolist(), _Budget(archive, limits)
@@ -197,9 +231,9 @@ def _zip_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
             _check_name(archive, info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise ArchiveError(f"{archive.name}: entry {info.filename!r} is a symbolic link")
-            budget.add(info.filename, info.file_size)
+            budget.add(info.filename, info.file_size, _zip_dir(info))
         for info in infos:
-            if not info.is_dir():
+            if not _zip_dir(info):
                 yield Entry(info.filename, info.file_size, lambda i=info: zf.open(i))
 
 
@@ -224,7 +258,7 @@ def _tar_entries(archive: Path, limits: Limits) -> Iterator[Entry]:
                 raise ArchiveError(f"{archive.name}: entry {member.name!r} is a {kind} link")
             if not (member.isreg() or member.isdir()):
                 raise ArchiveError(f"{archive.name}: entry {member.name!r} is not a regular file")
-            budget.add(member.name, member.size)
+            budget.add(member.name, member.size, member.isdir())
             if member.isreg():
                 yield Entry(member.name, member.size, lambda m=member: tf.extractfile(m))
         # Read on to the end, so that gzip checks its CRC (tarfile stops at the end marker).
@@ -248,20 +282,44 @@ def entries(archive: Path, limits: Limits | None = None) -> Iterator[Entry]:
 
 
 def safe_extract(archive: Path, dest: Path, limits: Limits | None = None) -> Path:
-    """Extract the regular files of `archive` into `dest` (created), refusing anything unsafe."""
+    """Extract the regular files of `archive` into `dest` (created), refusing anything unsafe.
+
+    The files are extracted into a hidden folder beside `dest` and moved in only when the whole
+    archive has passed, so a refused archive leaves nothing in `dest` to be taken as complete.
+    """
     limits = limits or Limits()
-    dest.mkdir(parents=True, exist_ok=True)
-    root, left = dest.resolve(), limits.max_total_bytes
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        _extract_into(archive, work, limits)
+        dest.mkdir(exist_ok=True)
+        clashes = sorted(p.name for p in work.iterdir() if os.path.lexists(dest / p.name))
+        if clashes:
+            raise ArchiveError(
+                f"{archive.name}: {shown(', '.join(clashes))} already in {shown(str(dest))}"
+            )
+        for item in work.iterdir():
+            item.rename(dest / item.name)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dest
+
+
+def _extract_into(archive: Path, root: Path, limits: Limits) -> None:
+    root, left = root.resolve(), limits.max_total_bytes
     for entry in entries(archive, limits):
+        where = f"{archive.name}: entry {entry.name!r}"
         target = root.joinpath(*_check_name(archive, entry.name).parts)
         if root not in target.resolve().parents:
-            raise ArchiveError(
-                f"{archive.name}: entry {entry.name!r} escapes the extraction folder"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with entry.open() as src, open(target, "xb") as dst:
-            left -= copy_limited(src, dst, left, f"{archive.name}: {entry.name}")
-    return dest
+            raise ArchiveError(f"{where} escapes the extraction folder")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _reading(where):
+                src = entry.open()  # a zip checks the entry's local header here
+            with src, open(target, "xb") as dst:
+                left -= copy_limited(src, dst, left, where)
+        except OSError as e:  # a name the file system refuses, or a full disk
+            raise ArchiveError(f"{where} cannot be written: {e.strerror or e}") from e
 
 
 def iter_idx_members(
@@ -273,7 +331,9 @@ def iter_idx_members(
         name = idx_name(entry.name)
         if name is None or _is_junk(rel):
             continue
-        with entry.open() as stream:
+        with _reading(f"{archive.name}: entry {entry.name!r}"):
+            stream = entry.open()
+        with stream:
             if entry.name.lower().endswith(".gz"):
                 with gzip.GzipFile(fileobj=stream) as unzipped:
                     yield name, unzipped
