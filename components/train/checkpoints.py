@@ -3,27 +3,59 @@
 At the end of each epoch Keras writes the training state (the weights, the optimizer's
 variables, including its step count, which drives the learning-rate schedule, and the epoch
 number) into a local folder; `StoreCheckpoints` then copies it to the store under
-`checkpoints/<run id>/epoch-<n>/`, with the epoch history, and only then points
-`checkpoints/<run id>/LATEST.json` at it. A half-copied epoch is therefore never taken for a
-complete one, and the previous epoch's folder is removed only after LATEST points past it.
+`checkpoints/<run id>/epoch-NNNN/` with the epoch history, writes the folder's MANIFEST.json
+(each file's path, size and sha256), and only then points `checkpoints/<run id>/LATEST.json`
+at it. The last two complete epochs are kept, so that a broken one has a predecessor.
 
-A retried pod of the same run (the same run id) finds LATEST.json, copies that epoch back into
-the local folder, and Keras resumes with the next epoch. Export removes the run's checkpoints;
-`clean` removes those of runs that never exported.
+A retried pod of the same run (the same run id) reads LATEST.json, copies that epoch back
+into the local folder, checks every file against the manifest and has Keras load it; only
+then does it say it resumes. A checkpoint that fails any check (or a LATEST.json that is not
+a pointer this module wrote) is a reason to fall back to the previous epoch, or to start
+fresh, in one line that says why; a store that cannot be read is still a StoreError. Export
+removes the run's checkpoints; `clean` removes those of runs that never exported.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from components.common import spec
 from components.common.log import get_logger
-from components.common.store import Store, StoreError, join
+from components.common.records import MAX_RECORD, RecordError, parse_record
+from components.common.store import Store, join, sha256_file
 
 LATEST = "LATEST.json"
+MANIFEST = "MANIFEST.json"
 HISTORY = "history.json"
+WEIGHTS = "latest.weights.h5"  # what keras.callbacks.BackupAndRestore saves and loads
+METADATA = "training_metadata.json"  # BackupAndRestore's {"epoch": n, "batch": 0}
+REQUIRED = (WEIGHTS, METADATA, HISTORY)
+KEEP = 2  # complete epochs kept: the latest and the one to fall back to
+LATEST_MAX_BYTES = 4096  # a manifest, a history and Keras' metadata: records.MAX_RECORD
+_FOLDER = re.compile(r"epoch-[0-9]{4,}")
+_PART = re.compile(r"[A-Za-z0-9_.-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 log = get_logger("train")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or LATEST.json that cannot be used; the message says why, in a few words."""
+
+
+class Pointer(NamedTuple):
+    epoch: int
+    folder: str
+
+
+class Entry(NamedTuple):
+    path: str  # relative to the epoch's folder, '/'-separated
+    size: int
+    sha256: str
 
 
 def run_prefix(run_id: str) -> str:
@@ -32,6 +64,101 @@ def run_prefix(run_id: str) -> str:
     if not safe.strip("._"):
         raise ValueError(f"run id {run_id!r} cannot name a checkpoint folder")
     return join(spec.CHECKPOINTS_PREFIX, safe)
+
+
+def folder_name(epoch: int) -> str:
+    return f"epoch-{epoch:04d}"
+
+
+def folder_epoch(name: str) -> int:
+    """The epoch an `epoch-NNNN` folder holds; CheckpointError for any other name."""
+    ok = isinstance(name, str) and len(name) <= 64 and _FOLDER.fullmatch(name)
+    if not ok or folder_name(int(name[6:])) != name or int(name[6:]) < 1:
+        raise CheckpointError(f"folder {_short(name)} is not epoch-NNNN")
+    return int(name[6:])
+
+
+def parse_latest(data: bytes) -> Pointer:
+    """LATEST.json, `{"epoch": n, "folder": "epoch-NNNN"}`, as a Pointer; CheckpointError for
+    anything else (the folder is a bare name: nothing in it can lead out of the run's prefix)."""
+    if len(data) > LATEST_MAX_BYTES:
+        raise CheckpointError(f"{LATEST}: larger than {LATEST_MAX_BYTES} bytes")
+    latest = _record(data, LATEST, {"epoch": int, "folder": str})
+    epoch, folder = latest["epoch"], latest["folder"]
+    if epoch < 1:
+        raise CheckpointError(f"{LATEST}: epoch {_short(epoch)} is not >= 1")
+    try:
+        named = folder_epoch(folder)
+    except CheckpointError as e:
+        raise CheckpointError(f"{LATEST}: {e}") from None
+    if named != epoch:
+        raise CheckpointError(f"{LATEST}: epoch {epoch} disagrees with folder {folder}")
+    return Pointer(epoch, folder)
+
+
+def parse_manifest(data: bytes, epoch: int) -> list[Entry]:
+    """An epoch folder's MANIFEST.json: `{"epoch": n, "files": [{"path", "size", "sha256"}]}`
+    with safe relative paths, and every file BackupAndRestore and the history need."""
+    manifest = _record(data, MANIFEST, {"epoch": int, "files": list})
+    if manifest["epoch"] != epoch:
+        raise CheckpointError(f"{MANIFEST}: epoch {_short(manifest['epoch'])}, not {epoch}")
+    entries = [_entry(item) for item in manifest["files"]]
+    paths = {e.path for e in entries}
+    if len(paths) != len(entries):
+        raise CheckpointError(f"{MANIFEST}: a file listed twice")
+    for path in paths:  # `a` and `a/b` cannot both be files
+        parts = path.split("/")
+        if any("/".join(parts[:n]) in paths for n in range(1, len(parts))):
+            raise CheckpointError(f"{MANIFEST}: {path} is inside a file it lists")
+    for name in REQUIRED:
+        if name not in paths:
+            raise CheckpointError(f"{name}: missing")
+    return entries
+
+
+def _entry(item) -> Entry:
+    if not isinstance(item, dict):
+        raise CheckpointError(f"{MANIFEST}: a file entry is not an object")
+    extra = sorted(item.keys() - {"path", "size", "sha256"})
+    if extra:
+        raise CheckpointError(f"{MANIFEST}: unexpected field {_short(extra[0])} in a file entry")
+    path, size, digest = item.get("path"), item.get("size"), item.get("sha256")
+    parts = path.split("/") if isinstance(path, str) else [""]
+    if not all(_PART.fullmatch(p) and p not in (".", "..") for p in parts) or path == MANIFEST:
+        raise CheckpointError(f"{MANIFEST}: path {_short(path)} is not a plain relative path")
+    if type(size) is not int or size < 0:
+        raise CheckpointError(f"{MANIFEST}: size of {path} is {_short(size)}")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise CheckpointError(f"{MANIFEST}: sha256 of {path} is {_short(digest)}")
+    return Entry(path, size, digest)
+
+
+def _record(data: bytes, where: str, fields: dict, exact: bool = True) -> dict:
+    """records.parse_record with every field of `fields` (and, `exact`, no other), its
+    RecordError as a CheckpointError."""
+    try:
+        record = parse_record(data, where, required=fields)
+    except RecordError as e:
+        raise CheckpointError(str(e)) from None
+    extra = sorted(record.keys() - fields.keys())
+    if exact and extra:
+        raise CheckpointError(f"{where}: unexpected field {_short(extra[0])}")
+    return record
+
+
+def _history(data: bytes) -> list[dict]:
+    try:
+        history = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{HISTORY}: not valid JSON") from None
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise CheckpointError(f"{HISTORY}: not a list of objects")
+    return history
+
+
+def _short(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class StoreCheckpoints:
@@ -45,47 +172,173 @@ class StoreCheckpoints:
     def uri(self) -> str:
         return self.store.uri(self.prefix)
 
-    def restore(self) -> tuple[int, list[dict]]:
-        """Copy the latest complete epoch into the local folder: (epochs done, their history);
-        (0, []) when the run has no checkpoint yet."""
+    def restore(self, load: Callable[[Path], None] | None = None) -> tuple[int, list[dict]]:
+        """Copy the latest good epoch into the local folder: (epochs done, their history);
+        (0, []) and an empty local folder when there is none.
+
+        `load(local folder)` is how Keras takes the state (keras_loader); it runs once the files
+        check out, and a checkpoint it raises on is broken too. A broken LATEST.json or epoch
+        falls back to the newest good epoch folder, in one line saying why."""
+        tree = self._tree()  # a store that cannot be listed: StoreError, as before
+        problems, candidates = self._candidates(tree)
+        for folder in candidates:
+            try:
+                history = self._fetch(folder, tree.get(folder, {}), load)
+            except CheckpointError as e:
+                problems.append(f"checkpoint {folder} is broken ({e})")
+                continue
+            epoch, where = folder_epoch(folder), self.store.uri(join(self.prefix, folder))
+            line = f"resuming after epoch {epoch} from the checkpoint at {where}"
+            if problems:
+                log.warning("%s; %s instead", "; ".join(problems), line)
+            else:
+                log.info("%s", line)
+            return epoch, history
+        self._clear_local()
+        if problems:
+            log.warning("%s; starting fresh", "; ".join(problems))
+        return 0, []
+
+    def _tree(self) -> dict[str, dict[str, int]]:
+        """The run's objects by top-level name: {folder or file: {path inside: size}}."""
+        tree: dict[str, dict[str, int]] = {}
+        for info in self.store.list(self.prefix):
+            head, _, rest = info.key[len(self.prefix) + 1 :].partition("/")
+            tree.setdefault(head, {})[rest] = info.size
+        return tree
+
+    def _candidates(self, tree: dict) -> tuple[list[str], list[str]]:
+        """(what is wrong with LATEST.json, the epoch folders to try, best first): the one it
+        points at, then the older ones; every epoch folder, newest first, without a pointer."""
+        folders = sorted((f for f in tree if _is_folder(f)), key=folder_epoch, reverse=True)
+        if LATEST not in tree:
+            return (["no LATEST.json"] if folders else []), folders
         try:
-            latest = json.loads(self.store.get_bytes(join(self.prefix, LATEST)))
-        except StoreError:
-            return 0, []
-        folder = join(self.prefix, latest["folder"])
-        for info in self.store.list(folder):
-            target = self.local / info.key[len(folder) + 1 :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.store.get_file(info.key, target)
-        history = json.loads((self.local / HISTORY).read_text())
-        log.info(
-            "resuming after epoch %d from the checkpoint at %s",
-            latest["epoch"],
-            self.store.uri(folder),
-        )
-        return int(latest["epoch"]), history
+            if "" not in tree[LATEST]:
+                raise CheckpointError(f"{LATEST}: a folder, not a file")
+            pointer = parse_latest(self._read(LATEST, tree[LATEST][""], LATEST_MAX_BYTES))
+        except CheckpointError as e:
+            return [f"{self.uri}/{e}"], folders  # the message starts with LATEST.json
+        older = [f for f in folders if folder_epoch(f) < pointer.epoch]
+        return [], [pointer.folder, *older]
+
+    def _read(self, key: str, size: int, limit: int) -> bytes:
+        """A small object under the run's prefix, its listed size checked first."""
+        if size > limit:
+            raise CheckpointError(f"{key.rsplit('/', 1)[-1]}: larger than {limit} bytes")
+        return self.store.get_bytes(join(self.prefix, key))
+
+    def _fetch(self, folder: str, present: dict[str, int], load) -> list[dict]:
+        """Copy `folder` into the emptied local folder and check it: the manifest's files with
+        their sizes and digests, Keras' metadata, the history, then `load`. Its history."""
+        self._clear_local()
+        if not present:
+            raise CheckpointError("no such folder")
+        if MANIFEST not in present:
+            raise CheckpointError(f"no {MANIFEST}")
+        epoch = folder_epoch(folder)
+        data = self._read(join(folder, MANIFEST), present[MANIFEST], MAX_RECORD)
+        entries = parse_manifest(data, epoch)
+        for entry in entries:  # what the listing already tells, before any download
+            if entry.path not in present:
+                raise CheckpointError(f"{entry.path}: missing")
+            if present[entry.path] != entry.size:
+                actual = present[entry.path]
+                raise CheckpointError(f"{entry.path}: {actual} bytes, not {entry.size}")
+        for entry in entries:
+            self._copy_back(folder, entry)
+        metadata = _record(self._local_bytes(METADATA), METADATA, {"epoch": int}, exact=False)
+        if metadata["epoch"] != epoch:  # Keras resumes after the epoch its metadata names
+            raise CheckpointError(f"{METADATA}: epoch {metadata['epoch']}, not {epoch}")
+        history = _history(self._local_bytes(HISTORY))
+        if len(history) != epoch:
+            raise CheckpointError(f"{HISTORY}: {len(history)} epochs, not {epoch}")
+        if load is not None:
+            _load(load, self.local)
+        return history
+
+    def _copy_back(self, folder: str, entry: Entry) -> None:
+        target = self.local / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.store.get_file(join(self.prefix, folder, entry.path), target)
+        if target.stat().st_size != entry.size:
+            raise CheckpointError(f"{entry.path}: {target.stat().st_size} bytes, not {entry.size}")
+        if sha256_file(target) != entry.sha256:
+            raise CheckpointError(f"{entry.path}: sha256 mismatch")
+
+    def _local_bytes(self, name: str) -> bytes:
+        path = self.local / name
+        if path.stat().st_size > MAX_RECORD:
+            raise CheckpointError(f"{name}: larger than {MAX_RECORD} bytes")
+        return path.read_bytes()
+
+    def _clear_local(self) -> None:
+        """Nothing half-copied or from another epoch for BackupAndRestore to pick up."""
+        shutil.rmtree(self.local, ignore_errors=True)
+        self.local.mkdir(parents=True, exist_ok=True)
 
     def publish(self, epoch: int, history: list[dict]) -> None:
-        """Copy the local folder (as Keras left it after `epoch`) to the store, then point
-        LATEST.json at it, then drop the previous epoch's folder."""
+        """Copy the local folder (as Keras left it after `epoch`) to the store, write its
+        manifest, point LATEST.json at it, then keep only it and the epoch before it."""
         (self.local / HISTORY).write_text(json.dumps(history))
-        folder = f"epoch-{epoch:04d}"
+        folder = folder_name(epoch)
+        files = []
         for path in sorted(p for p in self.local.rglob("*") if p.is_file()):
-            self.store.put_file(
-                join(self.prefix, folder, path.relative_to(self.local).as_posix()), path
-            )
-        previous = self._latest_folder()
-        self.store.put_bytes(
-            join(self.prefix, LATEST), json.dumps({"epoch": epoch, "folder": folder}).encode()
-        )
-        if previous and previous != folder:
-            delete_all(self.store, join(self.prefix, previous))
+            rel, digest = path.relative_to(self.local).as_posix(), sha256_file(path)
+            self.store.put_file(join(self.prefix, folder, rel), path, sha256=digest)
+            files.append({"path": rel, "size": path.stat().st_size, "sha256": digest})
+        manifest = {"epoch": epoch, "files": files}
+        self.store.put_bytes(join(self.prefix, folder, MANIFEST), json.dumps(manifest).encode())
+        latest = {"epoch": epoch, "folder": folder}
+        self.store.put_bytes(join(self.prefix, LATEST), json.dumps(latest).encode())
+        self._rotate(epoch)
 
-    def _latest_folder(self) -> str | None:
+    def _rotate(self, epoch: int) -> None:
+        """Delete the epoch folders but the last KEEP: older ones, and newer ones left by a
+        timeline this run fell back from. Nothing else under the run's prefix is touched."""
+        keep = {folder_name(e) for e in range(epoch - KEEP + 1, epoch + 1)}
+        for head, files in self._tree().items():
+            if head not in keep and _is_folder(head):
+                # the manifest first: a folder half deleted is then plainly incomplete
+                for rest in sorted(files, key=lambda rest: rest != MANIFEST):
+                    self.store.delete(join(self.prefix, head, rest))
+
+
+def _is_folder(name: str) -> bool:
+    try:
+        folder_epoch(name)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _load(load: Callable[[Path], None], local: Path) -> None:
+    try:
+        load(local)
+    except Exception as e:  # noqa: BLE001 - h5py, Keras and TF raise many types for one cause
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"Keras cannot load it: {type(e).__name__}: {first}") from None
+
+
+def keras_loader(model) -> Callable[[Path], None]:
+    """Load a local folder's state into `model` as BackupAndRestore will when fit begins
+    (weights and optimizer, its step included), so that a checkpoint Keras cannot take is
+    found before anything is claimed. A failed load puts back the state the model had, so
+    that a fresh start does not begin from half a checkpoint."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)  # as BackupAndRestore does
+    variables = [*model.weights, *(model.optimizer.variables if model.optimizer else [])]
+    initial = [v.numpy() for v in variables]
+
+    def load(local: Path) -> None:
         try:
-            return json.loads(self.store.get_bytes(join(self.prefix, LATEST)))["folder"]
-        except StoreError:
-            return None
+            model.load_weights(str(local / WEIGHTS))
+        except BaseException:
+            for variable, value in zip(variables, initial, strict=True):
+                variable.assign(value)
+            raise
+
+    return load
 
 
 def delete_all(store: Store, prefix: str) -> int:

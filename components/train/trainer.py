@@ -207,11 +207,13 @@ def train(
     callback = _epoch_logger(test_ds, on_epoch, cfg.epochs, steps, len(images), feed)
     callbacks = [callback]
     if checkpoints is not None:
-        import keras
+        from components.train.checkpoints import keras_loader
 
-        _, callback.history = checkpoints.restore()
-        if callback.history:  # times and time-left estimates go on from where they stopped
-            callback._start -= callback.history[-1]["seconds"]
+        with strategy.scope():  # the optimizer's variables are built, and loaded, here
+            _, callback.history = checkpoints.restore(keras_loader(model))
+        seconds = callback.history[-1].get("seconds") if callback.history else None
+        if isinstance(seconds, float | int):  # times and estimates go on from where they stopped
+            callback._start -= seconds
         backup = _timed_backup(checkpoints)
         callbacks = [
             backup,  # first: it restores the state at the start and saves it before the others

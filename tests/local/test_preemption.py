@@ -90,8 +90,10 @@ def test_a_half_copied_epoch_is_never_taken_for_complete(tmp_path):
     local = tmp_path / "local"
     checkpoints = StoreCheckpoints(store, run_prefix("r"), local)
     (local / "latest.weights.h5").write_bytes(b"epoch 1 weights")
+    (local / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
     checkpoints.publish(1, [{"epoch": 1}])
     (local / "latest.weights.h5").write_bytes(b"epoch 2 weights")
+    (local / "training_metadata.json").write_text('{"epoch": 2, "batch": 0}')
 
     class Interrupted(Exception):
         pass
