@@ -123,6 +123,20 @@ def trial_pod(options: ClusterOptions) -> dict:
     return pod
 
 
+def run_as_image_user(task: PipelineTask) -> PipelineTask:
+    """The step's container runs as the images' own non-root user (UID 10001), as every pod
+    this project starts does (components/common/kube.py). kfp-kubernetes sets no more than the
+    identity: the KFP backend adds allowPrivilegeEscalation=false, drops all capabilities and
+    sets the RuntimeDefault seccomp profile itself (kfp.kubernetes.set_security_context)."""
+    from kfp import kubernetes
+
+    from components.common.kube import RUN_AS
+
+    return kubernetes.set_security_context(
+        task, run_as_user=RUN_AS, run_as_group=RUN_AS, run_as_non_root=True
+    )
+
+
 def set_resources(task: PipelineTask, name: str) -> PipelineTask:
     r = RESOURCES[name]
     return (

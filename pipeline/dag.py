@@ -25,6 +25,7 @@ from pipeline.cluster import (
     request_gpu,
     retry_network_io,
     retry_preemption,
+    run_as_image_user,
     set_resources,
     trial_pod,
     use_store_credentials,
@@ -181,6 +182,8 @@ def _dag(p, options: ClusterOptions, tuned: bool) -> None:
     for task, name in zip(tasks, spec.STEPS, strict=True):
         set_resources(task, name)
         use_store_credentials(task, options.secret_name)
+    for task in (*tasks, deployed, *extra):
+        run_as_image_user(task)
     if options.pod_retries:
         for task in (fetched, uploaded, exported, predicted, deployed, *extra):
             retry_network_io(task)

@@ -250,3 +250,20 @@ def test_multi_worker_training_is_a_parameter_with_the_workers_pod_compiled_in(d
     pod = json.loads(params["worker_pod"]["runtimeValue"]["constant"])
     assert pod["image"] == images.GPU_IMAGE
     assert pod["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.parametrize("task", [*TASKS, spec.DEPLOY])
+def test_every_step_runs_as_the_images_non_root_user(default, task):
+    """What kfp-kubernetes can say of a step's security (the KFP backend adds no privilege
+    escalation, no capabilities and the RuntimeDefault seccomp profile itself)."""
+    context = k8s(default, task)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert int(context["runAsUser"]) == int(context["runAsGroup"]) == 10001  # docker/Dockerfile
+
+
+def test_the_tuning_pipelines_steps_run_as_non_root_too(tmp_path):
+    out = tmp_path / "tune.yaml"
+    compile_pipeline(str(out), tuning=True)
+    executors = list(yaml.safe_load_all(out.read_text()))[1]["platforms"]["kubernetes"]
+    contexts = [e.get("securityContext") for e in executors["deploymentSpec"]["executors"].values()]
+    assert contexts and all(c and c["runAsNonRoot"] is True for c in contexts)
