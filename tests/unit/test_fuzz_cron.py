@@ -239,7 +239,7 @@ def outcome(expr: str) -> tuple[str | None, str | None]:
     return result, None
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, deadline=None, database=None)
 @given(EXPRESSIONS)
 @example("0 ٣ * * * *")  # Arabic-Indic digit: int() takes it, Go's Atoi does not
 @example("0 ² * * * *")  # superscript two: isdigit() but int() refuses it
@@ -278,7 +278,7 @@ WELL_FORMED = st.lists(
 ).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(WELL_FORMED)
 def test_what_kfp_and_croniter_take_in_plain_ascii_is_accepted(expr):
     """The other way round, on plain ASCII 6-field expressions: the validator is not stricter

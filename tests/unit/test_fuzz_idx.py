@@ -26,7 +26,10 @@ from components.unpack_upload import unpack
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    database=None,  # failures found are pinned below as @example, not kept in .hypothesis/
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 MAGICS = {1: mnist.LABEL_MAGIC, 3: mnist.IMAGE_MAGIC}
 
@@ -284,7 +287,7 @@ def test_load_split_refuses_a_label_above_9(tmp_path):
 # --- unpack's validation of the four files ----------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(
     target=st.sampled_from([f.name for f in mnist.FILES]),
     data=st.one_of(invalid_idx(), LABELS.map(lambda a: encode(a + 10)), IMAGES.map(encode)),
