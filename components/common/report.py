@@ -38,7 +38,11 @@ th { background: #f6f8fa; text-align: left; }
 
 
 def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Any text a report shows (names, errors, URIs from outside) as HTML text: credentials
+    masked, control characters shown as escapes, HTML characters as entities."""
+    from components.common.redact import shown
+
+    return html.escape(shown(str(value)), quote=True)
 
 
 def page(title: str, subtitle: str, sections: Iterable[str]) -> str:

@@ -191,6 +191,19 @@ def test_the_markdown_table_shows_html_in_a_name_as_text():
     assert "[l](" not in table and "`code`" not in table
 
 
+def test_the_html_report_escapes_and_redacts_what_came_from_outside():
+    from components.batch_predict.report import html_report
+
+    tally = Tally()
+    tally.add(
+        ("<script>alert(1)</script>\x1b[2J.png", "", "", "GET http://u:pw@h/?token=SEKRET1", "")
+    )
+    page = html_report(tally, "s3://b/p/predictions.csv", [("a\rb.txt", "x")], {}, "m")
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "SEKRET1" not in page and "pw@" not in page
+    assert not RAW_CONTROL.search(page.replace("\n", ""))
+
+
 # --- 11: predict follows the link a person names ---------------------------------------------
 
 
