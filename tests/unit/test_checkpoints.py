@@ -448,7 +448,7 @@ def test_publishing_removes_newer_folders_of_a_timeline_fallen_back_from(tmp_pat
 # -- the parsers, fuzzed --------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.binary(max_size=5000))
 def test_any_bytes_are_a_pointer_or_a_checkpoint_error(data):
     try:
@@ -474,7 +474,7 @@ pointers = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.one_of(pointers, json_values))
 def test_any_json_is_a_pointer_or_a_checkpoint_error(value):
     try:
@@ -485,7 +485,7 @@ def test_any_json_is_a_pointer_or_a_checkpoint_error(value):
     assert set(value) == {"epoch", "folder"}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.integers(1, 10**9))
 def test_a_pointer_as_published_parses_back(epoch):
     folder = f"epoch-{epoch:04d}"
@@ -502,7 +502,7 @@ entries = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(
     st.one_of(
         st.binary(max_size=300),
