@@ -42,10 +42,10 @@ def ui_cmd(
       make demo && make ui        # then open http://127.0.0.1:8000/
     """
     try:
-        import uvicorn
-
         from pipeline.ui.app import create_app
         from pipeline.ui.backends import BackendError, Embedded, ServingRest
+        from pipeline.ui.limits import Limits
+        from pipeline.ui.server import make_server
     except ImportError:
         raise click.ClickException(
             "the web page needs the ui extra: pip install 'mnist-kfp[ui]'"
@@ -60,5 +60,6 @@ def ui_cmd(
             backend = Embedded(model_uri, s3_endpoint)
     except BackendError as e:
         raise click.ClickException(str(e)) from None
+    limits = Limits()  # pipeline/ui/limits.py: deadlines, connections, uploads, decodes
     click.echo(f"serving {backend.label} at http://{host}:{port}/", err=True)
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning")
+    make_server(create_app(backend, limits=limits), host, port, limits).run()

@@ -1,9 +1,10 @@
 """The web page to try the model: draw or upload a digit, see what the model says and saw.
 
-FastAPI (on Starlette) and uvicorn: a well-kept, typed ASGI stack whose streaming request body
-lets an upload be refused at its size limit before it is read whole, and which serves the page,
-the JSON API and the probes from one small process. The page (page.html) is one
-self-contained file; every URL it uses is relative, so it works behind a path prefix.
+FastAPI (on Starlette), served by uvicorn with the guards of pipeline/ui/server.py: a
+well-kept, typed ASGI stack whose streaming request body lets an upload be refused at its size
+limit before it is read whole, and which serves the page, the JSON API and the probes from one
+small process. The page (page.html) is one self-contained file; every URL it uses is relative,
+so it works behind a path prefix.
 
 API:
     GET  /            the page
@@ -12,12 +13,22 @@ API:
     POST /api/predict the image file as the request body (at most MAX_UPLOAD bytes) ->
                       {"digit", "confidence", "low_confidence", "probabilities" (10),
                        "seen" (the 28x28 as a PNG data URI), "model", "version", "ms"}
-Errors are JSON {"error": "..."}: 400 not an image or no digit, 413 too large, 503 the model
-cannot answer, 500 anything else (the details go to the server's log, never to the browser).
+Errors are JSON {"error": "..."}: 400 not an image or no digit, 408 the upload was too slow,
+413 too large, 503 busy (with Retry-After) or the model cannot answer, 500 anything else (the
+details go to the server's log, never to the browser).
+
+Hostile clients (pipeline/ui/limits.py has the numbers): a body must arrive within
+Limits.body_seconds; at most Limits.uploads requests hold a body and at most Limits.decodes
+images are decoded at once (one per core), a request waiting longer than Limits.queue_seconds
+for either gets 503; every response carries a Content-Security-Policy (the page's allows only
+its own inline script and style, by hash, data: images and requests to itself), nosniff and
+no referrer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -25,34 +36,91 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from components.common.parameters import DEFAULTS
+from pipeline.ui.limits import Limits
+from pipeline.ui.security import PageSecurity, SecurityHeaders
 
 MAX_UPLOAD = 10 * 1024 * 1024  # bytes: a 12 MP phone JPEG fits; the body is never read past it
 PAGE = Path(__file__).with_name("page.html")
 log = logging.getLogger("mnist.ui")
 
 
-def create_app(backend, min_confidence: float = DEFAULTS["min_confidence"]) -> FastAPI:
+class Refusal(Exception):
+    """A request answered with an error before its image is looked at: status, text, headers."""
+
+    def __init__(self, status: int, text: str, headers: dict | None = None):
+        super().__init__(text)
+        self.status, self.text, self.headers = status, text, headers or {}
+
+
+def create_app(
+    backend,
+    min_confidence: float = DEFAULTS["min_confidence"],
+    limits: Limits | None = None,
+) -> FastAPI:
     from components.common.image_decode import ImageError
     from components.common.images import to_mnist
     from components.common.report import png_data_uri
     from pipeline.ui.backends import BackendError
 
+    limits = limits or Limits()
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
-    page = PAGE.read_text()
+    page = PageSecurity(PAGE.read_text())
+    app.add_middleware(SecurityHeaders)
+    uploads = asyncio.Semaphore(limits.uploads)
+    decodes = asyncio.Semaphore(limits.decodes)
 
-    def error(status: int, text: str) -> JSONResponse:
-        return JSONResponse({"error": text}, status_code=status)
+    def error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": text}, status_code=status, headers=headers)
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
+        return error(exc.status, exc.text, exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error(500, "internal error; the server's log has the details")
 
+    @contextlib.asynccontextmanager
+    async def slot(semaphore: asyncio.Semaphore, what: str):
+        try:
+            async with asyncio.timeout(limits.queue_seconds):
+                await semaphore.acquire()
+        except TimeoutError:
+            busy = f"the server is busy ({what}); try again in a few seconds"
+            raise Refusal(503, busy, {"Retry-After": "2"}) from None
+        try:
+            yield
+        finally:
+            semaphore.release()
+
+    async def read_body(request: Request) -> bytes:
+        """The whole body, within MAX_UPLOAD bytes and Limits.body_seconds."""
+        declared = request.headers.get("content-length")
+        too_large = f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB"
+        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
+            raise Refusal(413, too_large, {"Connection": "close"})
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(limits.body_seconds):
+                async for chunk in request.stream():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_UPLOAD:
+                        raise Refusal(413, too_large, {"Connection": "close"})
+        except TimeoutError:
+            slow = f"the upload took longer than {limits.body_seconds:g} s"
+            raise Refusal(408, slow, {"Connection": "close"}) from None
+        if not size:
+            raise Refusal(400, "no image: the request was empty")
+        return b"".join(chunks)  # bytes: io.BytesIO shares it instead of copying
+
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(page.html, headers={"Cache-Control": "no-cache", **page.headers})
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -64,25 +132,23 @@ def create_app(backend, min_confidence: float = DEFAULTS["min_confidence"]) -> F
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
-            return error(413, f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_UPLOAD:
-                return error(413, f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB")
-        if not body:
-            return error(400, "no image: the request was empty")
-        start = time.perf_counter()
-        try:
-            pixels = await run_in_threadpool(to_mnist, bytes(body))
-        except ImageError as e:
-            return error(400, str(e))
-        try:
-            probabilities = await run_in_threadpool(backend.predict, pixels)
-        except BackendError as e:
-            return error(503, str(e))
+        async with slot(uploads, "too many uploads at once"):
+            try:
+                body = await read_body(request)
+            except ClientDisconnect:
+                log.info("a client left during its upload")
+                return error(400, "the upload was interrupted")
+            start = time.perf_counter()
+            try:
+                async with slot(decodes, "every core is decoding an image"):
+                    pixels = await run_in_threadpool(to_mnist, body)
+            except ImageError as e:
+                return error(400, str(e))
+            del body
+            try:
+                probabilities = await run_in_threadpool(backend.predict, pixels)
+            except BackendError as e:
+                return error(503, str(e))
         digit = int(probabilities.argmax())
         confidence = float(probabilities[digit])
         return {

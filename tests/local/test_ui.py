@@ -43,11 +43,12 @@ def store(tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def serving(app):
-    import uvicorn
+def serving(app, limits=None):
+    """`app` on a free port, served as `mnist-pipeline ui` serves it (pipeline/ui/server.py)."""
+    from pipeline.ui.server import make_server
 
     port = servers.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = make_server(app, "127.0.0.1", port, limits)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -245,6 +246,7 @@ def page(browser, app_port):
     page = browser.new_page(viewport={"width": 900, "height": 700})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Security Policy" in m.text else None)
     page.goto(f"http://127.0.0.1:{app_port}/")
     page.locator("#model").filter(has_text="version 2").wait_for()
     yield page
