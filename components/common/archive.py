@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from components.common import mnist
+from components.common.redact import printable
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 _IDX_NAMES = {f.name for f in mnist.FILES}
@@ -77,11 +78,6 @@ def idx_name(filename: str) -> str | None:
     return base if base in _IDX_NAMES else None
 
 
-def shown(text: str) -> str:
-    """`text` with control and other unprintable characters escaped, for one-line messages."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _is_junk(rel: PurePosixPath) -> bool:
     """macOS resource forks and hidden files that zips made on a Mac carry along."""
     return "__MACOSX" in rel.parts or any(p.startswith(".") for p in rel.parts)
@@ -104,7 +100,8 @@ def find_idx_files(folder: Path, label: str = "") -> dict[str, Path]:
             found.setdefault(name, []).append(path)
         elif _LOOKS_LIKE_IDX.search(path.name.lower().removesuffix(".gz")):
             raise ArchiveError(
-                f"{label}: unexpected IDX file {shown(str(rel))} (not one of the four MNIST files)"
+                f"{label}: unexpected IDX file {printable(str(rel))} "
+                "(not one of the four MNIST files)"
             )
     missing = sorted(_IDX_NAMES - found.keys())
     if missing:
@@ -117,7 +114,7 @@ def _pick(paths: list[Path], folder: Path, label: str) -> Path:
     raw = [p for p in paths if not p.name.lower().endswith(".gz")]
     gz = [p for p in paths if p.name.lower().endswith(".gz")]
     if len(raw) > 1 or len(gz) > 1 or len({p.parent for p in paths}) > 1:
-        where = ", ".join(shown(p.relative_to(folder).as_posix()) for p in paths)
+        where = ", ".join(printable(p.relative_to(folder).as_posix()) for p in paths)
         raise ArchiveError(f"{label}: duplicate IDX files: {where}")
     return (raw or gz)[0]
 
@@ -296,7 +293,7 @@ def safe_extract(archive: Path, dest: Path, limits: Limits | None = None) -> Pat
         clashes = sorted(p.name for p in work.iterdir() if os.path.lexists(dest / p.name))
         if clashes:
             raise ArchiveError(
-                f"{archive.name}: {shown(', '.join(clashes))} already in {shown(str(dest))}"
+                f"{archive.name}: {printable(', '.join(clashes))} already in {printable(str(dest))}"
             )
         for item in work.iterdir():
             item.rename(dest / item.name)

@@ -8,7 +8,8 @@ the loggers, failure.py on error lines, pipeline/cli.py on everything the CLI pr
 
 One defence against a name that speaks to the terminal: `printable` shows control characters
 (ANSI escape sequences, carriage returns, bidi overrides) as `\\x1b`-style escapes, so a file or
-run name cannot clear the screen, fake a line or hide text.
+run name cannot clear the screen, fake a line or hide text. The archive, schedule and parameter
+messages use it too.
 
 People type URLs that RFC 3986 would refuse, such as `https://user:pa/ss@host`: the redaction
 does not rely on a URL parser agreeing on where the user info ends. Anything between `://` and
@@ -41,11 +42,6 @@ _SECRET_FIELD = re.compile(
     re.I,
 )
 _BEARER = re.compile(r"\b(?P<kind>bearer|basic)\s+[a-z0-9._~+/=-]{8,}", re.I)
-# C0 and C1 controls but tab and newline, DEL, and the Unicode line separators and bidi controls.
-_CONTROL = re.compile(
-    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-_CONTROL_OR_NEWLINE = re.compile(_CONTROL.pattern[:-1] + r"\n\t]")
 
 
 def _mask_url(m: re.Match) -> str:
@@ -75,10 +71,15 @@ def redact_url(url: str) -> str:
 
 
 def printable(text: str, newlines: bool = False) -> str:
-    """`text` with control characters shown as escapes (`\\x1b`, `\\r`, `\\u202e`); newlines and
-    tabs are kept when `newlines`, else escaped too (a name is one line)."""
-    pattern = _CONTROL if newlines else _CONTROL_OR_NEWLINE
-    return pattern.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), str(text))
+    """`text` with every character Python does not call printable (controls such as ESC and
+    CR, format characters such as bidi overrides, separators but the space) shown as its escape
+    (`\\x1b`, `\\r`, `\\u202e`); newlines and tabs are kept when `newlines`, else escaped too (a
+    name is one line)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    keep = "\n\t" if newlines else ""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
 
 
 def shown(text: str, newlines: bool = False) -> str:

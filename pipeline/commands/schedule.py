@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import click
 
+from components.common.redact import printable
 from pipeline.commands.kfp_connection import kfp_client
 from pipeline.commands.kfp_options import (
     caching_option,
@@ -100,12 +101,6 @@ def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list
         raise ValueError(
             f'"{expr}" never fires: no date matches it (such as February 30 or 31)'
         ) from None
-
-
-def printable(text: str) -> str:
-    """`text` with control and other unprintable characters escaped, so an error stays one line
-    and cannot drive the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def validate_cron(expr: str) -> str:
