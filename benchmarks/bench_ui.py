@@ -58,10 +58,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
 
-    import uvicorn
-
     from pipeline.ui.app import create_app
     from pipeline.ui.backends import BackendError, Embedded
+    from pipeline.ui.server import make_server
 
     try:
         backend = Embedded(args.model)
@@ -81,9 +80,7 @@ def main() -> None:
         bare.append(1000 * (time.perf_counter() - start))
 
     port = servers.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(backend), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = make_server(create_app(backend), "127.0.0.1", port)  # as `mnist-pipeline ui`
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)

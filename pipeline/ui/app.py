@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -39,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from components.common.parameters import DEFAULTS
+from pipeline.ui import memory
 from pipeline.ui.limits import Limits
 from pipeline.ui.security import PageSecurity, SecurityHeaders
 
@@ -66,11 +68,26 @@ def create_app(
     from pipeline.ui.backends import BackendError
 
     limits = limits or Limits()
-    app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
+    decoders = ThreadPoolExecutor(limits.decodes, thread_name_prefix="decode")  # the hard cap
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        decoders.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     page = PageSecurity(PAGE.read_text())
     app.add_middleware(SecurityHeaders)
     uploads = asyncio.Semaphore(limits.uploads)
-    decodes = asyncio.Semaphore(limits.decodes)
+    decodes = asyncio.Semaphore(limits.decodes)  # who may wait for a decoder, and how long
+
+    def decode(body: bytes):
+        try:
+            return to_mnist(body)
+        finally:
+            memory.trim()  # the decode's buffers, freed in this thread's heap, go back now
 
     def error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": text}, status_code=status, headers=headers)
@@ -141,7 +158,8 @@ def create_app(
             start = time.perf_counter()
             try:
                 async with slot(decodes, "every core is decoding an image"):
-                    pixels = await run_in_threadpool(to_mnist, body)
+                    loop = asyncio.get_running_loop()
+                    pixels = await loop.run_in_executor(decoders, decode, body)
             except ImageError as e:
                 return error(400, str(e))
             del body

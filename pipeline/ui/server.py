@@ -31,6 +31,7 @@ import json
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from pipeline.ui import memory
 from pipeline.ui.limits import Limits
 
 _BUSY = json.dumps({"error": "the server is busy: too many open connections; try again"}).encode()
@@ -80,6 +81,7 @@ def protocol(limits: Limits) -> type:
 
 def make_server(app, host: str, port: int, limits: Limits | None = None, log_level="warning"):
     """A uvicorn.Server for `app` with the limits; `.run()` serves until `.should_exit`."""
+    memory.map_large_blocks()  # this process's large buffers go back to the system when freed
     limits = limits or Limits()
     config = uvicorn.Config(
         app,
