@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from components.common.store import LocalStore, StoreError, sha256_file
@@ -30,6 +30,7 @@ from components.train.checkpoints import (
     parse_manifest,
     run_prefix,
 )
+from tests.fuzz import fuzz
 
 PREFIX = run_prefix("r")
 STEPS = 4  # 32 samples in batches of 8
@@ -448,7 +449,7 @@ def test_publishing_removes_newer_folders_of_a_timeline_fallen_back_from(tmp_pat
 # -- the parsers, fuzzed --------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@fuzz(300)
 @given(st.binary(max_size=5000))
 def test_any_bytes_are_a_pointer_or_a_checkpoint_error(data):
     try:
@@ -474,7 +475,7 @@ pointers = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@fuzz(300)
 @given(st.one_of(pointers, json_values))
 def test_any_json_is_a_pointer_or_a_checkpoint_error(value):
     try:
@@ -485,7 +486,7 @@ def test_any_json_is_a_pointer_or_a_checkpoint_error(value):
     assert set(value) == {"epoch", "folder"}
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@fuzz(300)
 @given(st.integers(1, 10**9))
 def test_a_pointer_as_published_parses_back(epoch):
     folder = f"epoch-{epoch:04d}"
@@ -502,7 +503,7 @@ entries = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@fuzz(300)
 @given(
     st.one_of(
         st.binary(max_size=300),

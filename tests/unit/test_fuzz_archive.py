@@ -20,19 +20,14 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from components.common import archive
 from components.common.archive import ArchiveError
+from tests.fuzz import FUZZ
 
 pytestmark = pytest.mark.timeout(120)
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,  # failures found are pinned below as @example, not kept in .hypothesis/
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
 
 SEGMENTS = st.one_of(
     st.sampled_from(["a", "b", "top", "Mnist-Data-Set", "t10k-labels-idx1-ubyte.gz"]),

@@ -14,10 +14,11 @@ import re
 import time
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pipeline.commands.schedule import UTC, next_fire_times, validate_cron
+from tests.fuzz import fuzz
 
 pytestmark = pytest.mark.timeout(120)
 AFTER = datetime.datetime(2026, 11, 28, 10, 30, 15, tzinfo=UTC)
@@ -239,7 +240,7 @@ def outcome(expr: str) -> tuple[str | None, str | None]:
     return result, None
 
 
-@settings(max_examples=500, deadline=None, database=None)
+@fuzz(500)
 @given(EXPRESSIONS)
 @example("0 ٣ * * * *")  # Arabic-Indic digit: int() takes it, Go's Atoi does not
 @example("0 ² * * * *")  # superscript two: isdigit() but int() refuses it
@@ -278,7 +279,7 @@ WELL_FORMED = st.lists(
 ).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@fuzz(300)
 @given(WELL_FORMED)
 def test_what_kfp_and_croniter_take_in_plain_ascii_is_accepted(expr):
     """The other way round, on plain ASCII 6-field expressions: the validator is not stricter

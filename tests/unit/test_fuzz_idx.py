@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,14 +23,9 @@ from components.common import mnist
 from components.common.archive import ArchiveError
 from components.common.mnist import IdxError
 from components.unpack_upload import unpack
+from tests.fuzz import FUZZ, fuzz
 
 pytestmark = pytest.mark.timeout(120)
-FUZZ = settings(
-    max_examples=300,
-    deadline=None,
-    database=None,  # failures found are pinned below as @example, not kept in .hypothesis/
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
 MAGICS = {1: mnist.LABEL_MAGIC, 3: mnist.IMAGE_MAGIC}
 
 
@@ -287,7 +282,7 @@ def test_load_split_refuses_a_label_above_9(tmp_path):
 # --- unpack's validation of the four files ----------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@fuzz(200)
 @given(
     target=st.sampled_from([f.name for f in mnist.FILES]),
     data=st.one_of(invalid_idx(), LABELS.map(lambda a: encode(a + 10)), IMAGES.map(encode)),

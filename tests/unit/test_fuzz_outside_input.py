@@ -5,7 +5,6 @@ and text shown to people. Each property says what must hold for every input, not
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -13,7 +12,7 @@ from urllib.parse import quote
 
 import click
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from components.common import spec
@@ -22,13 +21,9 @@ from components.common.records import RecordError, parse_record, plain_name
 from components.common.redact import printable, redact_text, redact_url, refuse_credentials, shown
 from pipeline.commands.options import KFP_ID
 from pipeline.params import TYPES, load_params_file
+from tests.fuzz import FUZZ
 
-# FUZZ_EXAMPLES=5000 searches harder (minutes); the suite's 300 take seconds.
-SETTINGS = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+SETTINGS = FUZZ
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 # --- redaction: no generated secret survives -------------------------------------------------

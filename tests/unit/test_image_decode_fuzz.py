@@ -21,14 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from components.common.image_decode import MAX_DECODED_BYTES, ImageError, decode_gray
+from tests.fuzz import fuzz
 
 pytestmark = pytest.mark.timeout(300)
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = fuzz(200)
 SLACK = 48 * 2**20  # the interpreter's own allocations while decoding, and allocator rounding
 MAX_RAW = 80 * 2**20  # generated pixel data is capped here (a larger image is truncated)
 PNG_MODES = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
