@@ -103,10 +103,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def slot(semaphore: asyncio.Semaphore, what: str):
-        try:
-            async with asyncio.timeout(limits.queue_seconds):
-                await semaphore.acquire()
-        except TimeoutError:
+        try:  # wait_for, not asyncio.timeout: Python 3.10 too
+            await asyncio.wait_for(semaphore.acquire(), limits.queue_seconds)
+        except asyncio.TimeoutError:
             busy = f"the server is busy ({what}); try again in a few seconds"
             raise Refusal(503, busy, {"Retry-After": "2"}) from None
         try:
@@ -120,15 +119,20 @@ def create_app(
         too_large = f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB"
         if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
             raise Refusal(413, too_large, {"Connection": "close"})
-        chunks, size = [], 0
+        chunks = []
+
+        async def collect() -> int:
+            size = 0
+            async for chunk in request.stream():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_UPLOAD:
+                    raise Refusal(413, too_large, {"Connection": "close"})
+            return size
+
         try:
-            async with asyncio.timeout(limits.body_seconds):
-                async for chunk in request.stream():
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > MAX_UPLOAD:
-                        raise Refusal(413, too_large, {"Connection": "close"})
-        except TimeoutError:
+            size = await asyncio.wait_for(collect(), limits.body_seconds)
+        except asyncio.TimeoutError:
             slow = f"the upload took longer than {limits.body_seconds:g} s"
             raise Refusal(408, slow, {"Connection": "close"}) from None
         if not size:
