@@ -82,14 +82,14 @@ def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -
 
 def _cell(text: str) -> str:
     """Text from outside (a file name, an error) as literal Markdown text: the KFP UI renders
-    Markdown with inline HTML, so `<img onerror=...>` in a name must arrive as text. HTML
-    characters become entities, Markdown's own punctuation is backslash-escaped, and control
-    characters and newlines are shown as escapes (a cell is one line)."""
+    Markdown with inline HTML, so `<img onerror=...>` in a name must arrive as text. Secrets are
+    masked, HTML characters become entities, Markdown's own punctuation is backslash-escaped,
+    and control characters and newlines are shown as escapes (a cell is one line)."""
     import html
 
-    from components.common.redact import printable
+    from components.common.redact import shown
 
-    text = html.escape(printable(str(text)), quote=True)
+    text = html.escape(shown(str(text)), quote=True)
     return _MARKDOWN.sub(r"\\\g<0>", text)
 
 

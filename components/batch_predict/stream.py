@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from components.common.images import ImageError, to_mnist
+from components.common.redact import shown
 from components.common.store import LocalStore, Store, StoreError
 
 _CGROUP_QUOTAS = (  # v2 holds "quota period" in one file; v1 has two
@@ -70,8 +71,10 @@ def _decode_chunk(blobs: list[bytes | str]) -> list[np.ndarray | str]:
 
 
 def _items(keys: Sequence[str], results: list[np.ndarray | str]) -> list[Item]:
+    """Items of the results; a reason goes into the CSV, the table and the report, so it is
+    redacted and its control characters escaped here, once."""
     return [
-        Item(key, None, r) if isinstance(r, str) else Item(key, r)
+        Item(key, None, shown(r)) if isinstance(r, str) else Item(key, r)
         for key, r in zip(keys, results, strict=True)
     ]
 

@@ -191,6 +191,15 @@ def test_the_markdown_table_shows_html_in_a_name_as_text():
     assert "[l](" not in table and "`code`" not in table
 
 
+def test_an_error_row_is_redacted_in_the_csv(tmp_path):
+    """What goes into predictions.csv, the table and the report: a reason quoting a URL with a
+    token keeps its words but not the token."""
+    from components.batch_predict.stream import _items
+
+    (item,) = _items(["a.png"], ["GET https://h/a.png?X-Amz-Signature=SIGSIG1: 403\x1b[2J"])
+    assert "SIGSIG1" not in item.error and "\x1b" not in item.error and "403" in item.error
+
+
 def test_the_html_report_escapes_and_redacts_what_came_from_outside():
     from components.batch_predict.report import html_report
 
