@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from components.common import spec
+from components.common.records import MAX_RECORD, RecordError, parse_record
 
 
 class BackendError(RuntimeError):
@@ -90,7 +91,7 @@ class ServingRest:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return json.loads(answer.read())
+                return parse_record(answer.read(MAX_RECORD + 1), f"TF Serving at {self.url}")
         except urllib.error.HTTPError as e:
             detail = e.read(300).decode(errors="replace").strip()
             raise BackendError(f"TF Serving at {self.url} answered {e.code}: {detail}") from None
@@ -99,14 +100,19 @@ class ServingRest:
             raise BackendError(
                 f"TF Serving at {self.url} cannot be reached ({reason}; timeout {self.timeout} s)"
             ) from None
-        except ValueError:
-            raise BackendError(f"TF Serving at {self.url} answered something not JSON") from None
+        except RecordError as e:
+            raise BackendError(f"{e} (not a TF Serving answer)") from None
 
     def status(self) -> str:
         """The version TF Serving reports as AVAILABLE (the one answering)."""
-        versions = self._call("").get("model_version_status", [])
-        available = [v["version"] for v in versions if v.get("state") == "AVAILABLE"]
-        self.version = max(available, key=int) if available else "?"
+        versions = self._call("").get("model_version_status")
+        available = [
+            spec.version_number(str(v.get("version")))
+            for v in (versions if isinstance(versions, list) else [])
+            if isinstance(v, dict) and v.get("state") == "AVAILABLE"
+        ]
+        available = [v for v in available if v is not None]
+        self.version = str(max(available)) if available else "?"
         self.label = f"version {self.version} via TF Serving at {self.url}"
         return self.version
 

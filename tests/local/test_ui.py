@@ -211,6 +211,33 @@ def test_the_tf_serving_back_end_and_a_serving_that_is_down():
     assert status == 503 and "cannot be reached" in answer["error"]
 
 
+@pytest.mark.parametrize(
+    "status_answer",
+    [b"[1, 2]", b"not json", b'{"model_version_status": 7}',
+     b'{"model_version_status": [{"version": "x\u001b[2J", "state": "AVAILABLE"}]}',
+     b'{"model_version_status": [{"state": "AVAILABLE"}, "junk"]}', b"{" + b" " * (5 << 20)],
+)  # fmt: skip
+def test_a_tf_serving_that_answers_nonsense_is_one_line_never_a_crash(status_answer):
+    from pipeline.ui.backends import BackendError, ServingRest
+
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(status_answer)))
+            self.end_headers()
+            self.wfile.write(status_answer)
+
+    with servers.serve(Liar) as url:
+        backend = ServingRest(url)
+        try:
+            assert backend.status() == "?"  # no version it can name
+        except BackendError as e:
+            assert "\n" not in str(e) and len(str(e)) < 300
+
+
 def test_the_ui_command_says_in_one_line_when_serving_is_down():
     url = f"http://127.0.0.1:{servers.free_port()}"
     result = subprocess.run(
