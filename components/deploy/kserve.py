@@ -26,6 +26,7 @@ from components.common.kube import (
     restrict,
 )
 from components.common.log import get_logger
+from components.common.records import MAX_RECORD, RecordError, parse_record
 
 log = get_logger("deploy")
 NAME = "mnist"
@@ -110,19 +111,27 @@ def canary(url: str, images, timeout: float = 30.0) -> list[int]:
     request = urllib.request.Request(
         f"{url}/v1/models/{NAME}:predict", data=body, headers={"Content-Type": "application/json"}
     )
+    where = f"canary answer from {url}"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            predictions = json.loads(answer.read())["predictions"]
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            raw = answer.read(MAX_RECORD + 1)
+        predictions = parse_record(raw, where, required={"predictions": list})["predictions"]
+    except (urllib.error.URLError, OSError) as e:
         raise KubeError(f"canary request to {url} failed: {e}") from None
+    except RecordError as e:
+        raise KubeError(str(e)) from None
     classes = []
     for row in predictions:
-        probabilities = row[spec.OUTPUT_PROBABILITIES]
+        try:
+            probabilities = [float(p) for p in row[spec.OUTPUT_PROBABILITIES]]
+            predicted = int(row[spec.OUTPUT_CLASSES])
+        except (TypeError, KeyError, ValueError, IndexError):
+            raise KubeError(f"{where}: a row is not {{probabilities, classes}}") from None
         if len(probabilities) != 10 or abs(sum(probabilities) - 1) > 1e-3:
-            raise KubeError(f"canary answer from {url} is not 10 probabilities: {row}")
+            raise KubeError(f"{where} is not 10 probabilities summing to 1")
         best = max(range(10), key=probabilities.__getitem__)
-        if int(row[spec.OUTPUT_CLASSES]) != best:
-            raise KubeError(f"canary answer from {url}: class {row[spec.OUTPUT_CLASSES]} != argmax")
+        if predicted != best:
+            raise KubeError(f"{where}: class {predicted} != argmax {best}")
         classes.append(best)
     return classes
 

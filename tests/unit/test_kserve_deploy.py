@@ -145,3 +145,26 @@ def test_the_kserve_overlay_role_covers_every_call(tmp_path):
     account = next(d for d in docs if d["kind"] == "ServiceAccount"
                    and d["metadata"]["name"] == kserve.SERVICE_ACCOUNT)  # fmt: skip
     assert {"name": secret["metadata"]["name"]} in account["secrets"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[]", b"{}", b'{"predictions": {"a": 1}}', b'{"predictions": ["row"]}',
+     b'{"predictions": [{"probabilities": [0.1], "classes": 0}]}',
+     b'{"predictions": [{"probabilities": "x", "classes": "y"}]}', b"no json"],
+)  # fmt: skip
+def test_a_canary_answer_that_is_not_predictions_is_one_kube_error(answer):
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    with servers.serve(Liar) as url, pytest.raises(KubeError) as e:
+        kserve.canary(url.rstrip("/"), np.zeros((2, 28, 28), np.uint8))
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
