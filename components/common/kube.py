@@ -226,11 +226,13 @@ class Kube:
 
 
 def _describe(e, verb: str, kind: Kind, namespace: str, name: str) -> str:
-    import json
+    from components.common.records import RecordError, parse_record
 
-    try:
-        message = json.loads(e.body or "{}").get("message", "")
-    except ValueError:
+    body = e.body or b"{}"
+    try:  # the API server's Status object, or whatever stands in its place
+        status = parse_record(body.encode() if isinstance(body, str) else body, "Status")
+        message = " ".join(str(status.get("message", ""))[:300].split())
+    except RecordError:
         message = ""
     what = f"cannot {verb} {kind.kind} {namespace}/{name}: HTTP {e.status}"
     if e.status == 403:

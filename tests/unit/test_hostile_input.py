@@ -306,3 +306,13 @@ def test_the_safe_streams_are_restored_after_a_command():
     before = sys.stdout, sys.stderr
     run_cli("clean", "--store", "/nonexistent/store")
     assert (sys.stdout, sys.stderr) == before
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"7", "not json", b"[" * 100_000, None])
+def test_a_kubernetes_error_body_that_is_not_a_status_still_gives_one_line(body):
+    from types import SimpleNamespace
+
+    from components.common.kube import INFERENCE_SERVICE, _describe
+
+    line = _describe(SimpleNamespace(status=500, body=body), "create", INFERENCE_SERVICE, "ns", "x")
+    assert "HTTP 500" in line and "\n" not in line
