@@ -24,14 +24,15 @@ from urllib.parse import parse_qsl, urlsplit
 MASK = "***"
 # Query parameters that carry a secret or a signature (presigned S3/GCS URLs, tokens).
 _SECRET_QUERY = re.compile(
-    r"(token|secret|signature|password|passwd|pwd|key|credential|auth|sig|session)", re.I
+    r"(token|secret|signature|password|passwd|pwd|key|credential|auth|sig|session|code)", re.I
 )
 # A URL: a scheme, `://`, then everything up to ASCII white space (a password may hold a quote
 # or a no-break space).
 _URL = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>\S+)", re.I | re.A)
 # `user:pass@host` with no scheme (an endpoint typed as host:port).
 _BARE_USERINFO = re.compile(r"(?<![\w/.@-])[^\s/@:'\"=]+:(?!//)\S*@(?=[\w.\[-])", re.A)
-# `?name=value`, `&name=value`, `#name=value`, `;name=value` in what remains of a URL.
+# `?name=value`, `&name=value`, `#name=value`, `;name=value`: masked when the name is one that
+# carries a secret (`_SECRET_QUERY`), so `?page=2` in a JSON document stays as it was.
 _QUERY_VALUE = re.compile(r"(?P<name>[?&#;][^=&#;\s]+)=[^&#;\s'\"]*")
 # Headers and settings that carry a secret, in a line, a dict's repr or JSON.
 _SECRET_FIELD = re.compile(
@@ -51,11 +52,16 @@ def _mask_url(m: re.Match) -> str:
     return m["scheme"] + rest
 
 
+def _mask_query_value(m: re.Match) -> str:
+    return f"{m['name']}={MASK}" if _SECRET_QUERY.search(m["name"]) else m[0]
+
+
 def redact_text(text: str) -> str:
-    """`text` with URL user info, query and fragment values, secret headers and tokens masked."""
+    """`text` with URL user info, secret query and fragment values, secret headers and bearer
+    tokens masked."""
     text = _URL.sub(_mask_url, str(text))
     text = _BARE_USERINFO.sub(f"{MASK}@", text)
-    text = _QUERY_VALUE.sub(lambda m: f"{m['name']}={MASK}", text)
+    text = _QUERY_VALUE.sub(_mask_query_value, text)
     text = _SECRET_FIELD.sub(lambda m: f"{m['name']}{MASK}", text)
     return _BEARER.sub(lambda m: f"{m['kind']} {MASK}", text)
 
