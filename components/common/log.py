@@ -10,21 +10,19 @@ from components.common.redact import shown
 from components.common.units import human_bytes, human_seconds
 
 
-class ForPeople(logging.Filter):
-    """Every line logged is redacted and its control characters escaped (redact.shown): a log
-    line may quote a URL, a header or a file name that came from outside."""
+class ForPeople(logging.Formatter):
+    """Every line logged, traceback included, is redacted and its control characters escaped
+    (redact.shown): a log line may quote a URL, a header or a file name that came from outside."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = shown(record.getMessage(), newlines=True), None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return shown(super().format(record), newlines=True)
 
 
 def get_logger(name: str) -> logging.Logger:
     root = logging.getLogger("mnist")
     if not root.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(ForPeople())
+        handler.setFormatter(ForPeople("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False

@@ -174,9 +174,15 @@ def test_control_characters_in_a_file_name_are_shown_escaped(tmp_path, model):
 
 
 def test_log_lines_escape_control_characters_and_redact(caplog):
-    caplog.handler.addFilter(ForPeople())  # as get_logger's handler has it
-    get_logger("test").info("reading %s from %s", "a\x1b[2Jb.png", "http://u:pw@host/x?sig=abc")
+    caplog.handler.setFormatter(ForPeople())  # as get_logger's handler has it
+    log = get_logger("test")
+    log.info("reading %s from %s", "a\x1b[2Jb.png", "http://u:pw@host/x?sig=abc")
+    try:
+        raise ValueError("GET http://u:pw2@host/ failed")
+    except ValueError:
+        log.exception("the traceback too")
     line = caplog.text
+    assert "pw2" not in line and "***@host" in line
     assert "a\\x1b[2Jb.png" in line and not RAW_CONTROL.search(line.rstrip("\n"))
     assert "pw" not in line and "abc" not in line
 
