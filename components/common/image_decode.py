@@ -4,12 +4,13 @@ Only the formats batch prediction accepts are ever parsed (no Ghostscript, no ex
 Before any pixel is decoded, the header's size and mode are checked against two limits: the
 pixel count (MAX_PIXELS) and the bytes held at once while decoding (MAX_DECODED_BYTES: the
 decoded pixels in Pillow's storage of the mode, plus a conversion the reduction needs and a
-decoder's own full-size buffer), so a 77 KB file cannot make one request hold gigabytes.
-Large images are reduced while they are decoded where the decoder can (JPEG: at 1/2..1/8
-scale; 16-bit grayscale: straight to 8 bits), and otherwise right after decoding, before any
-conversion copies them (smaller ones, under 2 * WORK_SIDE a side, are converted as they are:
-at most about 50 MB). Every mode (1-bit, palette, CMYK, 16-bit, alpha) becomes 0..255
-luminance. Any failure becomes an `ImageError` with a short reason for a CSV row.
+decoder's own buffer: a progressive JPEG's coefficients, libtiff's strip or tile), so a 77 KB
+file cannot make one request hold gigabytes. Large images are reduced while they are decoded
+where the decoder can (JPEG, and MPO alike: at 1/2..1/8 scale; 16-bit grayscale: straight to
+8 bits), and otherwise right after decoding, before any conversion copies them (smaller ones,
+under 2 * WORK_SIDE a side, are converted as they are: at most about 50 MB). Every mode
+(1-bit, palette, CMYK, 16-bit, alpha) becomes 0..255 luminance. Any failure becomes an
+`ImageError` with a short reason for a CSV row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 MAX_DECODED_BYTES = 96 * 2**20  # held at once by one decode: a 12 MP RGBA PNG, reduced, fits
@@ -152,17 +153,42 @@ def _decoder_bytes(img: Image.Image) -> int:
         return _WEBP_CANVASES * width * height
     if img.format == "HEIF":  # libheif's decoded RGB(A) picture, copied into Pillow's
         return 4 * width * height
-    if img.format == "JPEG" and img.info.get("progressive"):
+    if _jpeg(img) and img.info.get("progressive"):
         # progressive scans keep every DCT coefficient (2 bytes) of every component in memory
         layers = getattr(img, "layer", None) or [(0, 1, 1, 0)]
         most = max(h * v for _, h, v, _ in layers) or 1
         return 2 * width * height * sum(h * v for _, h, v, _ in layers) // most
+    if any(tile.codec_name == "libtiff" for tile in getattr(img, "tile", None) or ()):
+        return _libtiff_buffer(img)
     return 0
+
+
+def _jpeg(img: Image.Image) -> bool:
+    """A JPEG-family image: a JPEG, or an MPO (a camera's multi-picture JPEG), whose first
+    picture is decoded by the same decoder with the same buffers."""
+    return isinstance(img, JpegImagePlugin.JpegImageFile)
+
+
+def _libtiff_buffer(img: Image.Image) -> int:
+    """libtiff's buffer of one strip (or tile) as decoded, at the sizes the tags declare: a
+    TIFF written as one strip holds a second full-size copy of its pixels there. YCbCr and
+    JPEG-compressed TIFFs are read as RGBA (4 bytes a pixel)."""
+    tags = img.tag_v2  # type: ignore[attr-defined]
+    width, height = img.size
+    bits = tags.get(258) or (1,)
+    bits = max(bits) if isinstance(bits, tuple) else int(bits)
+    pixel = -(-(tags.get(277) or 1) * bits // 8)
+    if tags.get(262) == 6 or tags.get(259) in (6, 7):
+        pixel = max(pixel, 4)
+    if tags.get(322) and tags.get(323):  # tiled: one tile, however large it is declared
+        return int(tags[322]) * int(tags[323]) * pixel
+    rows = min(int(tags.get(278) or height), height)  # no RowsPerStrip: one strip
+    return rows * width * pixel
 
 
 def _draft(img: Image.Image) -> None:
     """Let the JPEG decoder produce grayscale directly, at 1/2..1/8 scale for large photos."""
-    if img.format != "JPEG":
+    if not _jpeg(img):
         return
     width, height = img.size
     shrink = max(1.0, max(width, height) / WORK_SIDE)
@@ -195,7 +221,7 @@ def _check_budget(img: Image.Image, declared: tuple[int, int], decoder_bytes: in
     width, height = img.size  # after a JPEG draft: the reduced size
     modes = (img.mode, *_reduction_copies(img)) if _factor(img.size) >= 2 else (img.mode,)
     needed = decoder_bytes + width * height * sum(_bytes_per_pixel(mode) for mode in modes)
-    progressive = img.format == "JPEG" and img.info.get("progressive")
+    progressive = _jpeg(img) and img.info.get("progressive")
     _check_bytes(declared, "progressive JPEG" if progressive else img.mode, needed)
 
 

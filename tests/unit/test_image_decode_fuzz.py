@@ -150,7 +150,29 @@ def worst_cases() -> dict[str, bytes]:
         "TIFF 6000x6000 RGBA 16-bit": tiff(6000, 6000, 16, 4, 2, rows=6000),
         "BMP 6000x-6000 32-bit": bmp(6000, -6000, 32, rows=6000),
         "WebP 4000x4000": encoded(_photo((4000, 4000)), "WEBP", quality=10, method=0),
+        "progressive 6000x4000 MPO": mpo((6000, 4000), progressive=True),
+        "baseline 8000x5000 MPO": mpo((8000, 5000)),
+        **{f"TIFF {name}, one strip": one_strip(*case) for name, case in _ONE_STRIP.items()},
     }
+
+
+def mpo(size: tuple[int, int], **options) -> bytes:
+    """A camera's multi-picture JPEG: the photo, then a 64x64 second picture."""
+    options = {"save_all": True, "append_images": [_photo((64, 64))], "subsampling": 0, **options}
+    return encoded(_photo(size), "MPO", **options)
+
+
+_ONE_STRIP = {  # libtiff decodes each into a strip buffer as large as the image
+    "5000x4800 RGB deflate": ((5000, 4800), "RGB", "tiff_deflate"),
+    "5000x4800 RGB JPEG": ((5000, 4800), "RGB", "jpeg"),
+    "4000x4000 16-bit LZW": ((4000, 4000), "I;16", "tiff_lzw"),
+}
+
+
+def one_strip(size: tuple[int, int], mode: str, compression: str) -> bytes:
+    """A TIFF whose pixels are all in one strip (RowsPerStrip = its height)."""
+    img = _photo(size, "L").convert(mode) if mode == "I;16" else _photo(size, mode)
+    return encoded(img, "TIFF", compression=compression, tiffinfo={278: size[1]})
 
 
 # -- what every input must give -----------------------------------------------------------------
