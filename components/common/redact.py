@@ -19,51 +19,110 @@ the last `@` of the URL is masked, at the cost of masking a rare `@` in a path t
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
-# Query parameters that carry a secret or a signature (presigned S3/GCS URLs, tokens).
+# Names of query parameters, settings and headers that carry a secret (presigned S3/GCS/Azure
+# URLs, tokens, passwords); matched anywhere in the name: `X-Amz-Signature`, `MINIO_ROOT_PASSWORD`.
 _SECRET_QUERY = re.compile(
-    r"(token|secret|signature|password|passwd|pwd|key|credential|auth|sig|session|code)", re.I
+    r"(token|secret|signature|password|passwd|pwd|pass|pw|key|credential|auth|sig|session|code|jwt)",
+    re.I,
 )
-# A URL: a scheme, `://`, then everything up to ASCII white space (a password may hold a quote
-# or a no-break space).
-_URL = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<rest>\S+)", re.I | re.A)
-# `user:pass@host` with no scheme (an endpoint typed as host:port).
-_BARE_USERINFO = re.compile(r"(?<![\w/.@-])[^\s/@:'\"=]+:(?!//)\S*@(?=[\w.\[-])", re.A)
-# `?name=value`, `&name=value`, `#name=value`, `;name=value`: masked when the name is one that
-# carries a secret (`_SECRET_QUERY`), so `?page=2` in a JSON document stays as it was.
-_QUERY_VALUE = re.compile(r"(?P<name>[?&#;][^=&#;\s]+)=[^&#;\s'\"]*")
-# Headers and settings that carry a secret, in a line, a dict's repr or JSON.
+# A URL: a scheme, `://` (or a typo's `:/`, or `//` alone), then everything up to ASCII white
+# space (a password may hold a quote or a no-break space). The scheme may follow `_` or a digit
+# (`x_https://`), never a letter.
+_URL = re.compile(
+    r"(?P<scheme>(?<![a-z+.-])[a-z][a-z0-9+.-]*:/{1,2}|(?<![\w:/])//)(?P<rest>[^\s/]\S*)",
+    re.I | re.A,
+)
+# `user:pass@host` with no scheme (an endpoint typed as host:port): the host has a dot, a port,
+# brackets or is localhost, so `daily-03:00@utc` or `image:v1@sha256:...` stay as they are.
+_BARE_USERINFO = re.compile(
+    r"(?<![\w/.@-])[^\s/@:'\"=]+:(?!//)\S*@"
+    r"(?=\[|[\w-]+(?:\.[\w-]+)+|[\w.-]+:\d|localhost\b)",
+    re.A,
+)
+# `?name=value`, `&name=value`, `#name=value`, `;name=value` inside a URL or a path with a query:
+# masked when the name (percent-decoded) carries a secret, so `?page=2` stays as it was.
+_QUERY_VALUE = re.compile(r"(?P<name>[?&#;][^=&#;\s]+)=(?P<value>[^&#;\s]*)")
+_WITH_QUERY = re.compile(r"\S*\?\S*")
+# Settings and headers that carry a secret, in a line, a dict's repr, JSON or YAML: the name
+# ends in a secret word (`DB_PASSWORD`, `X-Auth-Token`, `secretAccessKey`, `"token"`), then `:`
+# or `=`, then the value: a quoted string whole, else up to white space or punctuation.
+_SECRET_WORD = (
+    r"(?:password|passwd|pwd|secret|token|api[_-]?key|credentials?|authorization|jwt|signature"
+    r"|(?:access|secret|private|account|client|master|shared|storage|session)[_-]?key)"
+)
 _SECRET_FIELD = re.compile(
-    r"(?P<name>\b(?:authorization|proxy-authorization|cookie|set-cookie|x-amz-security-token"
-    r"|x-api-key|api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|aws_secret_access_key"
-    r"|aws_session_token|secret[_-]?key|password|passwd|client[_-]?secret)['\"]?\s*[:=]\s*['\"]?)"
-    r"(?P<value>(?:(?:bearer|basic|token|digest|aws4-hmac-sha256)\s+)?[^\s'\",;}]+)",
+    r"(?P<name>(?<![a-z0-9])[a-z0-9_-]*?" + _SECRET_WORD + r")(?![a-z0-9])"
+    r"(?P<sep>['\"]?\s*[:=]\s*)"
+    r"(?P<value>b?\"(?:[^\"\\\n]|\\.)*\"|b?'(?:[^'\\\n]|\\.)*'"
+    r"|(?:(?:bearer|basic|token|digest|aws4-hmac-sha256)\s+)?[^\s'\",;}\])&#]+)",
+    re.I,
+)
+# `--password X`, `--token=X` on a command line.
+_SECRET_FLAG = re.compile(
+    r"(?P<name>--[a-z0-9-]*?(?:password|passwd|secret|token|api-key|access-key|secret-key))"
+    r"(?P<sep>=|\s+)(?P<value>\S+)",
+    re.I,
+)
+# Headers whose whole value is secret, to the end of the line: every cookie, any auth scheme.
+_SECRET_HEADER = re.compile(
+    r"(?P<name>\b(?:set-)?cookie|\b(?:proxy-)?authorization)(?P<sep>\s*:\s*)"
+    r"(?P<value>[^\r\n'\"]+)",
     re.I,
 )
 _BEARER = re.compile(r"\b(?P<kind>bearer|basic)\s+[a-z0-9._~+/=-]{8,}", re.I)
+# Tokens known by their shape (GitHub, GitLab, Slack, OpenAI-style keys) and URLs whose path is
+# the secret (Slack webhooks, Telegram bots).
+_KNOWN_TOKEN = re.compile(
+    r"\b(?:gh[pousr]_|github_pat_|glpat-|xox[abprs]-|sk-)[A-Za-z0-9_-]{16,}"
+    r"|(?<=hooks\.slack\.com/services/)\S+|(?<=api\.telegram\.org/bot)[^/\s]+",
+    re.A,
+)
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the user info of a URL's `rest` (after `://`) ends, or -1. Up to the last `@`,
+    unless what comes before it is a host with a path holding an `@` (`bucket/path@v1`)."""
+    before, at, _ = rest.rpartition("@")
+    if not at:
+        return -1
+    if "/" in before and ":" not in before.split("/", 1)[0]:
+        return -1
+    return len(before)
 
 
 def _mask_url(m: re.Match) -> str:
     rest = m["rest"]
-    if "@" in rest:
-        rest = MASK + "@" + rest.rpartition("@")[2]
-    return m["scheme"] + rest
+    end = _userinfo_end(rest)
+    if end >= 0:
+        rest = MASK + rest[end:]
+    return m["scheme"] + _QUERY_VALUE.sub(_mask_query_value, rest)
 
 
 def _mask_query_value(m: re.Match) -> str:
-    return f"{m['name']}={MASK}" if _SECRET_QUERY.search(m["name"]) else m[0]
+    return f"{m['name']}={MASK}" if _SECRET_QUERY.search(unquote(m["name"])) else m[0]
+
+
+def _mask_value(m: re.Match) -> str:
+    value = m["value"]
+    quote = value[-1] if value[-1:] in "\"'" and len(value) > 1 else ""
+    return m["name"] + m["sep"] + (quote + MASK + quote if quote else MASK)
 
 
 def redact_text(text: str) -> str:
-    """`text` with URL user info, secret query and fragment values, secret headers and bearer
-    tokens masked."""
+    """`text` with URL user info, secret query and fragment values, secret settings, headers and
+    flags, and bearer tokens masked. Quoted values keep their quotes (a JSON document stays
+    JSON)."""
     text = _URL.sub(_mask_url, str(text))
     text = _BARE_USERINFO.sub(f"{MASK}@", text)
-    text = _QUERY_VALUE.sub(_mask_query_value, text)
-    text = _SECRET_FIELD.sub(lambda m: f"{m['name']}{MASK}", text)
-    return _BEARER.sub(lambda m: f"{m['kind']} {MASK}", text)
+    text = _WITH_QUERY.sub(lambda m: _QUERY_VALUE.sub(_mask_query_value, m[0]), text)
+    text = _SECRET_HEADER.sub(_mask_value, text)
+    text = _SECRET_FIELD.sub(_mask_value, text)
+    text = _SECRET_FLAG.sub(_mask_value, text)
+    text = _BEARER.sub(lambda m: f"{m['kind']} {MASK}", text)
+    return _KNOWN_TOKEN.sub(MASK, text)
 
 
 def redact_url(url: str) -> str:
@@ -72,7 +131,9 @@ def redact_url(url: str) -> str:
     match = _URL.fullmatch(url.strip())
     if not match:
         return redact_text(url)
-    rest = match["rest"].rpartition("@")[2] if "@" in match["rest"] else match["rest"]
+    rest = match["rest"]
+    end = _userinfo_end(rest)
+    rest = rest[end + 1 :] if end >= 0 else rest
     return match["scheme"] + re.split(r"[?#;]", rest, maxsplit=1)[0]
 
 

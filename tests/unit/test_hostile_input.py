@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from components.batch_predict.report import Tally, markdown_table
 from components.common import spec
 from components.common.log import ForPeople, get_logger
+from components.common.redact import redact_text
 from components.common.store import LocalStore
 from components.download.fetch import DownloadError, RetryPolicy, download
 from pipeline.cli import main
@@ -323,3 +324,48 @@ def test_a_kubernetes_error_body_that_is_not_a_status_still_gives_one_line(body)
 
     line = _describe(SimpleNamespace(status=500, body=body), "create", INFERENCE_SERVICE, "ns", "x")
     assert "HTTP 500" in line and "\n" not in line
+
+
+# --- a second review's forms of secrets, and legitimate text that must stay as it is --------
+
+SECRET = "S3CRETxyz"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MINIO_ROOT_PASSWORD=S3CRETxyz", "DB_PASSWORD=S3CRETxyz", "MINIO_SECRET_KEY=S3CRETxyz",
+        "X-Auth-Token: S3CRETxyz", "Private-Token: S3CRETxyz", "X-Vault-Token: S3CRETxyz",
+        '{"token": "S3CRETxyz"}', '{"secret": "S3CRETxyz"}', "secretAccessKey: S3CRETxyz",
+        "pwd=S3CRETxyz", "--password S3CRETxyz", '{"password": "hello S3CRETxyz"}',
+        "'password': b'S3CRETxyz'", "Cookie: a=1; session=S3CRETxyz",
+        "https://host/?pass=S3CRETxyz", "https://host/?pw=S3CRETxyz", "https://host/?jwt=S3CRETxyz",
+        "https://host/p?%73ig=S3CRETxyz", "https://host/p?token='S3CRETxyz'",
+        "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=S3CRETxyz",
+        "x_https://user:S3CRETxyz@host/", "9https://user:S3CRETxyz@host/",
+        "https:/user:S3CRETxyz@host", "//user:S3CRETxyz@host/path", "redis://:S3CRETxyz@host:6379",
+        "https://hooks.slack.com/services/T000/B000/S3CRETxyz",
+        "https://api.telegram.org/botS3CRETxyz/getMe", "ghp_S3CRETxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01",
+    ],
+)  # fmt: skip
+def test_secrets_in_the_forms_a_second_review_found_are_masked(text):
+    assert SECRET not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "daily-03:00@utc", "train 12:30@node-1", "postgres-operator:v1.2@sha256:abcd",
+        "s3://bucket/path@v1/file", "issue #code=42", "nightly;session=3",
+        "see https://x.org/y?page=2&limit=10 ok", "--token-file /tmp/t", "https://host:8080/a/b",
+        "Error: --token-file: cannot be read", "http://[::1]:9000/x",
+    ],
+)  # fmt: skip
+def test_text_without_a_secret_is_left_as_it_is(text):
+    assert redact_text(text) == text
+
+
+def test_a_json_document_stays_json_when_a_value_is_masked():
+    document = json.dumps({"password": "a b", "name": "run", "url": "https://h/?token=x&page=2"})
+    masked = json.loads(redact_text(document))
+    assert masked == {"password": "***", "name": "run", "url": "https://h/?token=***&page=2"}
