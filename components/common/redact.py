@@ -45,7 +45,7 @@ _BARE_USERINFO = re.compile(
 # `?name=value`, `&name=value`, `#name=value`, `;name=value` inside a URL or a path with a query:
 # masked when the name (percent-decoded) carries a secret, so `?page=2` stays as it was.
 _QUERY_VALUE = re.compile(r"(?P<name>[?&#;][^=&#;\s]+)=(?P<value>[^&#;\s]*)")
-_WITH_QUERY = re.compile(r"\S*\?\S*")
+_WITH_QUERY = re.compile(r"\S*[?&]\S*")
 # Settings and headers that carry a secret, in a line, a dict's repr, JSON or YAML: the name
 # ends in a secret word (`DB_PASSWORD`, `X-Auth-Token`, `secretAccessKey`, `"token"`), then `:`
 # or `=`, then the value: a quoted string whole, else up to white space or punctuation.
