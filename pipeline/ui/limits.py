@@ -1,7 +1,8 @@
 """What one `mnist-pipeline ui` process lets its clients hold: time, connections, memory, CPU.
 
-One set of numbers serves the server (pipeline/ui/server.py: connections and the deadline for
-a request's headers) and the app (pipeline/ui/app.py: the deadline for a body, how many
+One set of numbers serves the server (pipeline/ui/server.py: connections, per client too, the
+lifetime of a keep-alive connection, and the deadlines for a request's headers and for sending
+an answer) and the app (pipeline/ui/app.py: the deadline for a body, how many
 uploads are held and images decoded at once), so the CLI and the tests configure both the same
 way. The memory of one decode is bounded in components/common/image_decode.py.
 """
@@ -30,6 +31,18 @@ class Limits:
     body_seconds: float = 20.0
     # Connections open at once; the next one is answered 503 and closed at once.
     connections: int = 64
+    # Connections open at once from one client address, so one client cannot hold them all;
+    # the next one is answered 503 and closed. Behind a proxy (an ingress, `kubectl
+    # port-forward`) every client has the proxy's address: raise it there, to `connections`.
+    connections_per_client: int = 8
+    # Requests answered on one keep-alive connection, and its lifetime: the answer after
+    # either carries `Connection: close`, so a busy client reconnects (and queues behind the
+    # per-client cap) instead of holding a connection for ever.
+    requests_per_connection: int = 100
+    connection_seconds: float = 60.0
+    # How long an answer may wait on a client that does not read it (the socket's buffers
+    # full, asyncio's pause_writing with no resume_writing) before the connection is aborted.
+    send_seconds: float = 20.0
     # Uploads held at once (each up to MAX_UPLOAD bytes, until its answer is sent).
     uploads: int = 8
     # Images decoded at once: one per core, as each decode is CPU-bound and holds up to

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,8 +74,10 @@ def closed_after(sock: socket.socket, trickle: bytes = b"", every: float = 0.2, 
     pytest.fail(f"the connection was still open after {cap} s (answered {answer[:80]!r})")
 
 
-def connect(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=5)
+def connect(port: int, source: str | None = None) -> socket.socket:
+    """A connection to the server, from `source` (another loopback address: another client)."""
+    where = (source, 0) if source else None
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=where)
 
 
 # -- memory: a 77 KB PNG held 611 MB ---------------------------------------------------------
@@ -204,6 +207,79 @@ def test_connections_over_the_cap_get_503_and_are_closed():
             sock.close()
         time.sleep(0.2)
         assert call(port, "GET", "/healthz")[0] == 200  # room again
+
+
+def test_a_client_holding_its_share_of_connections_does_not_stop_another():
+    application, limits = app(connections=4, connections_per_client=2)
+    with serving(application, limits) as port:
+        hog = [connect(port) for _ in range(2)]
+        time.sleep(0.2)
+        with connect(port) as extra:  # the hog's third
+            _, answer = closed_after(extra)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 2" in answer
+        assert b"too many open connections from your address" in answer
+        with connect(port, source="127.0.0.2") as other:  # another client (Linux loopback)
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            _, answer = closed_after(other)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        for sock in hog:
+            sock.close()
+
+
+def test_a_keep_alive_connection_closes_after_its_requests_or_its_lifetime():
+    application, limits = app(requests_per_connection=3)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serving(application, limits) as port, connect(port) as sock:
+        sock.sendall(request * 5)  # pipelined: the last two are not answered
+        _, answer = closed_after(sock)
+    assert answer.count(b"HTTP/1.1 200 ") == 3, answer
+    assert answer.rsplit(b"HTTP/1.1 200 ", 1)[1].lower().count(b"connection: close") == 1
+    assert answer.lower().count(b"connection: close") == 1  # only the last answer
+
+    application, limits = app(connection_seconds=0.5)
+    with serving(application, limits) as port, connect(port) as sock:
+        start, answers = time.monotonic(), b""
+        sock.settimeout(5)
+        while time.monotonic() - start < 5:  # a client that is never idle
+            try:
+                sock.sendall(request)
+                data = sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            answers += data
+            time.sleep(0.2)
+    assert time.monotonic() - start < 2, "the connection outlived its lifetime"
+    assert b"connection: close" in answers.lower()
+
+
+def server_side(port: int, client: socket.socket) -> str | None:
+    """The TCP state ('01': established) of the server's end of `client`'s connection, from
+    /proc/net/tcp; None once the server has let it go (the client may never see a reset that
+    arrives while its receive window is full)."""
+    ends = {f":{port:04X}", f":{client.getsockname()[1]:04X}"}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if local.endswith(f":{port:04X}") and {local[-5:], remote[-5:]} == ends:
+            return state
+    return None
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off_at_the_send_deadline():
+    application, limits = app(send_seconds=1.0, requests_per_connection=1000)
+    with serving(application, limits) as port:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 400)  # and never reads
+            start = time.monotonic()
+            while server_side(port, sock) == "01" and time.monotonic() - start < 15:
+                time.sleep(0.1)
+            seconds = time.monotonic() - start
+            assert server_side(port, sock) != "01", "still connected after 15 s"
+        assert seconds < limits.send_seconds + 3
+        assert call(port, "GET", "/healthz")[0] == 200  # the server answers others
 
 
 # -- a client that leaves mid-upload -----------------------------------------------------------
