@@ -29,6 +29,7 @@ from components.common import provenance, spec
 from components.common.failure import one_line
 from components.common.log import Progress, get_logger
 from components.common.parameters import DEFAULTS, check
+from components.common.redact import printable
 from components.common.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
@@ -284,7 +285,7 @@ def write_predictions(
                     lines.append(result_line(row))
                 tally.add(row, item.pixels)
             if lines:
-                log.info("%s", "\n".join(lines))
+                log.info("\n".join(lines))  # ours: one line per image, keys made printable
             progress.update(len(batch))
     if tally.total > RESULT_LINES:
         log.info("... and %d more results in %s", tally.total - RESULT_LINES, spec.PREDICTIONS_CSV)
@@ -331,8 +332,10 @@ def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list
 
 
 def result_line(row: Row) -> str:
-    """One image in the tutorial's words: `7.jpg: The result: [7]`."""
+    """One image in the tutorial's words: `7.jpg: The result: [7]`. The key is shown on one
+    line (a newline in a file name cannot forge a line of the log)."""
     key, digit, confidence, error, low = row
+    key = printable(key)
     if error:
         return f"{key}: error: {error}"
     note = f"  (low confidence {float(confidence):.2f})" if low else ""

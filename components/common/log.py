@@ -6,16 +6,26 @@ import logging
 import sys
 import time
 
-from components.common.redact import shown
+from components.common.redact import printable, shown
 from components.common.units import human_bytes, human_seconds
 
 
 class ForPeople(logging.Formatter):
     """Every line logged, traceback included, is redacted and its control characters escaped
-    (redact.shown): a log line may quote a URL, a header or a file name that came from outside."""
+    (redact.shown): a log line may quote a URL, a header or a file name that came from outside.
+    The values put into a message (its %-arguments) are shown on one line, so a newline in a
+    file name cannot forge a log line; the message's own newlines stay."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.args:
+            record = logging.makeLogRecord({**record.__dict__, "args": _one_line(record.args)})
         return shown(super().format(record), newlines=True)
+
+
+def _one_line(args):
+    if isinstance(args, dict):
+        return {k: printable(v) if isinstance(v, str) else v for k, v in args.items()}
+    return tuple(printable(v) if isinstance(v, str) else v for v in args)
 
 
 def get_logger(name: str) -> logging.Logger:

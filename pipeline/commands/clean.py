@@ -68,15 +68,19 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
 
 
 def _report(store, todo, deleting: bool) -> None:
+    """One line per object; a key is shown on one line (a newline in a name forges none)."""
+    from components.common.redact import printable
+
+    def where(key: str) -> str:
+        return printable(store.uri(key))
+
     verb = "deleting" if deleting else "would delete"
     for info in todo.delete:
-        click.echo(f"{verb} {store.uri(info.key)} ({human_bytes(info.size)})")
+        click.echo(f"{verb} {where(info.key)} ({human_bytes(info.size)})")
     for key, _ in todo.uploads:
-        click.echo(
-            f"{'aborting' if deleting else 'would abort'} unfinished upload {store.uri(key)}"
-        )
+        click.echo(f"{'aborting' if deleting else 'would abort'} unfinished upload {where(key)}")
     for key, why in todo.kept:
-        click.echo(f"kept {store.uri(key)} ({why})")
+        click.echo(f"kept {where(key)} ({why})")
     total = sum(info.size for info in todo.delete)
     click.echo(f"{len(todo.delete)} object(s), {human_bytes(total)}, under {store.uri()}")
     if (todo.delete or todo.uploads) and not deleting:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import click
 
+from components.common.redact import printable
+
 FORMATS = ("text", "json", "yaml")
 
 
@@ -38,8 +40,21 @@ def _plain(value):
     return value
 
 
+def _one_line(value):
+    """Every string in `value` on one line: for people, a newline in a run, pipeline or file
+    name must not forge a row (pipeline/console.SafeOutput escapes the other controls)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _one_line(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_one_line(v) for v in value]
+    return value
+
+
 def emit(data, output: str, text: Callable[[object], None]) -> None:
-    """Print `data` as JSON or YAML, or call `text(data)` to print it for people."""
+    """Print `data` as JSON or YAML, or call `text(data)` to print it for people, with every
+    string in it on one line."""
     data = _plain(data)
     if output == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True))
@@ -48,7 +63,7 @@ def emit(data, output: str, text: Callable[[object], None]) -> None:
 
         click.echo(yaml.safe_dump(data, sort_keys=True, default_flow_style=False).rstrip())
     else:
-        text(data)
+        text(_one_line(data))
 
 
 def note(message: str, output: str) -> None:

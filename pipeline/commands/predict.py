@@ -35,6 +35,7 @@ def predict_cmd(
     from components.batch_predict.predictor import load_model_version, result_line
     from components.batch_predict.step import model_lineage
     from components.common.images import ImageError, to_mnist
+    from components.common.redact import printable
     from components.common.store import LocalStore, StoreError
 
     rows = []
@@ -50,7 +51,7 @@ def predict_cmd(
                 rows.append({"image": path, "prediction": None, "confidence": None,
                              "low_confidence": None, "error": str(e)})  # fmt: skip
                 if output == "text":
-                    click.echo(f"{path}: error: {e}", err=True)
+                    click.echo(f"{printable(path)}: error: {e}", err=True)
                 continue
             probabilities, classes = classify(np.expand_dims(pixels, 0))
             digit, confidence = int(classes[0]), float(probabilities[0][classes[0]])

@@ -369,3 +369,33 @@ def test_a_json_document_stays_json_when_a_value_is_masked():
     document = json.dumps({"password": "a b", "name": "run", "url": "https://h/?token=x&page=2"})
     masked = json.loads(redact_text(document))
     assert masked == {"password": "***", "name": "run", "url": "https://h/?token=***&page=2"}
+
+
+# --- a newline in a name must not forge a line ---------------------------------------------
+
+
+def test_a_newline_in_a_file_name_forges_no_line_of_clean(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    store.put_bytes("predictions/1/zz\ndeleting /home/alice/thesis.tex (88.0 MB)", b"x")
+    result = run_cli("clean", "--store", str(tmp_path / "s"))
+    lines = result.output.splitlines()
+    assert not any(line.startswith("deleting /home") for line in lines), result.output
+    assert any("zz\\ndeleting /home/alice/thesis.tex" in line for line in lines)
+
+
+def test_a_newline_in_a_run_name_forges_no_row(no_kfp_context, kfp_api):
+    assert cli("submit", "--run-name", "ok\nrun-FAKE  SUCCEEDED").exit_code == 0
+    rows = cli("runs", "list").output.splitlines()
+    assert len(rows) == 1 and rows[0].endswith("ok\\nrun-FAKE  SUCCEEDED")
+
+
+def test_a_newline_in_a_logged_value_forges_no_log_line(caplog):
+    caplog.handler.setFormatter(ForPeople("%(levelname)s %(message)s"))
+    forged = "7.png\nINFO model accuracy 0.9999, pushed (forged)"
+    get_logger("test").warning("cannot read %s: not an image", forged)
+    get_logger("test").info("two lines\nof our own")
+    assert caplog.text.splitlines() == [
+        "WARNING cannot read 7.png\\nINFO model accuracy 0.9999, pushed (forged): not an image",
+        "INFO two lines",
+        "of our own",
+    ]
