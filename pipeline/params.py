@@ -8,8 +8,6 @@ checks, so a typo fails in a second with a message instead of an hour later in a
 from __future__ import annotations
 
 import functools
-import os
-import stat
 from pathlib import Path
 
 from components.common.parameters import (
@@ -19,6 +17,7 @@ from components.common.parameters import (
     shown_value,
     unknown,
 )
+from pipeline.local_files import LocalFileError, read_small_text
 
 TYPES = {name: param.type for name, param in BY_NAME.items()}
 MAX_PARAMS_FILE = 64 * 1024  # bytes: a parameters file is a few lines; anything larger is refused
@@ -62,7 +61,10 @@ def load_params_file(path: str | Path) -> dict:
     """
     import yaml
 
-    text = _read_bounded(Path(path))
+    try:
+        text = read_small_text(path, MAX_PARAMS_FILE, "a YAML or JSON file of name: value lines")
+    except LocalFileError as e:
+        raise ParameterError(str(e)) from None
     try:
         data = yaml.load(text, Loader=_no_aliases_loader())  # noqa: S506 - SafeLoader, no aliases
     except yaml.YAMLError as e:
@@ -84,30 +86,6 @@ def load_params_file(path: str | Path) -> dict:
             raise ParameterError(f"{path}: {unknown(name)}")
         values[name] = _typed(name, value, path)
     return values
-
-
-def _read_bounded(path: Path) -> str:
-    """The text of a regular file of at most MAX_PARAMS_FILE bytes (a link is followed: the
-    person named it), or a ParameterError naming the file and what is wrong with it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
-    except OSError as e:
-        raise ParameterError(f"{path}: cannot be read: {e.strerror}") from None
-    with open(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ParameterError(f"{path}: {kind}; give a YAML or JSON file")
-        data = f.read(MAX_PARAMS_FILE + 1)
-    if len(data) > MAX_PARAMS_FILE:
-        raise ParameterError(
-            f"{path}: larger than {MAX_PARAMS_FILE // 1024} KB; a parameters file holds a few "
-            "name: value lines"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ParameterError(f"{path}: not a text file (not UTF-8)") from None
 
 
 @functools.cache

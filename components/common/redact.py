@@ -54,7 +54,7 @@ _SECRET_WORD = (
     r"|(?:access|secret|private|account|client|master|shared|storage|session)[_-]?key)"
 )
 _SECRET_FIELD = re.compile(
-    r"(?P<name>(?<![a-z0-9])[a-z0-9_-]*?" + _SECRET_WORD + r")(?![a-z0-9])"
+    r"(?P<name>(?<![a-z0-9/\\.])[a-z0-9_-]*?" + _SECRET_WORD + r")(?![a-z0-9])"
     r"(?P<sep>['\"]?\s*[:=]\s*)"
     r"(?P<value>b?\"(?:[^\"\\\n]|\\.)*\"|b?'(?:[^'\\\n]|\\.)*'"
     r"|(?:(?:bearer|basic|token|digest|aws4-hmac-sha256)\s+)?[^\s'\",;}\])&#]+)",

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import click
 from click.core import ParameterSource
 
+from pipeline.local_files import LocalFileError, read_small_text
 from pipeline.params import (
     TYPES,
     ParameterError,
@@ -57,9 +58,17 @@ class KfpSettings:
         """The token values that must never be printed."""
         found = [self.token] if self.token else []
         if self.token_file:
-            with contextlib.suppress(OSError):
-                found.append(Path(self.token_file).read_text().strip())
+            with contextlib.suppress(LocalFileError):
+                found.append(read_token_file(self.token_file))
         return [s for s in found if s]
+
+
+MAX_TOKEN_FILE = 64 * 1024  # bytes: a service account's JWT is about 1 kB
+
+
+def read_token_file(path: str) -> str:
+    """The bearer token in `path`, read with bounds (pipeline/local_files.py)."""
+    return read_small_text(path, MAX_TOKEN_FILE, "a file holding a bearer token").strip()
 
 
 def normalize_host(host: str) -> str:
@@ -110,8 +119,13 @@ def settings_from_flags(
             f"port-forward, `{PORT_FORWARD}` then --host http://localhost:8080)"
         )
     token, token_file = _pick_token(token, token_file)
-    if token_file and not Path(token_file).read_text().strip():
-        raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+    if token_file:
+        try:
+            token_text = read_token_file(token_file)
+        except LocalFileError as e:
+            raise click.BadParameter(str(e), param_hint="--token-file") from None
+        if not token_text:
+            raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
     return KfpSettings(normalize_host(host), namespace or None, token or None, token_file, ca_cert)
 
 

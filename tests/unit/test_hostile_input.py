@@ -359,6 +359,7 @@ def test_secrets_in_the_forms_a_second_review_found_are_masked(text):
         "s3://bucket/path@v1/file", "issue #code=42", "nightly;session=3",
         "see https://x.org/y?page=2&limit=10 ok", "--token-file /tmp/t", "https://host:8080/a/b",
         "Error: --token-file: cannot be read", "http://[::1]:9000/x",
+        "/var/run/secrets/token: not a regular file", "C:\\keys\\password: no such file",
     ],
 )  # fmt: skip
 def test_text_without_a_secret_is_left_as_it_is(text):
@@ -399,3 +400,32 @@ def test_a_newline_in_a_logged_value_forges_no_log_line(caplog):
         "INFO two lines",
         "of our own",
     ]
+
+
+# --- small files a person names: the token file as the params file -------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "huge"])
+def test_a_token_file_is_read_with_bounds(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "token"
+        os.mkfifo(path)
+    elif kind == "huge":
+        path = tmp_path / "token"
+        path.write_text("x" * 100_000)
+    else:
+        path = Path(kind)
+    for env in ({}, {"KFP_TOKEN_FILE": str(path)}):
+        args = ["runs", "list", "--host", "http://127.0.0.1:9"]
+        args += [] if env else ["--token-file", str(path)]
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert "not a regular file" in result.output or "larger than 64 KB" in result.output
+
+
+def test_a_folder_as_a_parameters_file_is_named_as_one(tmp_path):
+    from pipeline.params import ParameterError, load_params_file
+
+    with pytest.raises(ParameterError, match="a folder; give a YAML or JSON file"):
+        load_params_file(tmp_path)
