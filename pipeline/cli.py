@@ -7,6 +7,7 @@ Sub-commands live in `pipeline/commands/<name>.py` and are imported only when in
 from __future__ import annotations
 
 import importlib
+import traceback
 
 import click
 
@@ -92,6 +93,17 @@ class LazyGroup(click.Group):
             raise
         except EXPECTED as e:  # a bad input or a bad condition: the message says which
             raise click.ClickException(one_line(e)) from None
+        except Exception:  # a bug: its traceback is for us, but redacted and escaped too
+            click.echo(shown(traceback.format_exc(), newlines=True), err=True)
+            ctx.exit(1)
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        """The root's own usage errors (an unknown option echoed back) are made safe too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as e:
+            e.message = shown(e.message)
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]

@@ -85,11 +85,14 @@ def _source(value) -> str | None:
     scheme = urlsplit(value).scheme
     if scheme not in ("", "http", "https", "s3", "file"):
         return f"has unsupported scheme {scheme!r} (use http(s)://, s3://, file:// or a path)"
+    from components.common.redact import malformed
+
     try:
         refuse_credentials("source", value)
     except ValueError as e:
         return str(e)
-    return None
+    problem = malformed(value)
+    return f"is not a valid URL: {problem}" if problem else None
 
 
 def _s3_endpoint(value) -> str | None:
@@ -288,5 +291,8 @@ def shown_value(value) -> str:
     bounded = reprlib.Repr()  # its attributes, not keywords: Python 3.10 and 3.11
     bounded.maxlevel, bounded.maxstring, bounded.maxother, bounded.maxlong = 2, 60, 60, 40
     bounded.maxlist = bounded.maxtuple = bounded.maxdict = bounded.maxset = 4
-    text = shown(bounded.repr(value))
+    try:
+        text = shown(bounded.repr(value))
+    except ValueError:  # an int past Python's 4300-digit limit for str()
+        text = f"an integer of {value.bit_length()} bits"
     return text if len(text) <= 200 else text[:199] + "…"

@@ -29,10 +29,10 @@ _SECRET_QUERY = re.compile(
     re.I,
 )
 # A URL: a scheme, `://` (or a typo's `:/`, or `//` alone), then everything up to ASCII white
-# space (a password may hold a quote or a no-break space). The scheme may follow `_` or a digit
-# (`x_https://`), never a letter.
+# space (a password may hold a quote or a no-break space). The scheme may follow `_`, `-` or a
+# digit (`x_https://`, `--https://`), never a letter.
 _URL = re.compile(
-    r"(?P<scheme>(?<![a-z+.-])[a-z][a-z0-9+.-]*:/{1,2}|(?<![\w:/])//)(?P<rest>[^\s/]\S*)",
+    r"(?P<scheme>(?<![a-z+.])[a-z][a-z0-9+.-]*:/{1,2}|(?<![\w:/])//)(?P<rest>[^\s/]\S*)",
     re.I | re.A,
 )
 # `user:pass@host` with no scheme (an endpoint typed as host:port): the host has a dot, a port,
@@ -178,6 +178,8 @@ def malformed(url: str) -> str | None:
                 "cannot be told apart from the password"
             )
         return "its port is not a number"
+    if not parts.hostname:
+        return "it names no host"
     if "@" in parts.netloc and "@" in url.split("://", 1)[1][len(parts.netloc) :]:
         return (
             "it holds an '@' after its host, so the host cannot be told apart from the "

@@ -83,8 +83,9 @@ OUTPUT_CLASSES = "classes"
 
 def version_number(name: str) -> int | None:
     """The model version a folder name stands for: canonical ASCII decimals only ("7", never
-    "007", "٣" or "²", which str.isdigit takes for digits); None for any other name."""
+    "007", "٣" or "²", which str.isdigit takes for digits), below 10^18; None for any other
+    name."""
     canonical = name == "0" or (
-        name[:1] in tuple("123456789") and name.isascii() and name.isdigit()
+        name[:1] in tuple("123456789") and name.isascii() and name.isdigit() and len(name) < 19
     )
     return int(name) if canonical else None

@@ -429,3 +429,30 @@ def test_a_folder_as_a_parameters_file_is_named_as_one(tmp_path):
 
     with pytest.raises(ParameterError, match="a folder; give a YAML or JSON file"):
         load_params_file(tmp_path)
+
+
+def test_a_bugs_traceback_is_still_shown_but_redacted(tmp_path, monkeypatch):
+    from pipeline import cleanup
+
+    def bug(*args):
+        raise TypeError("GET https://u:Pw0rd42@h.example/x?token=Tk42 \x1b[2J")
+
+    monkeypatch.setattr(cleanup, "plan", bug)
+    (tmp_path / "s").mkdir()
+    result = CliRunner().invoke(main, ["clean", "--store", str(tmp_path / "s")], color=True)
+    assert result.exit_code == 1 and "Traceback" in result.output and "TypeError" in result.output
+    assert "Pw0rd42" not in result.output and "Tk42" not in result.output
+    assert not RAW_CONTROL.search(result.output.replace("\n", ""))
+
+
+def test_the_roots_own_usage_errors_are_redacted():
+    result = run_cli("--https://u:Pw0rd42@h.example/")
+    assert result.exit_code == 2 and "Pw0rd42" not in result.output
+
+
+@pytest.mark.parametrize("source", ["https:///x", "http://:80/x"])
+def test_a_source_url_without_a_host_is_refused_with_the_parameters(source):
+    from components.common.parameters import ParameterError, check
+
+    with pytest.raises(ParameterError, match="not a valid URL"):
+        check("source", source)
