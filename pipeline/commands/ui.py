@@ -32,8 +32,23 @@ from pipeline.commands.options import require_tensorflow, s3_endpoint_option
 @s3_endpoint_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--connections-per-client",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Connections one client address may hold open. Behind a proxy (an ingress, "
+    "kubectl port-forward) every client has the proxy's address: raise it to 64 there and "
+    "limit clients at the proxy.",
+)
 def ui_cmd(
-    model_uri: str, serving_url: str | None, check: bool, s3_endpoint: str, host: str, port: int
+    model_uri: str,
+    serving_url: str | None,
+    check: bool,
+    s3_endpoint: str,
+    host: str,
+    port: int,
+    connections_per_client: int,
 ):
     """Serve a page to draw or upload a digit and see the prediction, the 10 probabilities
     and the 28x28 image the model saw, from an exported model or from TF Serving.
@@ -60,6 +75,7 @@ def ui_cmd(
             backend = Embedded(model_uri, s3_endpoint)
     except BackendError as e:
         raise click.ClickException(str(e)) from None
-    limits = Limits()  # pipeline/ui/limits.py: deadlines, connections, uploads, decodes
+    # pipeline/ui/limits.py: deadlines, connections, uploads, decodes
+    limits = Limits(connections_per_client=connections_per_client)
     click.echo(f"serving {backend.label} at http://{host}:{port}/", err=True)
     make_server(create_app(backend, limits=limits), host, port, limits).run()
