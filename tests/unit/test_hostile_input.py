@@ -456,3 +456,11 @@ def test_a_source_url_without_a_host_is_refused_with_the_parameters(source):
 
     with pytest.raises(ParameterError, match="not a valid URL"):
         check("source", source)
+
+
+def test_a_quoted_value_is_at_most_200_characters_whatever_its_shape():
+    from components.common.parameters import shown_value
+
+    wide = {"k" * 50 + str(i): "v" * 100 for i in range(10)}
+    for value in (wide, [wide] * 4, "x" * 10_000, 10**5000):
+        assert len(shown_value(value)) <= 200
