@@ -70,7 +70,21 @@ def describe_failure(exc: Exception, settings: KfpSettings) -> str | None:
         return f"cannot read the token file {exc.filename}: {exc.strerror}"
     if isinstance(exc, ValueError) and _raised_in_kfp(exc):  # e.g. two experiments, one name
         return f"KFP API at {host}: {exc}"
+    if isinstance(exc, (TypeError, ValueError)) and _through(exc, "kfp_server_api.api_client"):
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        return f"KFP API at {host} answered something the kfp client cannot read ({reason})"
     return None
+
+
+def _through(exc: Exception, module: str) -> bool:
+    """Whether `module`'s code is on the way to where `exc` was raised (the answer's
+    deserialization, for a field of the wrong type)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "") == module:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _raised_in_kfp(exc: Exception) -> bool:
@@ -132,8 +146,11 @@ _HINTS = {
 def _describe_status(exc, settings: KfpSettings) -> str:
     status = exc.status or 0
     where = f"KFP API at {settings.host}"
-    if status == 0:  # kfp_server_api's wrapping of an SSL error
+    if status == 0 and str(exc.reason).startswith("SSLError"):  # kfp_server_api's wrapping
         return _describe_tls(str(exc.reason), settings.host)
+    if status == 0:  # the client could not read the answer (a date that is not one, say)
+        reason = " ".join(str(exc.reason).split())[:200]
+        return f"{where} answered something the kfp client cannot read: {reason}"
     phrase = _phrase(status)
     if 300 <= status < 400:
         location = (exc.headers or {}).get("location", "elsewhere").split("?")[0]

@@ -10,7 +10,7 @@ import json
 
 import click
 
-from pipeline.commands.kfp_connection import kfp_client
+from pipeline.commands.kfp_connection import KfpApiError, kfp_client
 from pipeline.commands.kfp_options import kfp_options, quietly
 from pipeline.commands.options import KFP_ID
 from pipeline.commands.output import emit, note, output_option
@@ -110,10 +110,13 @@ def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int
             namespace=kfp_settings.namespace,
             filter=query,
         )
-    runs = [
-        run_summary(r, kfp_settings.link(f"runs/details/{r.run_id}"))
-        for r in (answer.runs or [])[:limit]
-    ]
+    listed = list(answer.runs or [])[:limit]
+    if any(not isinstance(r.run_id, str) or not r.run_id for r in listed):
+        raise KfpApiError(
+            f"KFP API at {kfp_settings.host} answered runs without an id: not the KFP API's "
+            "answer; check --host"
+        )
+    runs = [run_summary(r, kfp_settings.link(f"runs/details/{r.run_id}")) for r in listed]
 
     def text(rows):
         if not rows:

@@ -18,7 +18,7 @@ from components.common.redact import redact_text
 from components.common.store import LocalStore
 from components.download.fetch import DownloadError, RetryPolicy, download
 from pipeline.cli import main
-from tests.unit.test_cli_kfp import cli
+from tests.unit.test_cli_kfp import cli, one_line_error
 from tests.unit.test_download import FaultServer
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_delay=0.05, deadline=20, timeout=5)
@@ -464,3 +464,19 @@ def test_a_quoted_value_is_at_most_200_characters_whatever_its_shape():
     wide = {"k" * 50 + str(i): "v" * 100 for i in range(10)}
     for value in (wide, [wide] * 4, "x" * 10_000, 10**5000):
         assert len(shown_value(value)) <= 200
+
+
+@pytest.mark.parametrize(
+    "runs, phrase",
+    [
+        ([{"run_id": "r1", "display_name": "n", "created_at": "junk"}], "cannot read"),
+        ([{"run_id": "r1", "display_name": "n", "created_at": {"a": 1}}], "cannot read"),
+        ("\x1b[2Jhttps://u:Pw0rd42@h.example", "without an id"),
+        ([{"display_name": "no id"}], "without an id"),
+    ],
+)
+def test_a_kfp_answer_the_client_cannot_read_is_one_line(no_kfp_context, kfp_api, runs, phrase):
+    body = json.dumps({"runs": runs, "total_size": 1}).encode()
+    kfp_api.respond(200, body, "application/json", method="GET", path="/runs")
+    line = one_line_error(cli("runs", "list"))  # exit status 3, as every KFP API failure
+    assert phrase in line and "TLS" not in line and "Pw0rd42" not in line
