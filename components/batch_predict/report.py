@@ -90,10 +90,12 @@ def _cell(text: str) -> str:
     from components.common.redact import shown
 
     text = html.escape(shown(str(text)), quote=True)
-    return _MARKDOWN.sub(r"\\\g<0>", text)
+    text = _MARKDOWN.sub(r"\\\g<0>", text)
+    return _AUTOLINK.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], text)  # no link is made of a name
 
 
 _MARKDOWN = re.compile(r"[\\`*_{}\[\]()#+!|~]")
+_AUTOLINK = re.compile(r"(?i)\bwww\.|:(?=//)")  # GFM makes links of www. and scheme://
 
 
 def gallery(tally: Tally) -> list:

@@ -198,6 +198,15 @@ def test_the_markdown_table_shows_html_in_a_name_as_text():
     assert "[l](" not in table and "`code`" not in table
 
 
+def test_the_markdown_table_makes_no_link_of_a_name():
+    tally = Tally()
+    tally.add(("www.evil.example/7.png", "7", "0.99", "", ""))
+    tally.add(("https://evil.example/x.png", "7", "0.99", "", ""))
+    table = markdown_table(tally, "s3://b/p/predictions.csv", [])
+    assert "www.evil" not in table and "https://evil" not in table
+    assert "www\\.evil.example/7.png" in table and "https\\://evil.example" in table
+
+
 def test_an_error_row_is_redacted_in_the_csv(tmp_path):
     """What goes into predictions.csv, the table and the report: a reason quoting a URL with a
     token keeps its words but not the token."""
