@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from components.common import spec
-from components.common.records import RecordError, parse_record, plain_name
+from components.common.records import RecordError, check_fields, parse_record, plain_name
 from components.common.store import Store, StoreError, join, sha256_file
 
 
@@ -51,7 +51,7 @@ def read_manifest(store: Store, prefix: str) -> dict:
         manifest = parse_record(raw, where, required={"files": dict})
         for name, meta in manifest["files"].items():
             entry = f"{where}: files[{plain_name(name, where)!r}]"
-            parse_record(json.dumps(meta).encode(), entry, required={"size": int, "sha256": str})
+            check_fields(meta, entry, required={"size": int, "sha256": str})
     except RecordError as e:
         raise DatasetError(f"not a valid manifest: {e}") from None
     return manifest

@@ -30,6 +30,14 @@ def parse_record(
         record = json.loads(raw)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise RecordError(f"{where}: not valid JSON ({type(e).__name__})") from None
+    return check_fields(record, where, required, optional)
+
+
+def check_fields(
+    record: object, where: str, required: dict | None = None, optional: dict | None = None
+) -> dict:
+    """`record` (already parsed, such as an entry of a record) if it is an object whose fields
+    are as `parse_record` asks; a RecordError otherwise."""
     if not isinstance(record, dict):
         raise RecordError(f"{where}: holds a JSON {type(record).__name__}, not an object")
     for name in required or {}:
