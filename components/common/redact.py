@@ -12,8 +12,9 @@ run name cannot clear the screen, fake a line or hide text. The archive, schedul
 messages use it too.
 
 People type URLs that RFC 3986 would refuse, such as `https://user:pa/ss@host`: the redaction
-does not rely on a URL parser agreeing on where the user info ends. Anything between `://` and
-the last `@` of the URL is masked, at the cost of masking a rare `@` in a path too.
+does not rely on a URL parser agreeing on where the user info ends. Everything between `://` and
+the URL's last `@` is masked, unless what precedes that `@` is a host without a `:` followed by a
+path (`s3://bucket/path@v1`), where the `@` belongs to the path (`_userinfo_end`).
 """
 
 from __future__ import annotations

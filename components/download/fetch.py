@@ -311,8 +311,8 @@ class _Pace:
 def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
     """The shape of `source` ('archive' or 'files') and the (file name, location) to fetch."""
     parts = urlsplit(source)
-    if parts.scheme in ("http", "https", "s3") and malformed(source):
-        raise DownloadError(f"source {redact(source)!r} is not a valid URL: {malformed(source)}")
+    if parts.scheme in ("http", "https", "s3") and (problem := malformed(source)):
+        raise DownloadError(f"source {redact(source)!r} is not a valid URL: {problem}")
     if parts.scheme in ("http", "https", "s3"):
         if parts.scheme == "s3":
             parse_s3_uri(source)  # a ValueError naming a malformed URI

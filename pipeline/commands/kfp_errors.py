@@ -76,22 +76,24 @@ def describe_failure(exc: Exception, settings: KfpSettings) -> str | None:
     return None
 
 
+def _modules(exc: Exception) -> list[str]:
+    """The modules on the way from where `exc` was caught to where it was raised."""
+    found, tb = [], exc.__traceback__
+    while tb is not None:
+        found.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return found
+
+
 def _through(exc: Exception, module: str) -> bool:
     """Whether `module`'s code is on the way to where `exc` was raised (the answer's
     deserialization, for a field of the wrong type)."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "") == module:
-            return True
-        tb = tb.tb_next
-    return False
+    return module in _modules(exc)
 
 
 def _raised_in_kfp(exc: Exception) -> bool:
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("kfp")
+    modules = _modules(exc)
+    return bool(modules) and modules[-1].startswith("kfp")
 
 
 def _describe_network(exc: Exception, host: str) -> str:
