@@ -30,6 +30,7 @@ KFP_PUBLIC = {
     "kfp.kubernetes",
     "kfp.components",
 }
+KFP_LOCAL_PUBLIC = {"init", "SubprocessRunner", "DockerRunner"}
 _PRIVATE_ATTRIBUTE = re.compile(r"\._[a-z]\w*_(?:api|config)\b")
 
 
@@ -104,7 +105,10 @@ class Shape:
                         and target not in KFP_PUBLIC
                         and not target.startswith("kfp.kubernetes")
                     )
-                    if private or (target.startswith("kfp") and any(n.startswith("_") for n in names)):
+                    private = private or (target.startswith("kfp") and any(n.startswith("_") for n in names))
+                    if target == "kfp.local" and set(names) - KFP_LOCAL_PUBLIC:
+                        private = True
+                    if private:
                         found.append(f"{module.relative}:{node.lineno} imports {target}")
             text = module.path.read_text()
             for number, line in enumerate(text.splitlines(), 1):
