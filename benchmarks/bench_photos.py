@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, machine, report  # noqa: E402
 from benchmarks.legacy_preprocess import legacy_to_mnist  # noqa: E402
-from components.common.image_decode import ImageError  # noqa: E402
-from components.common.images import to_mnist  # noqa: E402
+from components.reading.image_decode import ImageError  # noqa: E402
+from components.reading.images import to_mnist  # noqa: E402
 from tests import photos  # noqa: E402
 
 

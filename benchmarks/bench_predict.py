@@ -44,8 +44,9 @@ from components.batch_predict.predictor import (  # noqa: E402
     open_images,
 )
 from components.batch_predict.stream import available_cpus, preprocess_stream  # noqa: E402
-from components.common import mnist, spec  # noqa: E402
-from components.common.store import open_store  # noqa: E402
+from components.common import spec  # noqa: E402
+from components.dataset import mnist
+from components.store import open_store  # noqa: E402
 
 
 def digits(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, machine, report  # noqa: E402
-from components.common import mnist  # noqa: E402
+from components.dataset import mnist
 
 TARGET = 0.990
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.common.image_decode import ImageError, decode_gray
-from components.common.images import SIZE, _centre, _mnist_like, _orient, _scale
+from components.reading.image_decode import ImageError, decode_gray
+from components.reading.images import SIZE, _centre, _mnist_like, _orient, _scale
 
 MIN_CONTRAST, INK = 32, 32
 

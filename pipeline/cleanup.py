@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from components.common import mnist, spec
-from components.common.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
+from components.common import spec
+from components.dataset import mnist
+from components.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
 
 PREDICTION_FILES = (spec.PREDICTIONS_CSV, "provenance.json")
 _DATASET_NAMES = {spec.MANIFEST} | {f.name for f in mnist.FILES} | {f.gz_name for f in mnist.FILES}

@@ -19,8 +19,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from components.common.store import is_s3, local_path, under_store
+from components.common.errors import StepError
 from components.images import CPU_IMAGE, GPU_IMAGE, SLIM_IMAGE
+from components.store import is_s3, local_path, under_store
 
 IMAGES = (SLIM_IMAGE, GPU_IMAGE, CPU_IMAGE)
 # What a step needs from this environment; path-valued settings (a CA bundle, a config file)
@@ -40,7 +41,7 @@ ENGINE_HINT = (
 )
 
 
-class ContainerError(RuntimeError):
+class ContainerError(StepError, RuntimeError):
     """The container engine or an image is not usable; the message says what to do."""
 
 
@@ -57,7 +58,7 @@ def _local(value: str) -> str | None:
 
 def _resolved(arguments: dict, name: str) -> str:
     """An argument's value as the steps resolve it: images_uri and results_uri may be paths
-    under store_uri (components/common/store.py `under_store`)."""
+    under store_uri (components/store/__init__.py `under_store`)."""
     value = arguments.get(name) or ""
     if name in ("images_uri", "results_uri") and value:
         return under_store(arguments.get("store_uri") or "", value)

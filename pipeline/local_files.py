@@ -10,8 +10,10 @@ import os
 import stat
 from pathlib import Path
 
+from components.common.errors import StepError
 
-class LocalFileError(ValueError):
+
+class LocalFileError(StepError, ValueError):
     """The file cannot be taken; the message names it and says why, in one line."""
 
 

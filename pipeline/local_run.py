@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.failure import ERROR_FILE_ENV, one_line
-from components.common.store import join, open_store
 from components.common.units import human_bytes
+from components.store import join, open_store
 from pipeline.console import StepConsole
 
 SAMPLES = Path(__file__).parent / "samples"
 
 
-class LocalRunError(RuntimeError):
+class LocalRunError(StepError, RuntimeError):
     """The local run failed; the message names the step."""
 
 

@@ -82,15 +82,13 @@ class Shape:
         return groups
 
     def upward(self) -> list[tuple[str, str]]:
-        """Imports against the layers: components -> pipeline, common -> a step."""
-        found = []
-        for module, targets in sorted(self.imports.items()):
-            for target in sorted(targets):
-                if module.startswith("components.") and target.startswith("pipeline"):
-                    found.append((module, target))
-                elif module.startswith("components.common") and _is_step(target):
-                    found.append((module, target))
-        return found
+        """Imports against the layers (see layer()): a module never imports a higher layer."""
+        return [
+            (module, target)
+            for module, targets in sorted(self.imports.items())
+            for target in sorted(targets)
+            if layer(target) > layer(module)
+        ]
 
     def private_kfp(self) -> list[str]:
         """Places outside the adapter that use a private kfp name."""
@@ -105,7 +103,9 @@ class Shape:
                         and target not in KFP_PUBLIC
                         and not target.startswith("kfp.kubernetes")
                     )
-                    private = private or (target.startswith("kfp") and any(n.startswith("_") for n in names))
+                    private = private or (
+                        target.startswith("kfp") and any(n.startswith("_") for n in names)
+                    )
                     if target == "kfp.local" and set(names) - KFP_LOCAL_PUBLIC:
                         private = True
                     if private:
@@ -153,17 +153,28 @@ class Shape:
         def in_family(name: str, seen=()) -> bool:
             if name == "StepError":
                 return True
-            return name in classes and name not in seen and any(
-                in_family(b, (*seen, name)) for b in classes[name]
+            return (
+                name in classes
+                and name not in seen
+                and any(in_family(b, (*seen, name)) for b in classes[name])
             )
 
         errors = sorted(n for n in classes if is_error(n))
         return errors, [n for n in errors if not in_family(n) and n != "StepError"]
 
 
-def _is_step(module: str) -> bool:
+LIBRARIES = ("store", "dataset", "reading")  # components/ packages that are not steps
+CORE = ("common", "images")  # what every step may use; imports nothing above it
+
+
+def layer(module: str) -> int:
+    """0 core, 1 a library, 2 a step, 3 the pipeline (DAG, CLI, web page)."""
     parts = module.split(".")
-    return parts[0] == "components" and len(parts) > 1 and parts[1] not in ("common", "images")
+    if parts[0] == "pipeline":
+        return 3
+    if len(parts) == 1 or parts[1] in CORE:
+        return 0
+    return 1 if parts[1] in LIBRARIES else 2
 
 
 def _base_name(node: ast.expr) -> str:

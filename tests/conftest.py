@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common import mnist
+from components.dataset import mnist
 from tests import servers
 
 pytest_plugins = ["tests.kfp_cli"]  # the fake-KFP-API fixtures: kfp_api, no_kfp_context

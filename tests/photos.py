@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from components.common import mnist
+from components.dataset import mnist
 
 KINDS = ("ruled", "grid", "shadow", "box", "offcentre", "sticky")
 TWELVE_MP = (4000, 3000)

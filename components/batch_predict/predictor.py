@@ -26,11 +26,12 @@ import numpy as np
 from components.batch_predict.report import Row, Tally, gallery, html_report, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import provenance, spec
+from components.common.errors import StepError
 from components.common.failure import one_line
 from components.common.log import Progress, get_logger
 from components.common.parameters import DEFAULTS, check
 from components.common.redact import printable
-from components.common.store import Skipped, Store, StoreError, local_path, open_store
+from components.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
 
@@ -40,7 +41,7 @@ AUTO_PROCESSES = 1000  # from this many images, decoding pays for starting proce
 RESULT_LINES = 20  # images logged one line each; the CSV and the reports have every one
 
 
-class BatchPredictError(RuntimeError):
+class BatchPredictError(StepError, RuntimeError):
     """The batch as a whole failed: nothing classified, too many failures, or a broken model."""
 
 
@@ -165,7 +166,7 @@ def batch_predict(
 
 def _thumbnails(store: Store, keys: list[str]) -> dict:
     """Small copies of the pictured images, read again from the store (a few dozen at most)."""
-    from components.common.report import thumbnail
+    from components.reading.image_decode import thumbnail
 
     pictures = {}
     for key in keys:

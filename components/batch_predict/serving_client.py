@@ -25,6 +25,7 @@ import numpy as np
 
 from components.common import spec
 from components.common.endpoints import check_target
+from components.common.errors import StepError
 from components.common.log import get_logger
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ HINTS = {
 }
 
 
-class ServingError(RuntimeError):
+class ServingError(StepError, RuntimeError):
     """TF Serving refused or failed a request; `code` is the gRPC status code, if any."""
 
     def __init__(self, message: str, code: grpc.StatusCode | None = None):

@@ -9,7 +9,7 @@ from components.batch_predict.predictor import batch_predict, load_model_version
 from components.common import spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
-from components.common.store import join, under_store
+from components.store import join, under_store
 
 log = get_logger("batch_predict")
 
@@ -69,7 +69,7 @@ def model_lineage(model_uri: str, s3_endpoint: str) -> dict:
     version, and from its provenance.json the SavedModel and dataset digests."""
     from components.common import provenance
     from components.common.records import RecordError, parse_record
-    from components.common.store import StoreError, open_store
+    from components.store import StoreError, open_store
 
     store = open_store(model_uri, s3_endpoint)
     try:

@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from components.common.images import ImageError, to_mnist
 from components.common.redact import shown
-from components.common.store import LocalStore, Store, StoreError
+from components.reading.images import ImageError, to_mnist
+from components.store import LocalStore, Store, StoreError
 
 _CGROUP_QUOTAS = (  # v2 holds "quota period" in one file; v1 has two
     ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu.max"),

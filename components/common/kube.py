@@ -17,13 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from components.common.errors import StepError
 from components.common.log import get_logger
 from components.common.units import human_seconds
 
 log = get_logger("kube")
 
 
-class KubeError(RuntimeError):
+class KubeError(StepError, RuntimeError):
     """A Kubernetes call failed or a resource did not get ready: one line saying why."""
 
 

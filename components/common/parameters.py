@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from components.common import spec
+from components.common.errors import StepError
+from components.common.uris import is_s3, local_path, parse_endpoint, parse_s3_uri
 
 SEED_LIMIT = 2**32  # numpy's and TensorFlow's seeds are unsigned 32-bit
 Check = Callable[[object], str | None]  # the reason a value is refused, or None
@@ -33,7 +35,7 @@ class Param:
         return f"{self.help} Allowed: {bounds}." if bounds else self.help
 
 
-class ParameterError(ValueError):
+class ParameterError(StepError, ValueError):
     """A pipeline parameter value is malformed or out of range."""
 
 
@@ -61,7 +63,6 @@ def _range(low: float | None = None, high: float | None = None, low_open: bool =
 def _uri(required: bool) -> Check:
     def check(value) -> str | None:
         from components.common.redact import refuse_credentials
-        from components.common.store import is_s3, local_path, parse_s3_uri
 
         if not str(value).strip():
             return "must not be empty: give s3://bucket/prefix or a folder" if required else None
@@ -96,8 +97,6 @@ def _source(value) -> str | None:
 
 
 def _s3_endpoint(value) -> str | None:
-    from components.common.s3 import parse_endpoint
-
     try:
         value and parse_endpoint(value)
     except ValueError as e:
@@ -225,9 +224,14 @@ PARAMETERS: tuple[Param, ...] = (
 )
 
 
-def _algorithm(value) -> str | None:
-    from components.tune.katib import ALGORITHMS
+# Katib's search algorithms (the tune step's `algorithm`); components/tune/katib.py uses these.
+ALGORITHMS = (
+    "random", "grid", "tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol",
+    "hyperband",
+)  # fmt: skip
 
+
+def _algorithm(value) -> str | None:
     return None if value in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"
 
 

@@ -20,8 +20,6 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from components.common.store import sha256_file
-
 PROVENANCE_FILE = "provenance.json"
 DIGEST_PACKAGES = ("mnist-kfp", "kfp", "tensorflow", "keras", "numpy", "pillow")
 
@@ -59,3 +57,11 @@ def now() -> str:
 
 def dumps(record: dict) -> str:
     return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import re
 
+from components.common.errors import StepError
+
 MAX_RECORD = 4 << 20  # bytes: our records are a few kB; a dataset manifest of 4 files, < 1 kB
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
 
 
-class RecordError(ValueError):
+class RecordError(StepError, ValueError):
     """A record read back from the store is not what its writer wrote; names it and why."""
 
 

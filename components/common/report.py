@@ -68,19 +68,6 @@ def img(pixels, size: int, alt: str) -> str:
     return f'<img src="{png_data_uri(pixels)}" width="{size}" height="{size}" alt="{esc(alt)}">'
 
 
-def thumbnail(data: bytes, side: int = 96) -> Image.Image | None:
-    """A small grey copy of an image file's bytes (decoded as every reader here decodes
-    them), or None when it cannot be read: a picture that cannot be shown is left out."""
-    from components.common.image_decode import ImageError, decode_gray
-
-    try:
-        image = Image.fromarray(decode_gray(data))
-    except ImageError:
-        return None
-    image.thumbnail((side, side))
-    return image
-
-
 def line_chart(
     title: str,
     x: Sequence[float],

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from components.common import archive, mnist, s3
+from components.common.errors import StepError
 from components.common.log import Progress, get_logger
 from components.common.provenance import digest_of
 from components.common.redact import malformed
 from components.common.redact import redact_url as redact
-from components.common.store import join, parse_s3_uri
 from components.common.units import human_bytes
+from components.dataset import archive, mnist
+from components.store import join, parse_s3_uri, s3
 
 DEFAULT_MAX_BYTES = 200 << 20  # the four MNIST .gz files are about 11 MB
 _CHUNK = 1 << 20
@@ -37,7 +38,7 @@ _SPECS = {f.name: f for f in mnist.FILES}
 log = get_logger("download")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(StepError, RuntimeError):
     """The source cannot be fetched; the message names it (never with credentials)."""
 
 
@@ -74,7 +75,7 @@ class RetryPolicy:
         )
 
 
-class _Transient(Exception):
+class _Transient(DownloadError):
     """A fault worth another try; `restart` when the partial bytes cannot be resumed."""
 
     def __init__(self, reason: str, restart: bool = False):

@@ -30,8 +30,8 @@ def export(
         from pathlib import Path
 
         from components.common import spec
-        from components.common.store import open_store
         from components.export.exporter import export_from_artifact
+        from components.store import open_store
 
         with tempfile.TemporaryDirectory() as work:
             meta = export_from_artifact(

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from components.common import provenance, spec
+from components.common.errors import StepError
 from components.common.log import get_logger
 from components.common.records import parse_record
-from components.common.store import AlreadyExists, Store, join, sha256_file
+from components.store import AlreadyExists, Store, join, sha256_file
 
 log = get_logger("export")
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
@@ -38,7 +39,7 @@ def _quiet(phase: str, version: int) -> None:
     """The default `notify`: the log already names each phase."""
 
 
-class ExportError(RuntimeError):
+class ExportError(StepError, RuntimeError):
     """The model cannot be exported or published safely."""
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from components.common import spec
 from components.common.log import get_logger
-from components.common.store import open_store
 from components.serving_sync.sync import ModelStore, sync_once
+from components.store import open_store
 
 log = get_logger("serving_sync")
 

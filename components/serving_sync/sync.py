@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Protocol
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.log import get_logger
-from components.common.store import ObjectInfo
 from components.common.units import human_bytes
+from components.store import ObjectInfo
 
 COMPLETE_MARKER = "saved_model.pb"  # written last by the export step
 TEMP_PREFIX = ".sync-"  # hidden, and not an integer: TF Serving never loads it
@@ -36,7 +37,7 @@ log = get_logger("serving_sync")
 
 
 class ModelStore(Protocol):
-    """The part of `components.common.store` the sync needs (LocalStore and S3Store have it)."""
+    """The part of `components.store` the sync needs (LocalStore and S3Store have it)."""
 
     def uri(self, key: str = "") -> str: ...
 
@@ -45,7 +46,7 @@ class ModelStore(Protocol):
     def get_file(self, key: str, dest: str | os.PathLike) -> None: ...
 
 
-class SyncError(RuntimeError):
+class SyncError(StepError, RuntimeError):
     """One or more versions could not be copied; the message names each version and why."""
 
 

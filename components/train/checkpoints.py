@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.log import get_logger
 from components.common.records import MAX_RECORD, RecordError, parse_record
-from components.common.store import Store, join, sha256_file
+from components.store import Store, join, sha256_file
 
 LATEST = "LATEST.json"
 MANIFEST = "MANIFEST.json"
@@ -43,7 +44,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 log = get_logger("train")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(StepError, ValueError):
     """A checkpoint or LATEST.json that cannot be used; the message says why, in a few words."""
 
 
@@ -351,7 +352,7 @@ def delete_all(store: Store, prefix: str) -> int:
 
 def remove_checkpoints(uri: str, s3_endpoint: str = "") -> None:
     """A run's checkpoints (`checkpoints/<run id>`) once its model is published (export)."""
-    from components.common.store import open_store
+    from components.store import open_store
 
     count = delete_all(open_store(uri, s3_endpoint), "")
     log.info("removed the run's %d checkpoint file(s) at %s", count, uri)

@@ -58,7 +58,7 @@ def train(
         import tempfile
         from pathlib import Path
 
-        from components.common.store import open_store
+        from components.store import open_store
         from components.train.checkpoints import StoreCheckpoints, run_prefix
         from components.train.trainer import TrainConfig, train_from_store
 

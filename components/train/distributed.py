@@ -113,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from components.common import mnist, spec
-    from components.common.dataset import dataset_digest, fetch_dataset
+    from components.common import spec
     from components.common.log import get_logger
-    from components.common.store import open_store
+    from components.dataset import mnist
+    from components.dataset.manifest import dataset_digest, fetch_dataset
+    from components.store import open_store
     from components.train.config import TrainConfig
     from components.train.report import training_report
     from components.train.trainer import TrainResult, confusion_matrix

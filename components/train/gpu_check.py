@@ -16,8 +16,10 @@ import ctypes
 import sys
 import time
 
+from components.common.errors import StepError
 
-class CheckFailed(RuntimeError):
+
+class CheckFailed(StepError, RuntimeError):
     """One check failed; the message is the line to print."""
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from components.common import spec
-from components.common.store import join, open_store
+from components.store import join, open_store
 
 TIMEOUT_ENV = "MNIST_TFJOB_TIMEOUT"  # seconds to wait for the TFJob; default one day
 

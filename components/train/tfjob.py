@@ -11,7 +11,7 @@ from __future__ import annotations
 from components.common.kube import TFJOB, Kube, KubeError, name_for, restrict, succeeded
 from components.common.log import get_logger
 from components.common.records import RecordError, parse_record
-from components.common.store import StoreError, join, open_store
+from components.store import StoreError, join, open_store
 
 log = get_logger("train")
 CONTAINER = "tensorflow"  # the container name the Training Operator expects

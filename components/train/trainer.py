@@ -16,8 +16,8 @@ import numpy as np
 
 from components.common import spec
 from components.common.log import get_logger
-from components.common.mnist import NUM_CLASSES
 from components.common.units import human_seconds
+from components.dataset.mnist import NUM_CLASSES
 from components.train.config import TrainConfig
 
 log = get_logger("train")
@@ -371,8 +371,8 @@ def train_from_store(
     `checkpoints`, resume from and save to them (components/train/checkpoints.py)."""
     from pathlib import Path
 
-    from components.common import mnist
-    from components.common.dataset import dataset_digest, fetch_dataset
+    from components.dataset import mnist
+    from components.dataset.manifest import dataset_digest, fetch_dataset
 
     data = Path(work) / "data"
     manifest = fetch_dataset(store, dataset_prefix, data)

@@ -13,12 +13,9 @@ under Istio.
 from __future__ import annotations
 
 from components.common.kube import Kind, Kube, name_for, restrict, succeeded
+from components.common.parameters import ALGORITHMS
 
 EXPERIMENT = Kind("kubeflow.org", "v1beta1", "experiments", "Experiment")
-ALGORITHMS = (
-    "random", "grid", "tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol",
-    "hyperband",
-)  # fmt: skip
 METRIC = "test_accuracy"
 CONTAINER = "training-container"
 # /tmp holds a trial's copy of the data set (about 60 MB); TF and Keras write there too.

@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-limit", type=int, default=60000)
     args = parser.parse_args(argv)
 
-    from components.common import mnist
-    from components.common.dataset import fetch_dataset
-    from components.common.store import open_store
+    from components.dataset import mnist
+    from components.dataset.manifest import fetch_dataset
+    from components.store import open_store
     from components.train.config import TrainConfig
     from components.train.trainer import train
 

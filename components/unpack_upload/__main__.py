@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from components.common import spec
-from components.common.store import open_store
+from components.store import open_store
 from components.unpack_upload.unpack import unpack_and_upload
 
 

@@ -35,7 +35,7 @@ def unpack_and_upload(
         from pathlib import Path
 
         from components.common import spec
-        from components.common.store import open_store
+        from components.store import open_store
         from components.unpack_upload.unpack import unpack_and_upload as unpack
 
         store = open_store(store_uri, s3_endpoint)

@@ -13,10 +13,11 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from components.common import archive, mnist, spec
-from components.common.dataset import dataset_digest, write_manifest
+from components.common import spec
 from components.common.log import Progress, get_logger
-from components.common.store import Store, join, sha256_file
+from components.dataset import archive, mnist
+from components.dataset.manifest import dataset_digest, write_manifest
+from components.store import Store, join, sha256_file
 
 log = get_logger("unpack_upload")
 

@@ -38,7 +38,7 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000 --yes
     """
-    from components.common.store import LocalStore, StoreError, open_store
+    from components.store import LocalStore, StoreError, open_store
     from pipeline import cleanup
 
     try:

@@ -34,9 +34,9 @@ def predict_cmd(
 
     from components.batch_predict.predictor import load_model_version, result_line
     from components.batch_predict.step import model_lineage
-    from components.common.images import ImageError, to_mnist
     from components.common.redact import printable
-    from components.common.store import LocalStore, StoreError
+    from components.reading.images import ImageError, to_mnist
+    from components.store import LocalStore, StoreError
 
     rows = []
     with tempfile.TemporaryDirectory() as work:

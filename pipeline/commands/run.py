@@ -220,7 +220,7 @@ def _show_predictions(uri: str, s3_endpoint: str, limit: int = 20) -> None:
     import csv
     import io
 
-    from components.common.store import open_store
+    from components.store import open_store
 
     folder, _, name = uri.rpartition("/")
     rows = list(

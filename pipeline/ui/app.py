@@ -39,6 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from components.common.errors import StepError
 from components.common.parameters import DEFAULTS
 from pipeline.ui import memory
 from pipeline.ui.limits import Limits
@@ -49,7 +50,7 @@ PAGE = Path(__file__).with_name("page.html")
 log = logging.getLogger("mnist.ui")
 
 
-class Refusal(Exception):
+class Refusal(StepError):
     """A request answered with an error before its image is looked at: status, text, headers."""
 
     def __init__(self, status: int, text: str, headers: dict | None = None):
@@ -62,9 +63,9 @@ def create_app(
     min_confidence: float = DEFAULTS["min_confidence"],
     limits: Limits | None = None,
 ) -> FastAPI:
-    from components.common.image_decode import ImageError
-    from components.common.images import to_mnist
     from components.common.report import png_data_uri
+    from components.reading.image_decode import ImageError
+    from components.reading.images import to_mnist
     from pipeline.ui.backends import BackendError
 
     limits = limits or Limits()

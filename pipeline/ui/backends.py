@@ -1,6 +1,6 @@
 """What answers the web page: an exported model loaded here, or TF Serving's REST API.
 
-Both take the 28x28 uint8 image that components/common/images.py made (the same preprocessing
+Both take the 28x28 uint8 image that components/reading/images.py made (the same preprocessing
 as batch-predict) and return the 10 class probabilities and the model version that answered.
 """
 
@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.records import MAX_RECORD, RecordError, parse_record
 
 
-class BackendError(RuntimeError):
+class BackendError(StepError, RuntimeError):
     """The model cannot answer: the message says why (never a stack trace)."""
 
 
@@ -49,8 +50,8 @@ class Embedded:
 def resolve_version(model_uri: str, s3_endpoint: str = "") -> str:
     """`model_uri` itself when it is a version folder (it holds saved_model.pb), else the
     newest complete version under it (a store root, or its models/mnist prefix)."""
-    from components.common.store import StoreError, join, open_store
     from components.serving_sync.sync import published_versions
+    from components.store import StoreError, join, open_store
 
     try:
         store = open_store(model_uri, s3_endpoint)

@@ -4,7 +4,7 @@ One set of numbers serves the server (pipeline/ui/server.py: connections, per cl
 lifetime of a keep-alive connection, and the deadlines for a request's headers and for sending
 an answer) and the app (pipeline/ui/app.py: the deadline for a body, how many
 uploads are held and images decoded at once), so the CLI and the tests configure both the same
-way. The memory of one decode is bounded in components/common/image_decode.py.
+way. The memory of one decode is bounded in components/reading/image_decode.py.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from components import images
+from components import store as st
 from components.common import spec
-from components.common import store as st
 from tests.pss import assert_locked_down
 
 REPO = Path(__file__).resolve().parents[2]

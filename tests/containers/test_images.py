@@ -17,7 +17,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from components.common import mnist, spec
+from components.common import spec
+from components.dataset import mnist
 from components.images import CPU_IMAGE, GPU_IMAGE, SLIM_IMAGE
 from tests import servers
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, SHARED_MNIST, have_full_mnist

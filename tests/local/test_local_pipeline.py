@@ -16,8 +16,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from components.common import mnist
 from components.common.provenance import digest_of
+from components.dataset import mnist
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, REPO
 
 CLI = [sys.executable, "-m", "pipeline.cli"]

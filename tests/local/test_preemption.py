@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from components.common.store import LocalStore
+from components.store import LocalStore
 from components.train.checkpoints import LATEST, StoreCheckpoints, run_prefix
 from tests.conftest import REPO
 
 SCRIPT = """
 import sys, tempfile
 from pathlib import Path
-from components.common.store import open_store
+from components.store import open_store
 from components.train.checkpoints import StoreCheckpoints, run_prefix
 from components.train.trainer import TrainConfig, train_from_store
 store = open_store(sys.argv[1])

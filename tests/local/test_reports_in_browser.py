@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from components.batch_predict.predictor import batch_predict
-from components.common import mnist
+from components.dataset import mnist
 from components.train.config import TrainConfig
 from components.train.report import training_report
 from components.train.trainer import train

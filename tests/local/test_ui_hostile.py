@@ -85,7 +85,7 @@ def connect(port: int, source: str | None = None) -> socket.socket:
 MEASURE = """
 import ctypes, re, sys
 from pathlib import Path
-from components.common.image_decode import decode_gray, ImageError
+from components.reading.image_decode import decode_gray, ImageError
 from tests.unit.test_image_decode_fuzz import png
 data = png(6300, 6300, 16)
 rss = lambda key: int(re.search(key + r":\\s+(\\d+)", Path("/proc/self/status").read_text())[1])
@@ -101,7 +101,7 @@ print(len(data), (rss("VmHWM") - before) // 1024, outcome)
 
 
 def test_a_16_bit_6300x6300_png_decodes_in_bounded_memory():
-    from components.common.image_decode import MAX_DECODED_BYTES
+    from components.reading.image_decode import MAX_DECODED_BYTES
 
     result = subprocess.run(
         [sys.executable, "-c", MEASURE], cwd=REPO, capture_output=True, text=True, timeout=120

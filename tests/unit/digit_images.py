@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from components.common import spec
-from components.common.images import to_mnist
+from components.reading.images import to_mnist
 
 
 def render(

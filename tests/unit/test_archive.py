@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common import archive, mnist
-from components.common.archive import ArchiveError, Limits
+from components.dataset import archive, mnist
+from components.dataset.archive import ArchiveError, Limits
 
 NAMES = [f.name for f in mnist.FILES]
 

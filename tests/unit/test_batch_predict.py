@@ -12,7 +12,7 @@ from components.batch_predict import report, stream
 from components.batch_predict.predictor import BatchPredictError, batch_predict, load_classifier
 from components.batch_predict.stream import load_one, preprocess_stream
 from components.common import spec
-from components.common.store import LocalStore, open_store
+from components.store import LocalStore, open_store
 from tests.unit import digit_images
 from tests.unit.digit_images import classify, encode, render, sample_files
 

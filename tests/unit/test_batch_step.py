@@ -2,7 +2,7 @@
 
 from components.batch_predict.step import run_step
 from components.common import spec
-from components.common.store import open_store
+from components.store import open_store
 from tests.serving_server import serve_saved_model
 from tests.unit.digit_images import sample_files, save_model
 

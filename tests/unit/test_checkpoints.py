@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.common.store import LocalStore, StoreError, sha256_file
+from components.store import LocalStore, StoreError, sha256_file
 from components.train.checkpoints import (
     LATEST,
     MANIFEST,
@@ -526,7 +526,7 @@ def test_any_manifest_is_entries_or_a_checkpoint_error(data):
 @pytest.fixture(scope="module")
 def trained(small_mnist_dir, tmp_path_factory):
     """The small MNIST set, a config of 4 steps an epoch, and a store after 2 of its epochs."""
-    from components.common import mnist
+    from components.dataset import mnist
     from components.train import trainer
 
     data = mnist.load_split(small_mnist_dir, "train"), mnist.load_split(small_mnist_dir, "test")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from components.common.store import LocalStore, open_store
+from components.store import LocalStore, open_store
 from pipeline.cli import main
 
 OURS = [

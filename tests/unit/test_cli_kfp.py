@@ -21,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from components.common import spec
-from components.common.store import open_store
+from components.store import open_store
 from pipeline.cli import main
 from pipeline.commands.kfp_errors import describe_failure
 from pipeline.commands.kfp_options import KfpSettings

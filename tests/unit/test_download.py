@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common import mnist
 from components.common.units import human_bytes
+from components.dataset import mnist
 from components.download import __main__ as download_main
 from components.download.fetch import (
     ChecksumError,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common.store import open_store
 from components.export.exporter import CLAIM_FILE, SAVED_MODEL_PB, publish
+from components.store import open_store
 
 PREFIX = "models/mnist"
 FILES = ("saved_model.pb", "variables/variables.index", "variables/variables.data-00000-of-00001")

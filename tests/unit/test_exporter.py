@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from components.common import spec
-from components.common.store import LocalStore, open_store
 from components.export import exporter
+from components.store import LocalStore, open_store
 from components.train import trainer
 
 

@@ -1,4 +1,4 @@
-"""Property-based tests of archive extraction (components.common.archive) with hostile members.
+"""Property-based tests of archive extraction (components.dataset.archive) with hostile members.
 
 Generated zip and tar archives whose member names and kinds come from outside: absolute paths,
 `..`, backslashes, drive letters, NUL and control characters, very long and unicode names,
@@ -23,8 +23,8 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from components.common import archive
-from components.common.archive import ArchiveError
+from components.dataset import archive
+from components.dataset.archive import ArchiveError
 from tests.fuzz import FUZZ
 
 pytestmark = pytest.mark.timeout(120)

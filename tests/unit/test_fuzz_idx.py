@@ -1,4 +1,4 @@
-"""Property-based tests of the IDX reader (components.common.mnist) and of unpack's validation.
+"""Property-based tests of the IDX reader (components.dataset.mnist) and of unpack's validation.
 
 Every IDX file comes from outside. Generated files, valid and mutated: a valid one reads back as
 the array it encodes; anything else is refused with one IdxError naming the file, never another
@@ -19,9 +19,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from components.common import mnist
-from components.common.archive import ArchiveError
-from components.common.mnist import IdxError
+from components.dataset import mnist
+from components.dataset.archive import ArchiveError
+from components.dataset.mnist import IdxError
 from components.unpack_upload import unpack
 from tests.fuzz import FUZZ, fuzz
 

@@ -15,8 +15,8 @@ from components.batch_predict.report import Tally, markdown_table
 from components.common import spec
 from components.common.log import ForPeople, get_logger
 from components.common.redact import redact_text
-from components.common.store import LocalStore
 from components.download.fetch import DownloadError, RetryPolicy, download
+from components.store import LocalStore
 from pipeline.cli import main
 from tests.unit.test_cli_kfp import cli, one_line_error
 from tests.unit.test_download import FaultServer
@@ -279,7 +279,7 @@ def test_a_models_provenance_that_is_not_an_object_leaves_the_lineage_blank(tmp_
     ],
 )
 def test_a_dataset_manifest_that_lies_is_refused_before_anything_is_written(tmp_path, files):
-    from components.common.dataset import DatasetError, fetch_dataset
+    from components.dataset.manifest import DatasetError, fetch_dataset
 
     store = LocalStore(tmp_path / "s")
     store.put_bytes("d/MANIFEST.json", json.dumps({"files": files}).encode())

@@ -1,4 +1,4 @@
-"""Property-based tests of decode_gray (components.common.image_decode), the one parser of
+"""Property-based tests of decode_gray (components.reading.image_decode), the one parser of
 untrusted image bytes, used by the web page and by batch-predict.
 
 Arbitrary bytes, valid images with bytes changed, and valid-looking headers (PNG IHDR, GIF,
@@ -25,7 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from components.common.image_decode import MAX_DECODED_BYTES, ImageError, decode_gray
+from components.reading.image_decode import MAX_DECODED_BYTES, ImageError, decode_gray
 from tests.fuzz import fuzz
 
 pytestmark = pytest.mark.timeout(300)

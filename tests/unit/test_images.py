@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from components.common import images
-from components.common.images import ImageError, to_mnist
+from components.reading import images
+from components.reading.images import ImageError, to_mnist
 from tests.unit.digit_images import classify, encode, png_header_only, render
 
 

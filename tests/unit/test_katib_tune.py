@@ -125,7 +125,7 @@ def test_experiment_names_are_dns_labels():
 
 def test_a_trial_prints_the_lines_katibs_collector_reads(small_mnist_dir, tmp_path):
     pytest.importorskip("tensorflow")
-    from components.common.store import LocalStore
+    from components.store import LocalStore
     from components.unpack_upload.unpack import unpack_and_upload
 
     unpack_and_upload(small_mnist_dir, LocalStore(tmp_path), canonical=False)

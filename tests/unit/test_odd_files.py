@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from components.batch_predict.predictor import batch_predict, open_images
-from components.common.store import LocalStore, open_store
 from components.download.fetch import DownloadError, download
+from components.store import LocalStore, open_store
 from tests.unit.digit_images import sample_files
 
 
@@ -112,7 +112,7 @@ def test_a_folder_store_never_writes_through_a_link_out_of_the_root(tmp_path):
 
 
 def _gz_folder(folder: Path, raw: bool) -> None:
-    from components.common import mnist
+    from components.dataset import mnist
 
     folder.mkdir()
     for spec in mnist.FILES:

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from benchmarks.legacy_preprocess import legacy_to_mnist
-from components.common.image_decode import ImageError
-from components.common.images import to_mnist
+from components.reading.image_decode import ImageError
+from components.reading.images import to_mnist
 from tests import photos
 from tests.conftest import SHARED_MNIST, have_full_mnist
 

@@ -21,7 +21,7 @@ from components.batch_predict.serving_client import (
     tensor_to_array,
 )
 from components.common import spec
-from components.common.images import to_mnist
+from components.reading.images import to_mnist
 from tests.servers import free_port
 from tests.serving_server import serve_saved_model
 from tests.unit import digit_images

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from components import store as st
 from components.common import spec
-from components.common import store as st
-from components.common.store import ObjectInfo
 from components.serving_sync import sync
+from components.store import ObjectInfo
 from tests.conftest import FAKE_SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[2]

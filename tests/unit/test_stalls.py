@@ -11,8 +11,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from components.common.store import StoreError, open_store
 from components.download.fetch import DownloadError, RetryPolicy, download
+from components.store import StoreError, open_store
 from tests import servers
 from tests.conftest import FAKE_SECRET_KEY
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from components.common import s3
-from components.common import store as st
+from components import store as st
+from components.store import s3
 
 
 @pytest.fixture(params=["local", "s3"])

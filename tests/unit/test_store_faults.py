@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 
 from components.common import spec
-from components.common.dataset import DatasetError, read_manifest
-from components.common.store import StoreError, open_store
+from components.dataset.manifest import DatasetError, read_manifest
+from components.store import StoreError, open_store
 from components.unpack_upload.unpack import unpack_and_upload
 from tests import servers
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY

@@ -40,7 +40,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
-from components.common import mnist
+from components.dataset import mnist
 from components.train.config import TrainConfig
 from components.train.trainer import train
 data = sys.argv[1]

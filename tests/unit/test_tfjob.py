@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from components.common.kube import Kube, KubeError
-from components.common.store import LocalStore
+from components.store import LocalStore
 from components.train import tfjob
 from tests import servers
 from tests.conftest import REPO

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.common import mnist
+from components.dataset import mnist
 from components.train import trainer
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common import mnist, spec
-from components.common.archive import ArchiveError, Limits
-from components.common.dataset import fetch_dataset, read_manifest
+from components.common import spec
 from components.common.provenance import digest_of
-from components.common.store import LocalStore, open_store, sha256_file
+from components.dataset import mnist
+from components.dataset.archive import ArchiveError, Limits
+from components.dataset.manifest import fetch_dataset, read_manifest
+from components.store import LocalStore, open_store, sha256_file
 from components.unpack_upload import __main__ as unpack_main
 from components.unpack_upload.unpack import unpack_and_upload
 from tests.unit.test_archive import gz_members, make_tar, make_zip, raw_members

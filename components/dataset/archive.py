@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from components.common import mnist
+from components.common.errors import StepError
 from components.common.redact import printable
+from components.dataset import mnist
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 _IDX_NAMES = {f.name for f in mnist.FILES}
@@ -46,7 +47,7 @@ _READ_ERRORS = (
 _NAME_MAX = 255  # bytes in one path component, on Linux and macOS
 
 
-class ArchiveError(ValueError):
+class ArchiveError(StepError, ValueError):
     """An archive or folder cannot be used; the message names it and the offending entry."""
 
 

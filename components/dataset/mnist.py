@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from components.common.errors import StepError
+
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
 ROWS = COLS = 28
@@ -76,7 +78,7 @@ FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 SPLITS = {"train": (TRAIN_IMAGES, TRAIN_LABELS), "test": (TEST_IMAGES, TEST_LABELS)}
 
 
-class IdxError(ValueError):
+class IdxError(StepError, ValueError):
     """An IDX file is malformed; the message names the file and what is wrong."""
 
 

@@ -18,9 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlparse
 
-from components.common import s3
+from components.common.errors import StepError
+from components.common.provenance import sha256_file
+from components.common.uris import is_s3, join, local_path, parse_s3_uri, under_store
+from components.store import s3
+
+__all__ = [
+    "SHA256_META", "AlreadyExists", "LocalStore", "ObjectInfo", "S3Store", "Skipped", "Store",
+    "StoreError", "is_s3", "join", "local_path", "open_store", "parse_s3_uri", "sha256_file",
+    "under_store",
+]  # fmt: skip
 
 SHA256_META = "sha256"  # user metadata key holding the content digest of an object
 _CHUNK = 1 << 20
@@ -29,7 +37,7 @@ os.umask(_UMASK)  # read once, at import: os.umask can only be read by setting i
 _MULTIPART_FROM = 64 << 20  # larger files go up in parts, through s3transfer
 
 
-class StoreError(RuntimeError):
+class StoreError(StepError, RuntimeError):
     """A store operation failed; the message names the endpoint, bucket and key, never secrets."""
 
 
@@ -49,54 +57,6 @@ class ObjectInfo:
     key: str  # relative to the store root
     size: int
     sha256: str | None = None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def join(*parts: str) -> str:
-    """Join URI or key parts with single slashes: join('s3://b/p/', '/x') == 's3://b/p/x'."""
-    head, *rest = [p for p in parts if p]
-    return "/".join([head.rstrip("/")] + [p.strip("/") for p in rest])
-
-
-def under_store(store_uri: str, uri: str) -> str:
-    """`uri` itself when it is a full URI or an absolute path, else a path under `store_uri`:
-    the default `images` means `<store_uri>/images`."""
-    if is_s3(uri) or "://" in uri or uri.startswith("/"):
-        return uri
-    return join(store_uri, uri)
-
-
-def is_s3(uri: str) -> bool:
-    return uri.startswith("s3://")
-
-
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split `s3://bucket/prefix` into (bucket, prefix); raise ValueError naming a bad URI."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3:// URI with a bucket: {uri!r}")
-    if "@" in parsed.netloc:
-        raise ValueError("an s3:// URI must not carry credentials; use AWS_ACCESS_KEY_ID instead")
-    bucket = parsed.netloc
-    if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in "-." for c in bucket):
-        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
-    return bucket, parsed.path.strip("/")
-
-
-def local_path(uri: str) -> Path:
-    """A local folder from a plain path or a `file://` URI."""
-    if uri.startswith("file://"):
-        return Path(urlparse(uri).path)
-    if "://" in uri:
-        raise ValueError(f"unsupported store URI {uri!r}: use s3://bucket/prefix or a local folder")
-    return Path(uri).expanduser()
 
 
 class LocalStore:

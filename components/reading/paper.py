@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from components.common.image_decode import ImageError
+from components.reading.image_decode import ImageError
 
 WORK_SIDE = 512  # longest side the search works at
 LABEL_SIDE = 128  # longest side connected components are labelled at

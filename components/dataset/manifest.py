@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.records import RecordError, check_fields, parse_record, plain_name
-from components.common.store import Store, StoreError, join, sha256_file
+from components.store import Store, StoreError, join, sha256_file
 
 
-class DatasetError(RuntimeError):
+class DatasetError(StepError, RuntimeError):
     """A dataset in the store is missing, incomplete or corrupt."""
 
 

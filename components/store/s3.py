@@ -17,6 +17,17 @@ import os
 from dataclasses import dataclass
 
 from components.common.redact import redact_text
+from components.common.uris import parse_endpoint
+
+__all__ = [
+    "Bounds",
+    "client",
+    "error_code",
+    "http_status",
+    "parse_endpoint",
+    "reason",
+    "resolve_endpoint",
+]
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 AWS_HOST = "s3.amazonaws.com"
@@ -45,27 +56,6 @@ class Bounds:
 
     def describe(self) -> str:
         return f"{self.attempts} attempt(s), each within {self.connect:g}+{self.read:g} s"
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, bool]:
-    """Return (host:port, secure) from `host:port`, `http://host:port` or `https://host:port`."""
-    endpoint = endpoint.strip()
-    secure = True
-    for scheme, tls in (("https://", True), ("http://", False)):
-        if endpoint.startswith(scheme):
-            endpoint, secure = endpoint[len(scheme) :], tls
-    endpoint = endpoint.rstrip("/")
-    if "@" in endpoint or "?" in endpoint:
-        raise ValueError(
-            f"s3_endpoint {redact_text(endpoint)!r} carries credentials or a query: give "
-            "host:port and put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-        )
-    host, _, port = endpoint.partition(":")
-    if not host or "/" in endpoint or (port and not port.isdigit()):
-        raise ValueError(
-            f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port"
-        )
-    return endpoint, secure
 
 
 def resolve_endpoint(endpoint: str = "") -> tuple[str, bool]:

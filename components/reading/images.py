@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from components.common.image_decode import ImageError, decode_gray, median
-from components.common.paper import find_digit
+from components.reading.image_decode import ImageError, decode_gray, median
+from components.reading.paper import find_digit
 
 SIZE = 28  # MNIST field
 BOX = 20  # the digit's longer side inside the field

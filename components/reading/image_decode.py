@@ -23,6 +23,8 @@ import warnings
 import numpy as np
 from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
+from components.common.errors import StepError
+
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 MAX_DECODED_BYTES = 96 * 2**20  # held at once by one decode: a 12 MP RGBA PNG, reduced, fits
 WORK_SIDE = 1024  # larger images are reduced (JPEG: decoded at 1/2..1/8 scale) to about this
@@ -56,7 +58,7 @@ def median(values: np.ndarray) -> int:
     return int(np.partition(values, middle)[middle])
 
 
-class ImageError(ValueError):
+class ImageError(StepError, ValueError):
     """An image cannot be turned into a digit; the message is a short reason for a CSV row."""
 
 
@@ -347,3 +349,14 @@ def _reduce(img: Image.Image) -> Image.Image:
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text[:120]
+
+
+def thumbnail(data: bytes, side: int = 96) -> Image.Image | None:
+    """A small grey copy of an image file's bytes (decoded as every reader here decodes
+    them), or None when it cannot be read: a picture that cannot be shown is left out."""
+    try:
+        image = Image.fromarray(decode_gray(data))
+    except ImageError:
+        return None
+    image.thumbnail((side, side))
+    return image
