@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from components.common import spec
+from components.common.errors import InputError
 
 if TYPE_CHECKING:  # kfp is imported only where a task is configured: `--help` stays fast
     from kfp.dsl import PipelineTask
@@ -28,11 +29,11 @@ class GpuOptions:
 
     def validate(self) -> None:
         if self.enabled and self.limit < 1:
-            raise ValueError(f"gpu limit must be at least 1, got {self.limit}")
+            raise InputError(f"gpu limit must be at least 1, got {self.limit}")
         if self.enabled and not self.node_label_key.strip():
-            raise ValueError("--gpu-node-label must be KEY=VALUE with a non-empty KEY")
+            raise InputError("--gpu-node-label must be KEY=VALUE with a non-empty KEY")
         if self.enabled and not self.toleration_key.strip():
-            raise ValueError("--gpu-toleration-key must not be empty (or use --no-gpu)")
+            raise InputError("--gpu-toleration-key must not be empty (or use --no-gpu)")
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ClusterOptions:
     def validate(self) -> None:
         self.gpu.validate()
         if not self.secret_name.strip():
-            raise ValueError("--secret-name must not be empty: name the store's Secret")
+            raise InputError("--secret-name must not be empty: name the store's Secret")
 
 
 def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from components.batch_predict.predictor import batch_predict, load_model_version
 from components.common import spec
+from components.common.errors import InputError
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
 from components.store import join, under_store
@@ -94,5 +95,5 @@ def model_version(model_uri: str) -> str:
     """The version folder's name at the end of `model_uri` (`.../models/mnist/3` -> `3`)."""
     last = model_uri.rstrip("/").rpartition("/")[2]
     if spec.version_number(last) is None:
-        raise ValueError(f"model_uri {model_uri!r} does not end in a numbered version folder")
+        raise InputError(f"model_uri {model_uri!r} does not end in a numbered version folder")
     return last

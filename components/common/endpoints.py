@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from components.common.errors import InputError
+
 PARAMETER = "serving_endpoint"  # what the user set: named in every refusal of a bad target
 # host:port, the host a DNS name, IPv4 address or [IPv6] address; gRPC's own schemes are refused.
 HOST = r"[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.]+\]"
@@ -28,6 +30,6 @@ def check_target(target: str) -> str:
         problem = "with a port from 1 to 65535"
     else:
         problem = "of a host name or IP address and a port number"
-    raise ValueError(
+    raise InputError(
         f"{PARAMETER} must be host:port {problem} (e.g. tf-serving.kubeflow:8500), got {target!r}"
     )

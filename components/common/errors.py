@@ -27,3 +27,7 @@ class StepError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else type(self).__name__
+
+
+class InputError(StepError, ValueError):
+    """A value from outside (a parameter, a URI, a flag) is malformed; the message names it."""

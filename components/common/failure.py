@@ -1,8 +1,9 @@
 """A failed step ends with one line that says why, in the pod log and at the end of a local run.
 
 Every component body runs inside `reported(step)`. An error the step knows how to name (a bad
-source, a store that is down, a dataset that fails validation...) is logged as one line and the
-process exits with status 1, without a traceback. A programming error keeps its traceback. Either
+source, a store that is down, a dataset that fails validation...) is a StepError (errors.py): it is
+logged as one line and the process exits with its exit_code, without a traceback. Anything else
+is a programming error and keeps its traceback. Either
 way the line is also appended to the file named by $MNIST_ERROR_FILE when set, which is how
 `run --local` prints the failing step's own reason instead of kfp's "task failed".
 """
@@ -13,12 +14,11 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+from components.common.errors import StepError
 from components.common.log import get_logger
 from components.common.redact import shown
 
 ERROR_FILE_ENV = "MNIST_ERROR_FILE"
-# What a step raises for bad inputs and bad conditions; anything else is a bug worth a traceback.
-EXPECTED = (RuntimeError, ValueError, OSError, TimeoutError)
 
 
 def one_line(exc: BaseException) -> str:
@@ -35,11 +35,11 @@ def reported(step: str) -> Iterator[None]:
     """Run a step body; turn an expected failure into one logged line and exit status 1."""
     try:
         yield
-    except EXPECTED as e:
+    except StepError as e:
         line = f"{step}: {one_line(e)}"
         get_logger(step).error(line)
         _record(line)
-        raise SystemExit(1) from None
+        raise SystemExit(e.exit_code) from None
     except Exception as e:
         _record(f"{step}: unexpected {type(e).__name__}: {one_line(e)}")
         raise
@@ -50,3 +50,6 @@ def _record(line: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+
+EXPECTED = (StepError,)  # transitional: pipeline/cli.py's import, until it catches StepError itself

@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from components.common.errors import InputError
+
 MASK = "***"
 # Names of query parameters, settings and headers that carry a secret (presigned S3/GCS/Azure
 # URLs, tokens, passwords); matched anywhere in the name: `X-Amz-Signature`, `MINIO_ROOT_PASSWORD`.
@@ -198,17 +200,17 @@ def refuse_credentials(name: str, value: str) -> None:
         return
     problem = malformed(value)
     if "@" in parts.netloc or (problem and "@" in value):
-        raise ValueError(
+        raise InputError(
             f"{name} carries credentials (user@host): remove them and set them in the "
             "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a Secret on the cluster)"
         )
     if problem:
-        raise ValueError(f"{name} {redact_url(value)!r} is not a valid URL: {problem}")
+        raise InputError(f"{name} {redact_url(value)!r} is not a valid URL: {problem}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     fragment = parse_qsl(parts.fragment, keep_blank_values=True)
     secret = [k for k, _ in query + fragment if _SECRET_QUERY.search(k)]
     if secret:
-        raise ValueError(
+        raise InputError(
             f"{name} {redact_url(value)!r} has a credential-like query parameter "
             f"({', '.join(sorted(set(secret)))}): pipeline parameters are shown in logs and "
             "in the UI; publish the files without a token or use s3:// with credentials from "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
+from components.common.errors import InputError
 from components.common.redact import redact_text
 
 
@@ -34,12 +35,12 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split `s3://bucket/prefix` into (bucket, prefix); raise ValueError naming a bad URI."""
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
-        raise ValueError(f"not an s3:// URI with a bucket: {uri!r}")
+        raise InputError(f"not an s3:// URI with a bucket: {uri!r}")
     if "@" in parsed.netloc:
-        raise ValueError("an s3:// URI must not carry credentials; use AWS_ACCESS_KEY_ID instead")
+        raise InputError("an s3:// URI must not carry credentials; use AWS_ACCESS_KEY_ID instead")
     bucket = parsed.netloc
     if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in "-." for c in bucket):
-        raise ValueError(f"invalid bucket name {bucket!r} in {uri!r}")
+        raise InputError(f"invalid bucket name {bucket!r} in {uri!r}")
     return bucket, parsed.path.strip("/")
 
 
@@ -48,7 +49,7 @@ def local_path(uri: str) -> Path:
     if uri.startswith("file://"):
         return Path(urlparse(uri).path)
     if "://" in uri:
-        raise ValueError(f"unsupported store URI {uri!r}: use s3://bucket/prefix or a local folder")
+        raise InputError(f"unsupported store URI {uri!r}: use s3://bucket/prefix or a local folder")
     return Path(uri).expanduser()
 
 
@@ -61,13 +62,13 @@ def parse_endpoint(endpoint: str) -> tuple[str, bool]:
             endpoint, secure = endpoint[len(scheme) :], tls
     endpoint = endpoint.rstrip("/")
     if "@" in endpoint or "?" in endpoint:
-        raise ValueError(
+        raise InputError(
             f"s3_endpoint {redact_text(endpoint)!r} carries credentials or a query: give "
             "host:port and put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
         )
     host, _, port = endpoint.partition(":")
     if not host or "/" in endpoint or (port and not port.isdigit()):
-        raise ValueError(
+        raise InputError(
             f"invalid s3_endpoint {endpoint!r}: expected host:port or http(s)://host:port"
         )
     return endpoint, secure

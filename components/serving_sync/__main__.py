@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from components.common import spec
+from components.common.errors import StepError
 from components.common.log import get_logger
 from components.serving_sync.sync import ModelStore, sync_once
 from components.store import open_store
@@ -84,7 +85,7 @@ def run_round(store: ModelStore, args: argparse.Namespace) -> bool:
     """One sync round; log what failed instead of raising, so the loop can retry."""
     try:
         placed = sync_once(store, args.prefix, args.dest, args.keep)
-    except (OSError, RuntimeError) as e:  # StoreError, SyncError: messages carry no secrets
+    except StepError as e:  # StoreError, SyncError: messages carry no secrets
         log.error("sync of %s failed: %s", store.uri(args.prefix), e)
         return False
     if placed:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from components.common import spec
-from components.common.errors import StepError
+from components.common.errors import InputError, StepError
 from components.common.log import get_logger
 from components.common.units import human_bytes
 from components.store import ObjectInfo
@@ -139,7 +139,7 @@ def sync_once(store: ModelStore, prefix: str, dest: Path, keep: int) -> list[int
     that fails does not stop the others: the rest are placed and pruned, then SyncError names it.
     """
     if keep < 1:
-        raise ValueError(f"keep must be at least 1, got {keep}")
+        raise InputError(f"keep must be at least 1, got {keep}")
     dest.mkdir(parents=True, exist_ok=True)
     remove_stale_temp(dest)
     present = set(local_versions(dest))
@@ -149,7 +149,7 @@ def sync_once(store: ModelStore, prefix: str, dest: Path, keep: int) -> list[int
         try:
             download_version(store, prefix, version, dest)
             placed.append(version)
-        except (OSError, RuntimeError) as e:  # StoreError and SyncError are RuntimeErrors
+        except (StepError, OSError) as e:  # the store, or writing the local volume (disk full)
             errors.append(f"version {version}: {e}")
     for version in local_versions(dest)[:-keep]:
         remove_version(dest, version)

@@ -9,6 +9,7 @@ from a Kubernetes Secret); they never appear in a URI, a log line or an error me
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from components.common.errors import StepError
+from components.common.errors import InputError, StepError
 from components.common.provenance import sha256_file
 from components.common.uris import is_s3, join, local_path, parse_s3_uri, under_store
 from components.store import s3
@@ -59,6 +60,21 @@ class ObjectInfo:
     sha256: str | None = None
 
 
+def _os_errors(method):
+    """A LocalStore method whose OSError (a full disk, a folder it may not write) becomes a
+    StoreError naming the object: the one error family a step reports in one line."""
+
+    @functools.wraps(method)
+    def wrapper(self, key: str, *args, **kwargs):
+        try:
+            return method(self, key, *args, **kwargs)
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            raise StoreError(f"{self.uri(key)}: {why}") from None
+
+    return wrapper
+
+
 class LocalStore:
     """A folder standing in for a bucket: the embedded default for laptop runs.
 
@@ -89,12 +105,14 @@ class LocalStore:
             raise StoreError(f"{self.uri(key)} leads outside the store through a symbolic link")
         return path
 
+    @_os_errors
     def put_file(
         self, key: str, src: str | os.PathLike, sha256: str | None = None, exclusive: bool = False
     ) -> None:
         with open(src, "rb") as f:
             self._write(key, lambda tmp: shutil.copyfileobj(f, tmp, _CHUNK), exclusive)
 
+    @_os_errors
     def put_bytes(self, key: str, data: bytes, exclusive: bool = False) -> None:
         self._write(key, lambda tmp: tmp.write(data), exclusive)
 
@@ -139,14 +157,17 @@ class LocalStore:
             raise StoreError(f"{self.uri(key)}: not a regular file")
         return open(fd, "rb")
 
+    @_os_errors
     def get_file(self, key: str, dest: str | os.PathLike) -> None:
         with self._open(key) as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out, _CHUNK)
 
+    @_os_errors
     def get_bytes(self, key: str) -> bytes:
         with self._open(key) as f:
             return f.read()
 
+    @_os_errors
     def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         if path.is_symlink() or not path.is_file():
@@ -190,6 +211,7 @@ class LocalStore:
         """Whether `path` is inside the root with no symbolic link on the way to it."""
         return os.path.realpath(path) == str(path)
 
+    @_os_errors
     def delete(self, key: str) -> None:
         """Remove one file; refused when a folder on its path is a link (checked just before)."""
         path = self._path(key)
@@ -197,6 +219,7 @@ class LocalStore:
             raise StoreError(f"{self.uri(key)}: reached through a symbolic link; not deleted")
         path.unlink(missing_ok=True)
 
+    @_os_errors
     def remove_empty_folders(self, prefix: str) -> int:
         """Remove the empty folders under `prefix`, then those it leaves empty above it, up to
         (not including) the root. Each folder is checked just before its removal: never one
@@ -407,7 +430,7 @@ Store = LocalStore | S3Store
 def open_store(uri: str, endpoint: str = "") -> Store:
     """Open `s3://bucket/prefix` (on `endpoint`, default `AWS_ENDPOINT_URL` or AWS) or a folder."""
     if not uri:
-        raise ValueError("store URI is empty: give s3://bucket/prefix or a local folder")
+        raise InputError("store URI is empty: give s3://bucket/prefix or a local folder")
     if not is_s3(uri):
         return LocalStore(local_path(uri))
     bucket, prefix = parse_s3_uri(uri)

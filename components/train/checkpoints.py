@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from components.common import spec
-from components.common.errors import StepError
+from components.common.errors import InputError, StepError
 from components.common.log import get_logger
 from components.common.records import MAX_RECORD, RecordError, parse_record
 from components.store import Store, join, sha256_file
@@ -63,7 +63,7 @@ def run_prefix(run_id: str) -> str:
     """`checkpoints/<run id>`: a run id is an opaque token, kept to safe characters."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id.strip())
     if not safe.strip("._"):
-        raise ValueError(f"run id {run_id!r} cannot name a checkpoint folder")
+        raise InputError(f"run id {run_id!r} cannot name a checkpoint folder")
     return join(spec.CHECKPOINTS_PREFIX, safe)
 
 

@@ -8,6 +8,7 @@ train step hands it on to export as usual.
 
 from __future__ import annotations
 
+from components.common.errors import InputError
 from components.common.kube import TFJOB, Kube, KubeError, name_for, restrict, succeeded
 from components.common.log import get_logger
 from components.common.records import RecordError, parse_record
@@ -28,7 +29,7 @@ def tfjob(name: str, namespace: str, workers: int, args: list[str], pod: dict) -
     env and scheduling (pipeline/cluster.py trial_pod), without an Istio sidecar, locked down
     as the restricted Pod Security Standard asks (components/common/kube.py restrict)."""
     if workers < 2:
-        raise ValueError(f"a TFJob is for 2 workers or more, got {workers}")
+        raise InputError(f"a TFJob is for 2 workers or more, got {workers}")
     container = {
         "name": CONTAINER,
         "image": pod["image"],

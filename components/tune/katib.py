@@ -12,6 +12,7 @@ under Istio.
 
 from __future__ import annotations
 
+from components.common.errors import InputError
 from components.common.kube import Kind, Kube, name_for, restrict, succeeded
 from components.common.parameters import ALGORITHMS
 
@@ -44,7 +45,7 @@ def experiment(
     the trial pods, as the train step gets them (pipeline/cluster.py). Trials run restricted
     (components/common/kube.py restrict)."""
     if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+        raise InputError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
     parameters = [
         {"name": n, "parameterType": kind, "feasibleSpace": space} for n, kind, space, _ in SPACE
     ] + [
