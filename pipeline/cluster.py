@@ -46,6 +46,7 @@ class Resources:
 
 # Sized from local runs on the full data set (peak RSS: train ~3 GB, the others < 1.5 GB).
 RESOURCES = {
+    spec.CHECK_PARAMETERS: Resources("100m", "500m", "256Mi", "1Gi"),
     spec.DOWNLOAD: Resources("250m", "1", "256Mi", "1Gi"),
     spec.UNPACK_UPLOAD: Resources("250m", "1", "512Mi", "2Gi"),
     spec.TRAIN: Resources("2", "8", "4Gi", "12Gi"),

@@ -1,213 +1,262 @@
-"""The DAG: download -> unpack-and-upload -> train (GPU) -> [accuracy gate] export -> batch-predict.
+"""The DAG: check-parameters -> download -> unpack-and-upload -> train (GPU) -> [accuracy gate]
+export -> batch-predict [-> deploy].
 
-`build_pipeline(options)` returns the pipeline function for the given cluster options (it is built
-on demand, not at import, so the CLI pays for it once). Compiling imports kfp only: TensorFlow is
-imported inside the steps.
+Two pipelines, written as plain `@dsl.pipeline` functions with named parameters: `mnist-digits`
+and `mnist-tune` (a Katib search picks the training's hyper-parameters first). Their parameters'
+types, defaults and the descriptions the Kubeflow UI shows come from the one table
+(components/common/parameters.py): `@from_table` fills the docstring from it and refuses a
+signature that drifts from it when the pipeline is built. Cluster settings (GPU node, store
+Secret, pod retries) are applied at compile time from ClusterOptions (pipeline/cluster.py), so the
+pipelines are built on demand by `build_pipeline(options)`. Compiling imports kfp only:
+TensorFlow is imported inside the steps.
 """
 
-import inspect
 import json
-from types import SimpleNamespace
 
 from kfp import compiler, dsl
 
 from components.batch_predict.component import batch_predict
+from components.check_parameters.component import check_parameters
 from components.common import spec
-from components.common.parameters import PARAMETERS, TUNE_PARAMETERS
+from components.common.parameters import DEFAULTS as D
 from components.deploy.component import deploy
 from components.download.component import download
 from components.export.component import export
 from components.train.component import train
 from components.tune.component import tune
 from components.unpack_upload.component import unpack_and_upload
-from pipeline.cluster import (
-    ClusterOptions,
-    request_gpu,
-    retry_network_io,
-    retry_preemption,
-    run_as_image_user,
-    set_resources,
-    trial_pod,
-    use_store_credentials,
-)
+from pipeline import cluster
+from pipeline.cluster import ClusterOptions
+from pipeline.signature import MAIN, TUNING, from_table
 
 PIPELINE_NAME = "mnist-digits"
-DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
 PIPELINE_DISPLAY_NAME = "MNIST digits: train, gate, export, batch-predict"
-TUNE_PIPELINE_NAME = "mnist-tune"
-TUNE_TIMEOUT_SECONDS = 6 * 3600  # for the Katib Experiment to end
-TUNED = ("epochs", "batch_size", "learning_rate")  # what the tuning pipeline's search sets
-TUNE_PARAMS = tuple(p for p in PARAMETERS if p.name not in TUNED) + TUNE_PARAMETERS
-NAMES = tuple(param.name for param in PARAMETERS)
-
-
-def _signature(params) -> inspect.Signature:
-    """kfp reads a pipeline's inputs from its signature and their descriptions from its
-    docstring: both are made from the one parameter table."""
-    return inspect.Signature(
-        [
-            inspect.Parameter(
-                p.name,
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=p.default,
-                annotation=p.type,
-            )
-            for p in params
-        ]
-    )
-
-
-def _docstring(title: str, params) -> str:
-    return f"{title}\n\nArgs:\n" + "".join(f"    {p.name}: {p.description}\n" for p in params)
-
-
-SIGNATURE = _signature(PARAMETERS)
-DOCSTRING = _docstring("Train, gate, export and batch-predict MNIST digits.", PARAMETERS)
 PIPELINE_DESCRIPTION = (
     "Handwritten-digit recognition on MNIST: download and verify, upload to the object store, "
     "train a CNN on a GPU node, export a versioned SavedModel for TF Serving when it is accurate "
     "enough, and classify every image under a prefix."
 )
+TUNE_PIPELINE_NAME = "mnist-tune"
+DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
+TUNE_TIMEOUT_SECONDS = 6 * 3600  # for the Katib Experiment to end
 
 
 def build_pipeline(options: ClusterOptions | None = None):
-    """The pipeline function with `options` (GPU scheduling, store Secret) applied."""
+    """The `mnist-digits` pipeline function with `options` (GPU scheduling, store Secret)."""
     options = options or ClusterOptions()
     options.validate()
 
-    def mnist_pipeline(*values):  # kfp passes one channel per parameter, in SIGNATURE's order
-        _dag(SimpleNamespace(**dict(zip(NAMES, values, strict=True))), options, tuned=False)
-
-    mnist_pipeline.__signature__ = SIGNATURE
-    mnist_pipeline.__doc__ = DOCSTRING
-    mnist_pipeline.__name__ = "mnist_pipeline"
-    return dsl.pipeline(
+    @dsl.pipeline(
         name=PIPELINE_NAME, display_name=PIPELINE_DISPLAY_NAME, description=PIPELINE_DESCRIPTION
-    )(mnist_pipeline)
+    )
+    @from_table(MAIN, "Train, gate, export and batch-predict MNIST digits.")
+    def mnist_pipeline(
+        source: str = D["source"],
+        verify_checksums: bool = D["verify_checksums"],
+        store_uri: str = D["store_uri"],
+        s3_endpoint: str = D["s3_endpoint"],
+        epochs: int = D["epochs"],
+        batch_size: int = D["batch_size"],
+        learning_rate: float = D["learning_rate"],
+        seed: int = D["seed"],
+        train_limit: int = D["train_limit"],
+        train_workers: int = D["train_workers"],
+        min_accuracy: float = D["min_accuracy"],
+        images_uri: str = D["images_uri"],
+        results_uri: str = D["results_uri"],
+        min_confidence: float = D["min_confidence"],
+        max_failed_fraction: float = D["max_failed_fraction"],
+        deploy: bool = D["deploy"],
+        serving_endpoint: str = D["serving_endpoint"],
+    ):
+        checked = check_parameters(
+            source=source, verify_checksums=verify_checksums, store_uri=store_uri,
+            s3_endpoint=s3_endpoint, epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, seed=seed, train_limit=train_limit,
+            train_workers=train_workers, min_accuracy=min_accuracy, images_uri=images_uri,
+            results_uri=results_uri, min_confidence=min_confidence,
+            max_failed_fraction=max_failed_fraction, deploy=deploy,
+            serving_endpoint=serving_endpoint,
+        )  # fmt: skip
+        dataset = _fetch_and_upload(
+            options, checked, source, verify_checksums, store_uri, s3_endpoint
+        )
+        trained = _train(
+            options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
+            train_limit, train_workers,
+        )  # fmt: skip
+        with dsl.If(trained.outputs[spec.RETURN_VALUE] >= min_accuracy, name="accurate-enough"):
+            _publish_and_predict(
+                options, trained, store_uri, s3_endpoint, images_uri, results_uri,
+                min_confidence, max_failed_fraction, serving_endpoint, deploy,
+            )  # fmt: skip
+
+    return mnist_pipeline
+
+
+def build_tune_pipeline(options: ClusterOptions | None = None):
+    """The `mnist-tune` pipeline: a Katib search (tune) after unpack-and-upload, then train,
+    gate, export and batch-predict with the best trial's hyper-parameters."""
+    options = options or ClusterOptions()
+    options.validate()
+
+    @dsl.pipeline(
+        name=TUNE_PIPELINE_NAME,
+        display_name="MNIST digits: tune with Katib, then train, gate, export, batch-predict",
+        description="A Katib search over learning_rate, batch_size and epochs, then the MNIST "
+        "pipeline with the best trial's values.",
+    )
+    @from_table(TUNING, "Tune with Katib, then train, gate, export, predict.")
+    def mnist_tune(
+        source: str = D["source"],
+        verify_checksums: bool = D["verify_checksums"],
+        store_uri: str = D["store_uri"],
+        s3_endpoint: str = D["s3_endpoint"],
+        seed: int = D["seed"],
+        train_limit: int = D["train_limit"],
+        train_workers: int = D["train_workers"],
+        min_accuracy: float = D["min_accuracy"],
+        images_uri: str = D["images_uri"],
+        results_uri: str = D["results_uri"],
+        min_confidence: float = D["min_confidence"],
+        max_failed_fraction: float = D["max_failed_fraction"],
+        deploy: bool = D["deploy"],
+        serving_endpoint: str = D["serving_endpoint"],
+        algorithm: str = D["algorithm"],
+        goal: float = D["goal"],
+        max_trials: int = D["max_trials"],
+        parallel_trials: int = D["parallel_trials"],
+        max_epochs: int = D["max_epochs"],
+    ):
+        checked = check_parameters(
+            source=source, verify_checksums=verify_checksums, store_uri=store_uri,
+            s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
+            train_workers=train_workers, min_accuracy=min_accuracy, images_uri=images_uri,
+            results_uri=results_uri, min_confidence=min_confidence,
+            max_failed_fraction=max_failed_fraction, deploy=deploy,
+            serving_endpoint=serving_endpoint, algorithm=algorithm, goal=goal,
+            max_trials=max_trials, parallel_trials=parallel_trials, max_epochs=max_epochs,
+        )  # fmt: skip
+        dataset = _fetch_and_upload(
+            options, checked, source, verify_checksums, store_uri, s3_endpoint
+        )
+        searched = tune(
+            dataset_uri=dataset, s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
+            max_epochs=max_epochs, algorithm=algorithm, goal=goal, max_trials=max_trials,
+            parallel_trials=parallel_trials, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            trial_pod=json.dumps(cluster.trial_pod(options), sort_keys=True),
+            timeout_seconds=TUNE_TIMEOUT_SECONDS,
+        )  # fmt: skip
+        searched.set_caching_options(False)
+        _on_cluster(options, searched, spec.TUNE, store=False, retry=cluster.retry_network_io)
+        best = searched.outputs
+        trained = _train(
+            options, dataset, store_uri, s3_endpoint, best["epochs"], best["batch_size"],
+            best["learning_rate"], seed, train_limit, train_workers,
+        )  # fmt: skip
+        with dsl.If(trained.outputs[spec.RETURN_VALUE] >= min_accuracy, name="accurate-enough"):
+            _publish_and_predict(
+                options, trained, store_uri, s3_endpoint, images_uri, results_uri,
+                min_confidence, max_failed_fraction, serving_endpoint, deploy,
+            )  # fmt: skip
+
+    return mnist_tune
+
+
+def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_endpoint):
+    """download and unpack-and-upload, once the parameters passed; the dataset's URI."""
+    _on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
+    checked.set_caching_options(True)
+    fetched = download(source=source, verify_checksums=verify_checksums, s3_endpoint=s3_endpoint)
+    fetched.after(checked).set_caching_options(True)
+    _on_cluster(options, fetched, spec.DOWNLOAD, retry=cluster.retry_network_io)
+    uploaded = unpack_and_upload(
+        dataset=fetched.outputs[spec.DATASET_OUTPUT],
+        store_uri=store_uri,
+        s3_endpoint=s3_endpoint,
+        verify_checksums=verify_checksums,
+    )
+    uploaded.set_caching_options(True)
+    _on_cluster(options, uploaded, spec.UNPACK_UPLOAD, retry=cluster.retry_network_io)
+    return uploaded.outputs[spec.RETURN_VALUE]
+
+
+def _train(
+    options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
+    train_limit, train_workers,
+):  # fmt: skip
+    """The train task on a GPU node; a preempted pod is retried and resumes."""
+    trained = train(
+        dataset_uri=dataset,
+        store_uri=store_uri,
+        s3_endpoint=s3_endpoint,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        train_limit=train_limit,
+        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+        train_workers=train_workers,
+        worker_pod=json.dumps(cluster.trial_pod(options), sort_keys=True),
+    )
+    trained.set_caching_options(False)
+    cluster.request_gpu(trained, options.gpu)
+    _on_cluster(options, trained, spec.TRAIN, retry=cluster.retry_preemption)
+    return trained
+
+
+def _publish_and_predict(
+    options, trained, store_uri, s3_endpoint, images_uri, results_uri, min_confidence,
+    max_failed_fraction, serving_endpoint, deploy_model,
+):  # fmt: skip
+    """Inside the accuracy gate: export, batch-predict and, when asked, deploy with KServe."""
+    exported = export(
+        model=trained.outputs[spec.MODEL_OUTPUT],
+        store_uri=store_uri,
+        s3_endpoint=s3_endpoint,
+        task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+    )
+    _on_cluster(options, exported, spec.EXPORT, retry=cluster.retry_network_io)
+    predicted = batch_predict(
+        model_uri=exported.outputs[spec.RETURN_VALUE],
+        store_uri=store_uri,
+        images_uri=images_uri,
+        results_uri=results_uri,
+        s3_endpoint=s3_endpoint,
+        max_failed_fraction=max_failed_fraction,
+        serving_endpoint=serving_endpoint,
+        min_confidence=min_confidence,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    )
+    predicted.set_caching_options(False)
+    _on_cluster(options, predicted, spec.BATCH_PREDICT, retry=cluster.retry_network_io)
+    with dsl.If(deploy_model == True, name="deploy-with-kserve"):  # noqa: E712 (a kfp condition)
+        deployed = deploy(
+            model_uri=exported.outputs[spec.RETURN_VALUE],
+            exported=exported.outputs[spec.EXPORTED_OUTPUT],
+            timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
+        )
+        deployed.set_caching_options(False)
+        _on_cluster(options, deployed, spec.DEPLOY, store=False, retry=cluster.retry_network_io)
+
+
+def _on_cluster(options, task, name: str, store: bool = True, retry=None) -> None:
+    """What every task gets on a cluster: its resources, the images' non-root user, the
+    store's credentials from the Secret (when it reads the store) and its pod retries."""
+    cluster.set_resources(task, name)
+    cluster.run_as_image_user(task)
+    if store:
+        cluster.use_store_credentials(task, options.secret_name)
+    if options.pod_retries and retry:
+        retry(task)
 
 
 def compile_pipeline(
     output: str, options: ClusterOptions | None = None, tuning: bool = False
 ) -> None:
     """Write the KFP IR YAML of the pipeline (`tuning`: the tuning pipeline) to `output`."""
-    if tuning:
-        compiler.Compiler().compile(
-            build_tune_pipeline(options), package_path=output, pipeline_name=TUNE_PIPELINE_NAME
-        )
-        return
-    compiler.Compiler().compile(
-        build_pipeline(options), package_path=output, pipeline_name=PIPELINE_NAME
-    )
-
-
-def _dag(p, options: ClusterOptions, tuned: bool) -> None:
-    """The steps, for the main pipeline and (`tuned`: a Katib search picks the training's
-    hyper-parameters first) for the tuning one; `p.<name>` are the pipeline's parameters."""
-    fetched = download(
-        source=p.source, verify_checksums=p.verify_checksums, s3_endpoint=p.s3_endpoint
-    )
-    fetched.set_caching_options(True)
-    uploaded = unpack_and_upload(
-        dataset=fetched.outputs[spec.DATASET_OUTPUT],
-        store_uri=p.store_uri,
-        s3_endpoint=p.s3_endpoint,
-        verify_checksums=p.verify_checksums,
-    )
-    uploaded.set_caching_options(True)
-    extra = []
-    if tuned:
-        searched = tune(
-            dataset_uri=uploaded.outputs[spec.RETURN_VALUE],
-            s3_endpoint=p.s3_endpoint,
-            max_epochs=p.max_epochs,
-            algorithm=p.algorithm,
-            goal=p.goal,
-            max_trials=p.max_trials,
-            parallel_trials=p.parallel_trials,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            trial_pod=json.dumps(trial_pod(options), sort_keys=True),
-            timeout_seconds=TUNE_TIMEOUT_SECONDS,
-        )
-        searched.set_caching_options(False)
-        set_resources(searched, spec.TUNE)
-        extra.append(searched)
-        hyper = {name: searched.outputs[name] for name in TUNED}
-    else:
-        hyper = {name: getattr(p, name) for name in TUNED}
-    trained = train(
-        dataset_uri=uploaded.outputs[spec.RETURN_VALUE],
-        store_uri=p.store_uri,
-        s3_endpoint=p.s3_endpoint,
-        seed=p.seed,
-        train_limit=p.train_limit,
-        run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
-        workers=p.train_workers,
-        worker_pod=json.dumps(trial_pod(options), sort_keys=True),
-        **hyper,
-    )
-    trained.set_caching_options(False)
-    request_gpu(trained, options.gpu)
-    # The gate compares the task's single return value ("Output"): kfp.local resolves that
-    # form of condition operand; a named NamedTuple field it does not.
-    with dsl.If(trained.outputs[spec.RETURN_VALUE] >= p.min_accuracy, name="accurate-enough"):
-        exported = export(
-            model=trained.outputs[spec.MODEL_OUTPUT],
-            store_uri=p.store_uri,
-            s3_endpoint=p.s3_endpoint,
-            task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
-        )
-        predicted = batch_predict(
-            model_uri=exported.outputs[spec.RETURN_VALUE],
-            store_uri=p.store_uri,
-            images_uri=p.images_uri,
-            results_uri=p.results_uri,
-            s3_endpoint=p.s3_endpoint,
-            max_failed_fraction=p.max_failed_fraction,
-            serving_endpoint=p.serving_endpoint,
-            min_confidence=p.min_confidence,
-            run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        )
-        predicted.set_caching_options(False)
-        with dsl.If(p.deploy == True, name="deploy-with-kserve"):  # noqa: E712 (a kfp condition)
-            deployed = deploy(
-                model_uri=exported.outputs[spec.RETURN_VALUE],
-                exported=exported.outputs[spec.EXPORTED_OUTPUT],
-                timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
-            )
-            deployed.set_caching_options(False)
-            set_resources(deployed, spec.DEPLOY)
-    tasks = (fetched, uploaded, trained, exported, predicted)
-    for task, name in zip(tasks, spec.STEPS, strict=True):
-        set_resources(task, name)
-        use_store_credentials(task, options.secret_name)
-    for task in (*tasks, deployed, *extra):
-        run_as_image_user(task)
-    if options.pod_retries:
-        for task in (fetched, uploaded, exported, predicted, deployed, *extra):
-            retry_network_io(task)
-        retry_preemption(trained)
-
-
-def build_tune_pipeline(options: ClusterOptions | None = None):
-    """The tuning pipeline: download, unpack-and-upload, a Katib search (tune), then train,
-    gate, export and batch-predict with the best trial's hyper-parameters."""
-    options = options or ClusterOptions()
-    options.validate()
-    names = tuple(p.name for p in TUNE_PARAMS)
-
-    def mnist_tune(*values):
-        _dag(SimpleNamespace(**dict(zip(names, values, strict=True))), options, tuned=True)
-
-    mnist_tune.__signature__ = _signature(TUNE_PARAMS)
-    mnist_tune.__doc__ = _docstring(
-        "Tune with Katib, then train, gate, export, predict.", TUNE_PARAMS
-    )
-    mnist_tune.__name__ = "mnist_tune"
-    return dsl.pipeline(
-        name=TUNE_PIPELINE_NAME,
-        display_name="MNIST digits: tune with Katib, then train, gate, export, batch-predict",
-        description="A Katib search over learning_rate, batch_size and epochs, then the MNIST "
-        "pipeline with the best trial's values.",
-    )(mnist_tune)
+    build, name = (build_tune_pipeline, TUNE_PIPELINE_NAME) if tuning else (
+        build_pipeline, PIPELINE_NAME)  # fmt: skip
+    compiler.Compiler().compile(build(options), package_path=output, pipeline_name=name)

@@ -41,7 +41,7 @@ def batch_predict(
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.BATCH_PREDICT):
+    with reported(names.BATCH_PREDICT, locals()):
         from pathlib import Path
 
         from components.batch_predict.step import run_step

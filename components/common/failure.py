@@ -31,9 +31,17 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def reported(step: str) -> Iterator[None]:
-    """Run a step body; turn an expected failure into one logged line and exit status 1."""
+def reported(step: str, arguments: dict | None = None) -> Iterator[None]:
+    """Run a step body; turn an expected failure into one logged line and its exit status.
+
+    `arguments` (the component's `locals()` on entry): those named in the parameter table are
+    checked first, so a bad value fails the step in its first second with the CLI's message.
+    """
     try:
+        if arguments:
+            from components.common.parameters import check_received
+
+            check_received(arguments)
         yield
     except StepError as e:
         line = f"{step}: {one_line(e)}"

@@ -275,6 +275,14 @@ def unknown(name: str) -> ParameterError:
     return ParameterError(f"unknown parameter {shown_value(name)}{hint}")
 
 
+def check_received(arguments: dict) -> None:
+    """Check each of a step's arguments that is a pipeline parameter (by name), at the step's
+    start: a run started from the Kubeflow UI, which no CLI checked, fails with the CLI's line."""
+    for name, value in arguments.items():
+        if name in _ALL:
+            check(name, value)
+
+
 def check_all(values: dict) -> dict:
     """Check every value in `values` (unknown names refused); returns `values` unchanged."""
     for name, value in values.items():

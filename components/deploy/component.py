@@ -21,7 +21,7 @@ def deploy(model_uri: str, exported: Input[Model], timeout_seconds: int) -> str:
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.DEPLOY):
+    with reported(names.DEPLOY, locals()):
         from pathlib import Path
 
         from components.deploy.kserve import deploy as deploy_model

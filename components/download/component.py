@@ -20,7 +20,7 @@ def download(source: str, verify_checksums: bool, s3_endpoint: str, dataset: Out
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.DOWNLOAD):
+    with reported(names.DOWNLOAD, locals()):
         from pathlib import Path
 
         from components.download.fetch import download as fetch

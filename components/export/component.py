@@ -25,7 +25,7 @@ def export(
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.EXPORT):
+    with reported(names.EXPORT, locals()):
         import tempfile
         from pathlib import Path
 

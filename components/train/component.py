@@ -19,7 +19,7 @@ def train(
     run_name: str,
     run_id: str,
     task_id: str,
-    workers: int,
+    train_workers: int,
     worker_pod: str,
     model: Output[Model],
     metrics: Output[Metrics],
@@ -41,7 +41,7 @@ def train(
         run_name: the pipeline run's name (dsl.PIPELINE_JOB_NAME_PLACEHOLDER), for provenance.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
         task_id: this task's ID (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for provenance.
-        workers: 1 trains here; 2 or more run a TFJob of that many replicas and wait for it.
+        train_workers: 1 trains here; 2 or more run a TFJob of that many replicas and wait for it.
         worker_pod: the TFJob replicas' image and pod settings (JSON, set at compile time).
         model: the trained Keras model (model.keras) and its provenance.json.
         metrics: test_accuracy, test_loss, train_seconds.
@@ -54,26 +54,21 @@ def train(
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.TRAIN):
+    with reported(names.TRAIN, locals()):
         import tempfile
         from pathlib import Path
 
         from components.store import open_store
         from components.train.checkpoints import StoreCheckpoints, run_prefix
-        from components.train.trainer import TrainConfig, train_from_store
+        from components.train.config import TrainConfig
+        from components.train.trainer import train_from_store
 
-        cfg = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            train_limit=train_limit,
-        )
-        if workers > 1:
+        cfg = TrainConfig.from_values(locals())
+        if train_workers > 1:
             from components.train.multi import train_on_workers
 
             result, checkpoints_uri = train_on_workers(
-                cfg, workers, worker_pod, run_id, store_uri, s3_endpoint, dataset_uri,
+                cfg, train_workers, worker_pod, run_id, store_uri, s3_endpoint, dataset_uri,
                 model.path, report.path,
             )  # fmt: skip
         else:

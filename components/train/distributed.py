@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from components.train.config import FIELDS, TrainConfig, add_flags
+
 RESULT = "result.json"
 
 
@@ -105,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset-uri", required=True)
     parser.add_argument("--out", required=True, help="where the chief writes its outputs")
     parser.add_argument("--s3-endpoint", default="")
-    for name, kind in (("epochs", int), ("batch-size", int), ("learning-rate", float),
-                       ("seed", int), ("train-limit", int)):  # fmt: skip
-        parser.add_argument(f"--{name}", type=kind, required=True)
+    add_flags(parser, required=FIELDS)
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -118,20 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     from components.dataset import mnist
     from components.dataset.manifest import dataset_digest, fetch_dataset
     from components.store import open_store
-    from components.train.config import TrainConfig
     from components.train.report import training_report
     from components.train.trainer import TrainResult, confusion_matrix
 
     log = get_logger("train")
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     kind, index, cluster = task()
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        train_limit=args.train_limit,
-    )
+    cfg = TrainConfig.from_values(vars(args))
     with tempfile.TemporaryDirectory(prefix=f"train-{kind}-{index}-") as work:
         data = Path(work) / "data"
         manifest = fetch_dataset(open_store(args.dataset_uri, args.s3_endpoint), "", data)

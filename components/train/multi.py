@@ -23,13 +23,6 @@ def train_on_workers(
     from components.train.checkpoints import run_prefix
     from components.train.tfjob import train_with_tfjob
 
-    settings = {
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "learning_rate": cfg.learning_rate,
-        "seed": cfg.seed,
-        "train_limit": cfg.train_limit,
-    }
     out, result = train_with_tfjob(
         run_id,
         own_namespace(),
@@ -37,7 +30,7 @@ def train_on_workers(
         store_uri,
         s3_endpoint,
         dataset_uri,
-        settings,
+        cfg,
         json.loads(worker_pod),
         float(os.environ.get(TIMEOUT_ENV, 24 * 3600)),
     )

@@ -13,6 +13,7 @@ from components.common.kube import TFJOB, Kube, KubeError, name_for, restrict, s
 from components.common.log import get_logger
 from components.common.records import RecordError, parse_record
 from components.store import StoreError, join, open_store
+from components.train.config import TrainConfig
 
 log = get_logger("train")
 CONTAINER = "tensorflow"  # the container name the Training Operator expects
@@ -73,22 +74,21 @@ def train_with_tfjob(
     store_uri: str,
     s3_endpoint: str,
     dataset_uri: str,
-    settings: dict,
+    cfg: TrainConfig,
     pod: dict,
     timeout: float,
     kube: Kube | None = None,
     interval: float = 15.0,
 ) -> tuple[str, dict]:
     """Run the TFJob and wait for it (at most `timeout` s); (the chief's output URI, its
-    result.json). `settings`: epochs, batch_size, learning_rate, seed, train_limit."""
+    result.json). Each replica trains with `cfg`."""
     from components.train.checkpoints import run_prefix
     from components.train.distributed import RESULT
 
     # beside the run's checkpoints: export removes both, and `clean` the leftovers
     out = join(store_uri, run_prefix(run_id), "tfjob")
-    args = [f"--dataset-uri={dataset_uri}", f"--out={out}", f"--s3-endpoint={s3_endpoint}"] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in settings.items()
-    ]
+    args = [f"--dataset-uri={dataset_uri}", f"--out={out}", f"--s3-endpoint={s3_endpoint}"]
+    args += cfg.as_flags()
     name = job_name(run_id)
     kube = kube or Kube()
     kube.apply(TFJOB, namespace, tfjob(name, namespace, workers, args, pod))

@@ -11,6 +11,8 @@ from components.images import SLIM_IMAGE
 def tune(
     dataset_uri: str,
     s3_endpoint: str,
+    seed: int,
+    train_limit: int,
     max_epochs: int,
     algorithm: str,
     goal: float,
@@ -25,6 +27,8 @@ def tune(
     Args:
         dataset_uri: the dataset folder unpack-and-upload wrote.
         s3_endpoint: S3 endpoint of the store, for the trials.
+        seed: the pipeline's seed: every trial trains with it.
+        train_limit: the pipeline's train_limit: every trial trains on the first N images.
         max_epochs: the largest number of epochs a trial may train.
         algorithm: Katib's search algorithm (tpe, random, grid, bayesianoptimization, ...).
         goal: stop when a trial reaches this test accuracy.
@@ -40,11 +44,12 @@ def tune(
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.TUNE):
+    with reported(names.TUNE, locals()):
         import json
         from collections import namedtuple
 
         from components.common.kube import own_namespace
+        from components.train.config import TrainConfig
         from components.tune import katib
 
         pod = json.loads(trial_pod)
@@ -60,6 +65,7 @@ def tune(
             max_trials,
             parallel_trials,
             pod,
+            fixed=TrainConfig(seed=seed, train_limit=train_limit),
         )
         best = katib.tune(body, float(timeout_seconds))
         return namedtuple("Best", ["learning_rate", "batch_size", "epochs"])(**best)

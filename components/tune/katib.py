@@ -15,6 +15,7 @@ from __future__ import annotations
 from components.common.errors import InputError
 from components.common.kube import Kind, Kube, name_for, restrict, succeeded
 from components.common.parameters import ALGORITHMS
+from components.train.config import TrainConfig
 
 EXPERIMENT = Kind("kubeflow.org", "v1beta1", "experiments", "Experiment")
 METRIC = "test_accuracy"
@@ -40,10 +41,12 @@ def experiment(
     max_trials: int = 12,
     parallel_trials: int = 2,
     pod: dict | None = None,
+    fixed: TrainConfig | None = None,
 ) -> dict:
-    """The Experiment; `pod` adds scheduling (nodeSelector, tolerations, resources) and env to
-    the trial pods, as the train step gets them (pipeline/cluster.py). Trials run restricted
-    (components/common/kube.py restrict)."""
+    """The Experiment. Each trial trains with `fixed` (the pipeline's seed and train_limit)
+    and the learning rate, batch size and epochs the search picks. `pod` adds scheduling
+    (nodeSelector, tolerations, resources) and env to the trial pods, as the train step gets
+    them (pipeline/cluster.py). Trials run restricted (components/common/kube.py restrict)."""
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
     parameters = [
@@ -69,6 +72,7 @@ def experiment(
             "--learning-rate=${trialParameters.learningRate}",
             "--batch-size=${trialParameters.batchSize}",
             "--epochs=${trialParameters.epochs}",
+            *_fixed_flags(fixed or TrainConfig()),
         ],
         **({"env": pod["env"]} if pod.get("env") else {}),
         **({"resources": pod["resources"]} if pod.get("resources") else {}),
@@ -108,6 +112,12 @@ def experiment(
             },
         },
     }
+
+
+def _fixed_flags(cfg: TrainConfig) -> list[str]:
+    """The trial's flags for what the search does not choose (components/train/config.py)."""
+    searched = {f"--{name.replace('_', '-')}=" for name, *_ in SPACE} | {"--epochs="}
+    return [flag for flag in cfg.as_flags() if not flag.startswith(tuple(searched))]
 
 
 def best_parameters(obj: dict) -> dict:

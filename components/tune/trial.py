@@ -9,31 +9,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+from components.train.config import TrainConfig, add_flags
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.tune.trial")
     parser.add_argument("--dataset-uri", required=True)
     parser.add_argument("--s3-endpoint", default="")
-    parser.add_argument("--learning-rate", type=float, required=True)
-    parser.add_argument("--batch-size", type=int, required=True)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--train-limit", type=int, default=60000)
+    add_flags(parser, required=("learning_rate", "batch_size", "epochs"))  # Katib's choices
     args = parser.parse_args(argv)
 
     from components.dataset import mnist
     from components.dataset.manifest import fetch_dataset
     from components.store import open_store
-    from components.train.config import TrainConfig
     from components.train.trainer import train
 
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        train_limit=args.train_limit,
-    )
+    cfg = TrainConfig.from_values(vars(args))
     with tempfile.TemporaryDirectory(prefix="trial-") as work:
         data = Path(work) / "data"
         fetch_dataset(open_store(args.dataset_uri, args.s3_endpoint), "", data)

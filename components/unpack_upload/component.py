@@ -29,7 +29,7 @@ def unpack_and_upload(
     from components.common import spec as names
     from components.common.failure import reported
 
-    with reported(names.UNPACK_UPLOAD):
+    with reported(names.UNPACK_UPLOAD, locals()):
         import json
         import tempfile
         from pathlib import Path

@@ -246,7 +246,7 @@ def test_multi_worker_training_is_a_parameter_with_the_workers_pod_compiled_in(d
     inputs = default["spec"]["root"]["inputDefinitions"]["parameters"]
     assert inputs["train_workers"]["defaultValue"] == 1
     params = all_tasks(default["spec"])["train"]["inputs"]["parameters"]
-    assert params["workers"]["componentInputParameter"] == "train_workers"
+    assert params["train_workers"]["componentInputParameter"] == "train_workers"
     pod = json.loads(params["worker_pod"]["runtimeValue"]["constant"])
     assert pod["image"] == images.GPU_IMAGE
     assert pod["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -267,3 +267,19 @@ def test_the_tuning_pipelines_steps_run_as_non_root_too(tmp_path):
     executors = list(yaml.safe_load_all(out.read_text()))[1]["platforms"]["kubernetes"]
     contexts = [e.get("securityContext") for e in executors["deploymentSpec"]["executors"].values()]
     assert contexts and all(c and c["runAsNonRoot"] is True for c in contexts)
+
+
+@pytest.mark.parametrize("tuning", [False, True])
+def test_every_parameter_is_checked_by_the_first_task_before_anything_runs(tmp_path, tuning):
+    out = tmp_path / "pipeline.yaml"
+    compile_pipeline(str(out), tuning=tuning)
+    pipeline_spec = next(yaml.safe_load_all(out.read_text()))
+    tasks = all_tasks(pipeline_spec)
+    checked = tasks[spec.CHECK_PARAMETERS]
+    assert "dependentTasks" not in checked  # the first task
+    assert tasks[spec.DOWNLOAD]["dependentTasks"] == [spec.CHECK_PARAMETERS]
+    inputs = pipeline_spec["root"]["inputDefinitions"]["parameters"]
+    wired = checked["inputs"]["parameters"]
+    assert {name: wire["componentInputParameter"] for name, wire in wired.items()} == {
+        name: name for name in inputs
+    }

@@ -14,6 +14,7 @@ import pytest
 from components.common.kube import Kube, KubeError
 from components.store import LocalStore
 from components.train import tfjob
+from components.train.config import TrainConfig
 from tests import servers
 from tests.conftest import REPO
 from tests.crds import CRDS, errors
@@ -28,7 +29,7 @@ POD = {
     "env": [{"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {
         "name": "mlpipeline-minio-artifact", "key": "accesskey"}}}],
 }  # fmt: skip
-SETTINGS = {"epochs": 2, "batch_size": 32, "learning_rate": 0.01, "seed": 42, "train_limit": 1200}
+CFG = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=42, train_limit=1200)
 
 
 @pytest.mark.skipif(not (CRDS / CRD).is_file(), reason="needs ../shared/crds")
@@ -62,7 +63,7 @@ def test_the_launcher_waits_and_takes_the_chiefs_result(tmp_path):
     with kube_api() as (api, url):
         api.script_status("tfjobs", "mnist-train-r1", {"conditions": []}, SUCCEEDED)
         where, result = tfjob.train_with_tfjob(
-            "r1", "team-a", 3, str(tmp_path / "store"), "", "s3://b/datasets/mnist", SETTINGS,
+            "r1", "team-a", 3, str(tmp_path / "store"), "", "s3://b/datasets/mnist", CFG,
             POD, timeout=30, kube=Kube(client_for(url)), interval=0.05,
         )  # fmt: skip
     assert where == str(tmp_path / "store" / out) and result["test_accuracy"] == 0.99
@@ -79,7 +80,7 @@ def test_a_failed_tfjob_is_one_line(tmp_path):
         api.script_status("tfjobs", "mnist-train-r1", failed)
         with pytest.raises(KubeError) as e:
             tfjob.train_with_tfjob(
-                "r1", "team-a", 2, str(tmp_path), "", "x", SETTINGS, POD, timeout=30,
+                "r1", "team-a", 2, str(tmp_path), "", "x", CFG, POD, timeout=30,
                 kube=Kube(client_for(url)), interval=0.05,
             )  # fmt: skip
     assert str(e.value) == (
@@ -95,9 +96,10 @@ def test_two_replicas_train_in_step_and_only_the_chief_writes(small_mnist_dir, t
     unpack_and_upload(small_mnist_dir, LocalStore(tmp_path / "store"), canonical=False)
     ports = [servers.free_port(), servers.free_port()]
     cluster = {"chief": [f"localhost:{ports[0]}"], "worker": [f"localhost:{ports[1]}"]}
-    args = [f"--dataset-uri={tmp_path}/store/datasets/mnist", f"--out={tmp_path}/out"] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()
-    ]
+    args = [
+        f"--dataset-uri={tmp_path}/store/datasets/mnist",
+        f"--out={tmp_path}/out",
+    ] + CFG.as_flags()
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "components.train.distributed", *args],

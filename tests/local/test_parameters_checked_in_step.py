@@ -1,0 +1,85 @@
+"""A run that no CLI checked (started from the Kubeflow UI, or a recurring run) fails in its
+first step, check-parameters, with the very line the CLI prints, and nothing is downloaded.
+
+The pipeline function runs under kfp.local with the values passed straight in, as the KFP
+backend passes the UI's run form; only the steps' own checks stand between a bad value and the
+cluster.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+
+import kfp.local
+import pytest
+
+from components.check_parameters.component import check_parameters
+from components.common import spec
+from components.common.failure import ERROR_FILE_ENV
+from components.common.parameters import PARAMETERS, TUNE_PARAMETERS, ParameterError, check
+from pipeline.cluster import ClusterOptions
+from pipeline.dag import build_pipeline
+from pipeline.local_run import LocalRunError, run_local
+
+
+def cli_line(name: str, value) -> str:
+    """What `mnist-pipeline run --param name=value` says of the value (pipeline/params.py)."""
+    with pytest.raises(ParameterError) as refused:
+        check(name, value)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("min_accuracy", 7.0), ("epochs", 0), ("store_uri", "ftp://x/y"), ("serving_endpoint", "a b")],
+)
+def test_a_ui_run_with_a_bad_value_fails_in_its_first_step_with_the_clis_line(
+    tmp_path, name, value
+):
+    store = tmp_path / "store"
+    arguments = {"source": str(tmp_path / "nowhere"), "store_uri": str(store), name: value}
+    with pytest.raises(LocalRunError) as failed:
+        run_local(arguments, tmp_path / "work", verbose=False, stream=io.StringIO())
+    assert str(failed.value) == f"{spec.CHECK_PARAMETERS}: {cli_line(name, value)}"
+    assert not store.exists(), "a step after check-parameters ran"
+    assert not list((tmp_path / "work").rglob("download")), "download started"
+
+
+def test_each_step_checks_the_parameters_it_receives_too(tmp_path, monkeypatch):
+    """A component reused in another pipeline, without check-parameters, still refuses."""
+    from components.download.component import download
+
+    errors = tmp_path / "errors.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+    with pytest.raises(RuntimeError):
+        download(source="gopher://mnist", verify_checksums=True, s3_endpoint="")
+    (line,) = errors.read_text().splitlines()
+    assert line == f"{spec.DOWNLOAD}: {cli_line('source', 'gopher://mnist')}"
+
+
+def test_the_check_step_takes_every_parameter_of_both_pipelines_with_the_tables_types():
+    signature = inspect.signature(check_parameters.python_func).parameters
+    table = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}
+    assert set(signature) == set(table)
+    for name, arg in signature.items():
+        assert arg.annotation in (table[name].type, table[name].type.__name__), name
+        if arg.default is not inspect.Parameter.empty:
+            assert arg.default == table[name].default, name
+
+
+def test_good_values_pass_the_check_step(tmp_path):
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+    values = {p.name: p.default for p in PARAMETERS}
+    task = check_parameters(**values)
+    assert task.outputs == {}
+
+
+def test_the_pipeline_function_reads_as_written():
+    """Named parameters with the table's defaults, the table's descriptions for the UI."""
+    func = build_pipeline(ClusterOptions()).pipeline_func
+    names = list(inspect.signature(func).parameters)
+    assert names == [p.name for p in PARAMETERS]
+    for param in PARAMETERS:
+        assert f"    {param.name}: {param.description}" in func.__doc__
