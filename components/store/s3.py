@@ -13,6 +13,7 @@ bucket. They never appear in a URI, a log line or an error message.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -63,14 +64,32 @@ def resolve_endpoint(endpoint: str = "") -> tuple[str, bool]:
     return parse_endpoint(endpoint or os.environ.get(ENDPOINT_ENV) or AWS_HOST)
 
 
+# What boto3 reads from the environment to sign and route requests: a client made under other
+# values is another client.
+_CLIENT_ENV = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+)  # fmt: skip
+
+
 def client(endpoint: str = "", bounds: Bounds | None = None, pool: int = 32):
-    """A boto3 S3 client for `endpoint` with bounded timeouts and retries."""
+    """A boto3 S3 client for `endpoint` with bounded timeouts and retries.
+
+    One per process for the same endpoint, bounds and credentials: the stores a step opens (its
+    dataset, its store root, a results prefix) share one client and its connection pool, instead
+    of paying for a new client each (boto3 clients are thread-safe).
+    """
+    host, secure = resolve_endpoint(endpoint)
+    environment = tuple(os.environ.get(name) for name in _CLIENT_ENV)
+    return _client(host, secure, bounds or Bounds.from_env(), pool, environment)
+
+
+@functools.lru_cache(maxsize=8)
+def _client(host: str, secure: bool, bounds: Bounds, pool: int, environment: tuple):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    host, secure = resolve_endpoint(endpoint)
-    bounds = bounds or Bounds.from_env()
     session = boto3.session.Session()
     custom = host != AWS_HOST
     config = Config(

@@ -80,3 +80,12 @@ def test_wrong_credentials_error_hides_secret(s3_bucket, s3_env, monkeypatch):
     msg = str(e.value)
     assert "no-such-bucket" in msg and "127.0.0.1" in msg
     assert "fake-secret" not in msg
+
+
+def test_the_stores_a_step_opens_share_one_client(s3_env, monkeypatch):
+    """Five prefixes on one endpoint: one boto3 client and pool, not five."""
+    stores = [st.open_store(f"s3://bucket-{i}/p", s3_env) for i in range(5)]
+    assert len({id(store.client) for store in stores}) == 1
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")  # other credentials: another client
+    assert st.open_store("s3://bucket-0/p", s3_env).client is not stores[0].client
+    assert s3.client(s3_env, s3.Bounds(attempts=1)) is not stores[0].client
