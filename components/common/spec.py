@@ -74,6 +74,8 @@ IMAGE_EXTENSIONS = (
 # A model version in TF Serving's layout: these top-level entries, `saved_model.pb` written last.
 SAVED_MODEL_PB = "saved_model.pb"
 MODEL_VERSION_ENTRIES = (SAVED_MODEL_PB, "fingerprint.pb", "variables", "assets", "assets.extra")
+# TF Serving's warm-up requests in a version; export writes them, deploy's canary replays one.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 
 # Serving signature of the exported model.
 SIGNATURE = "serving_default"

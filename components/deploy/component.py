@@ -25,9 +25,8 @@ def deploy(model_uri: str, exported: Input[Model], timeout_seconds: int) -> str:
         from pathlib import Path
 
         from components.deploy.kserve import deploy as deploy_model
-        from components.export.exporter import WARMUP_FILE
 
         result = deploy_model(
-            model_uri, Path(exported.path) / WARMUP_FILE, timeout=float(timeout_seconds)
+            model_uri, Path(exported.path) / names.WARMUP_FILE, timeout=float(timeout_seconds)
         )
         return result["url"]

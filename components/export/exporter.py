@@ -28,7 +28,7 @@ from components.common.records import parse_record
 from components.store import AlreadyExists, Store, join, sha256_file
 
 log = get_logger("export")
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_FILE = spec.WARMUP_FILE
 SAVED_MODEL_PB = spec.SAVED_MODEL_PB
 CLAIM_FILE = "CLAIM.json"  # created exclusively, first: who claimed the version, and when
 _MAX_CLAIM_TRIES = 100
