@@ -173,3 +173,29 @@ def test_the_katib_overlay_role_covers_every_call(tmp_path):
     rules = [r for role in roles for r in role["rules"] if "kubeflow.org" in r["apiGroups"]]
     assert rules and set(VERBS) <= {v for r in rules for v in r["verbs"]}
     assert all(r["resources"] == ["experiments"] for r in rules)
+
+
+def test_trials_train_with_the_pipelines_seed_and_train_limit_and_the_searched_values():
+    """The trial command, parsed as a trial parses it: the search's three values, the rest the
+    pipeline's own (one builder, components/train/config.py), nothing dropped."""
+    import argparse
+
+    from components.train.config import TrainConfig, add_flags
+
+    fixed = TrainConfig(seed=7, train_limit=1234)
+    template = body(fixed=fixed)["spec"]["trialTemplate"]
+    (container,) = template["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    chosen = {"learningRate": "0.02", "batchSize": "64", "epochs": "3"}
+    flags = [arg for arg in container["command"] if arg.startswith("--")]
+    for ref, value in chosen.items():
+        flags = [f.replace(f"${{trialParameters.{ref}}}", value) for f in flags]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset-uri")
+    parser.add_argument("--s3-endpoint")
+    add_flags(parser, required=("learning_rate", "batch_size", "epochs"))
+    parsed = TrainConfig.from_values(vars(parser.parse_args(flags)))
+    assert parsed == TrainConfig(
+        epochs=3, batch_size=64, learning_rate=0.02, seed=7, train_limit=1234
+    )
+    refs = {p["name"] for p in template["trialParameters"]}
+    assert all(f"${{trialParameters.{ref}}}" in " ".join(container["command"]) for ref in refs)
