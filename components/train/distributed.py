@@ -54,21 +54,22 @@ def fit(strategy, train_data, test_data, cfg, log):
     import numpy as np
     import tensorflow as tf
 
-    from components.train import trainer
+    from components.train import devices
+    from components.train import model as model_
 
     images, labels = train_data
     if cfg.train_limit:
         images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
     replicas = strategy.num_replicas_in_sync
-    cfg = trainer.scaled(cfg, replicas)
+    cfg = devices.scaled(cfg, replicas)
     steps = -(-len(images) // cfg.batch_size)
     log.info("%d replicas (MultiWorkerMirroredStrategy): global batch %d", replicas, cfg.batch_size)
     with strategy.scope():
-        model = trainer.build_model(cfg.seed)
-        optimizer = trainer._optimizer(cfg, steps)
+        model = model_.build_model(cfg.seed)
+        optimizer = model_.optimizer(cfg, steps)
         loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(reduction="none")
     batches = strategy.experimental_distribute_dataset(
-        trainer._dataset(images, labels, cfg, training=True)
+        model_.dataset(images, labels, cfg, training=True)
     )
 
     @tf.function
@@ -118,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     from components.dataset import mnist
     from components.dataset.manifest import dataset_digest, fetch_dataset
     from components.store import open_store
+    from components.train.model import confusion_matrix
     from components.train.report import training_report
-    from components.train.trainer import TrainResult, confusion_matrix
+    from components.train.trainer import TrainResult
 
     log = get_logger("train")
     strategy = tf.distribute.MultiWorkerMirroredStrategy()

@@ -8,12 +8,12 @@ import pytest
 from components.common import spec
 from components.export import exporter
 from components.store import LocalStore, open_store
-from components.train import trainer
+from components.train import model as train_model
 
 
 @pytest.fixture(scope="module")
 def model():
-    return trainer.build_model(seed=7)
+    return train_model.build_model(seed=7)
 
 
 @pytest.fixture(scope="module")

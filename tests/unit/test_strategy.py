@@ -17,7 +17,7 @@ pytest.importorskip("tensorflow")
 
 
 def test_one_device_keeps_the_default_strategy_and_the_settings():
-    from components.train.trainer import choose_strategy, scaled
+    from components.train.devices import choose_strategy, scaled
 
     assert choose_strategy().num_replicas_in_sync == 1  # no GPU here
     assert choose_strategy(["/cpu:0"]).num_replicas_in_sync == 1
@@ -26,7 +26,7 @@ def test_one_device_keeps_the_default_strategy_and_the_settings():
 
 
 def test_replicas_scale_the_global_batch_and_the_learning_rate():
-    from components.train.trainer import scaled
+    from components.train.devices import scaled
 
     cfg = scaled(TrainConfig(batch_size=128, learning_rate=0.01), 4)
     assert cfg.batch_size == 512 and cfg.learning_rate == pytest.approx(0.04)
@@ -70,7 +70,7 @@ def test_two_replicas_really_train(small_mnist_dir):
 def test_no_mixed_precision_on_the_cpu():
     import keras
 
-    from components.train.trainer import use_mixed_precision
+    from components.train.devices import use_mixed_precision
 
     assert use_mixed_precision() is False
     assert keras.mixed_precision.global_policy().name == "float32"

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from components.dataset import mnist
+from components.train import model as train_model
 from components.train import trainer
 
 
@@ -23,13 +24,13 @@ def test_config_refuses_out_of_range(field, value):
 
 
 def test_confusion_matrix_rows_are_true_classes():
-    matrix = trainer.confusion_matrix(np.array([0, 0, 1, 9]), np.array([0, 1, 1, 3]))
+    matrix = train_model.confusion_matrix(np.array([0, 0, 1, 9]), np.array([0, 1, 1, 3]))
     assert matrix[0][0] == 1 and matrix[0][1] == 1 and matrix[1][1] == 1 and matrix[9][3] == 1
     assert sum(map(sum, matrix)) == 4
 
 
 def test_model_takes_uint8_pixels_and_scales_itself():
-    model = trainer.build_model(seed=1)
+    model = train_model.build_model(seed=1)
     assert model.inputs[0].dtype == "uint8" and tuple(model.inputs[0].shape) == (None, 28, 28)
     out = np.asarray(model(np.full((3, 28, 28), 255, np.uint8), training=False))
     assert out.shape == (3, 10)

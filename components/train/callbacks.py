@@ -1,0 +1,119 @@
+"""The Keras callbacks of a training run: each epoch's line with its ETA, the checkpoint of
+each epoch (Keras' BackupAndRestore, timed), and the publishing of that checkpoint to the store
+(components/train/checkpoints.py) so a retried pod resumes after it."""
+
+from __future__ import annotations
+
+import time
+
+from components.common.log import get_logger
+from components.common.units import human_seconds
+
+log = get_logger("train")
+EPOCH_PROGRESS_SECONDS = 10.0  # inside a long epoch, a progress line this often
+
+
+def timed_backup(checkpoints):
+    """Keras' BackupAndRestore, timing each save (the resume overhead, logged by _publisher)."""
+    import keras
+
+    class TimedBackup(keras.callbacks.BackupAndRestore):
+        seconds = 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            start = time.perf_counter()
+            super().on_epoch_end(epoch, logs)
+            self.seconds = time.perf_counter() - start
+
+    return TimedBackup(str(checkpoints.local), save_freq="epoch", delete_checkpoint=False)
+
+
+def publisher(checkpoints, logger, backup):
+    """After each epoch (and after BackupAndRestore saved it): copy it to the store, and log
+    what the checkpoint cost against the epoch."""
+    import keras
+
+    class Publish(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            start = time.perf_counter()
+            checkpoints.publish(epoch + 1, logger.history)
+            copied = time.perf_counter() - start
+            log.info(
+                "checkpoint of epoch %d: saved in %.2f s, copied to the store in %.2f s "
+                "(the epoch's training took %.1f s)",
+                epoch + 1,
+                backup.seconds,
+                copied,
+                logger.train_seconds,
+            )
+
+    return Publish()
+
+
+def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, feed: float = 0.0):
+    """A Keras callback that evaluates and logs after each epoch, with the time left, and logs
+    progress inside an epoch every EPOCH_PROGRESS_SECONDS (progress in the KFP logs). Each
+    epoch's line gives the training rate in samples per second and, against `feed` (what the
+    input pipeline alone delivers), the most of its time the model could have waited on input."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: list[dict] = []
+            self._start = self._last = time.monotonic()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch, self._epoch_start = epoch + 1, time.monotonic()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.monotonic()
+            if now - self._last < EPOCH_PROGRESS_SECONDS or batch + 1 < max(3, steps // 50):
+                return  # on the timer, once a few batches tell the pace
+            self._last = now
+            done = batch + 1
+            left = (now - self._epoch_start) / done * (steps - done)
+            log.info(
+                "epoch %d/%d: batch %d/%d (%.0f%%), about %s left in this epoch",
+                self._epoch,
+                epochs,
+                done,
+                steps,
+                100.0 * done / steps,
+                human_seconds(left),
+            )
+
+        train_seconds = 0.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.train_seconds = time.monotonic() - self._epoch_start
+            loss, accuracy = self.model.evaluate(test_ds, verbose=0)
+            row = {
+                "epoch": epoch + 1,
+                "train_loss": float((logs or {}).get("loss", float("nan"))),
+                "test_accuracy": float(accuracy),
+                "test_loss": float(loss),
+                "seconds": time.monotonic() - self._start,
+            }
+            self.history.append(row)
+            self._last = time.monotonic()
+            left = row["seconds"] / row["epoch"] * (epochs - row["epoch"])
+            rate = samples / max(self.train_seconds, 1e-9)
+            row["samples_per_second"] = rate
+            speed = f", {rate:,.0f} samples/s" if samples else ""
+            if samples and feed:
+                speed += f" (input wait at most {min(100.0, 100 * rate / feed):.0f}%)"
+            log.info(
+                "epoch %d/%d: train loss %.4f, test accuracy %.4f, %.1f s%s%s",
+                row["epoch"],
+                epochs,
+                row["train_loss"],
+                row["test_accuracy"],
+                row["seconds"],
+                speed,
+                f", about {human_seconds(left)} left" if row["epoch"] < epochs else "",
+            )
+            if on_epoch:
+                on_epoch(row)
+
+    return EpochLogger()
