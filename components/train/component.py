@@ -55,50 +55,18 @@ def train(
     from components.common.failure import reported
 
     with reported(names.TRAIN, locals()):
-        import tempfile
-        from pathlib import Path
-
-        from components.store import open_store
-        from components.train.checkpoints import StoreCheckpoints, run_prefix
         from components.train.config import TrainConfig
-        from components.train.trainer import train_from_store
+        from components.train.step import run_step
 
         cfg = TrainConfig.from_values(locals())
-        if train_workers > 1:
-            from components.train.multi import train_on_workers
-
-            result, checkpoints_uri = train_on_workers(
-                cfg, train_workers, worker_pod, run_id, store_uri, s3_endpoint, dataset_uri,
-                model.path, report.path,
-            )  # fmt: skip
-        else:
-            with tempfile.TemporaryDirectory() as work:
-                checkpoints = StoreCheckpoints(
-                    open_store(store_uri, s3_endpoint), run_prefix(run_id), Path(work, "checkpoint")
-                )
-                result = train_from_store(
-                    open_store(dataset_uri, s3_endpoint), "", cfg, model.path, work, report.path,
-                    checkpoints,
-                )  # fmt: skip
-            checkpoints_uri = checkpoints.uri
+        run = {"name": run_name, "id": run_id, "train_task_id": task_id}
+        result, record = run_step(
+            cfg, dataset_uri, store_uri, s3_endpoint, train_workers, worker_pod, run,
+            model.path, report.path,
+        )  # fmt: skip
         metrics.log_metric("test_accuracy", result.test_accuracy)
         metrics.log_metric("test_loss", result.test_loss)
         metrics.log_metric("train_seconds", round(result.seconds, 1))
         confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
-        from dataclasses import asdict
-
-        from components.common import provenance
-
-        record = {
-            "dataset_uri": dataset_uri,
-            "dataset_digest": result.dataset_digest,
-            "parameters": asdict(cfg),
-            "versions": provenance.versions(),
-            "run": {"name": run_name, "id": run_id, "train_task_id": task_id},
-            "checkpoints_uri": checkpoints_uri,
-            "test_accuracy": result.test_accuracy,
-            "trained_at": provenance.now(),
-        }
-        Path(model.path, provenance.PROVENANCE_FILE).write_text(provenance.dumps(record))
         model.metadata.update({"framework": "keras", "epochs": epochs, **record})
         return result.test_accuracy

@@ -139,7 +139,7 @@ def test_whole_pipeline_http_source_s3_store(
         f"{name}: The result: [" in output for name in expected
     )
     # What the terminal shows: a few lines per step; every line is in the run's logs/.
-    assert re.search(r"^\[3/5\] train done in [\d.]+ s: test accuracy 0\.\d{4}$", output, re.M)
+    assert re.search(r"^\[4/6\] train done in [\d.]+ s: test accuracy 0\.\d{4}$", output, re.M)
     assert "Got executor_input" not in output and "\x1b[" not in output
     # at the demo settings about 40 lines: 10 per-image lines there, one per image here
     assert len(output.strip().splitlines()) - len(rows) <= 36, output
@@ -184,7 +184,7 @@ def test_accuracy_gate_stops_export(tmp_path, http_dir, small_mnist_dir):
     summary = json.loads(result.stdout)  # stdout is the document alone; progress is on stderr
     assert set(summary) == SUMMARY_KEYS
     assert summary["gated"] is True and summary["model_uri"] is None  # --min-accuracy won
-    assert "[3/5] train done in" in result.stderr
+    assert "[4/6] train done in" in result.stderr
     assert (store / "datasets/mnist/MANIFEST.json").is_file()
     assert not (store / "models").exists() and not (store / "predictions").exists()
 
