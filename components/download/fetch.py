@@ -30,6 +30,7 @@ from components.common.redact import malformed
 from components.common.redact import redact_url as redact
 from components.common.units import human_bytes
 from components.dataset import archive, mnist
+from components.dataset.bounded import read_chunks
 from components.store import join, parse_s3_uri, s3
 
 DEFAULT_MAX_BYTES = 200 << 20  # the four MNIST .gz files are about 11 MB
@@ -359,7 +360,7 @@ def _check_folder(folder: Path) -> None:
 def _hash_idx(stream: IO[bytes], spec: mnist.IdxFile, label: str) -> str:
     """sha256 of a decompressed IDX stream, stopping early once it outgrows the original."""
     digest, size = hashlib.sha256(), 0
-    for chunk in archive.read_chunks(stream, label, "file"):
+    for chunk in read_chunks(stream, label, "file"):
         size += len(chunk)
         if size > spec.size:
             raise ChecksumError(f"{label}: decompresses past the {spec.size} bytes of {spec.name}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from components.dataset import archive, mnist
-from components.dataset.archive import ArchiveError, Limits
+from components.dataset.bounded import ArchiveError, Limits
 
 NAMES = [f.name for f in mnist.FILES]
 

@@ -24,7 +24,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from components.dataset import archive
-from components.dataset.archive import ArchiveError
+from components.dataset.bounded import ArchiveError
 from tests.fuzz import FUZZ
 
 pytestmark = pytest.mark.timeout(120)

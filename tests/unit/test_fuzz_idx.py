@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from components.dataset import mnist
-from components.dataset.archive import ArchiveError
+from components.dataset.bounded import ArchiveError
 from components.dataset.mnist import IdxError
 from components.unpack_upload import unpack
 from tests.fuzz import FUZZ, fuzz

@@ -14,7 +14,7 @@ import pytest
 from components.common import spec
 from components.common.provenance import digest_of
 from components.dataset import mnist
-from components.dataset.archive import ArchiveError, Limits
+from components.dataset.bounded import ArchiveError, Limits
 from components.dataset.manifest import fetch_dataset, read_manifest
 from components.store import LocalStore, open_store, sha256_file
 from components.unpack_upload import __main__ as unpack_main
