@@ -17,15 +17,11 @@ import pytest
 from components.common.units import human_bytes
 from components.dataset import mnist
 from components.download import __main__ as download_main
-from components.download.fetch import (
-    ChecksumError,
-    DownloadError,
-    RetryPolicy,
-    _open_s3,
-    download,
-    redact,
-    s3_client,
-)
+from components.download.fetch import download, redact
+from components.download.s3_source import _open_s3, s3_client
+from components.download.transfer import RetryPolicy
+from components.download.transport import DownloadError
+from components.download.verify import ChecksumError
 from tests import servers
 
 pytestmark = pytest.mark.timeout(60)

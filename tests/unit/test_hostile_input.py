@@ -15,7 +15,9 @@ from components.batch_predict.report import Tally, markdown_table
 from components.common import spec
 from components.common.log import ForPeople, get_logger
 from components.common.redact import redact_text
-from components.download.fetch import DownloadError, RetryPolicy, download
+from components.download.fetch import download
+from components.download.transfer import RetryPolicy
+from components.download.transport import DownloadError
 from components.store import LocalStore
 from pipeline.cli import main
 from tests.unit.test_cli_kfp import cli, one_line_error

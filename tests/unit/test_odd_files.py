@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from components.batch_predict.predictor import batch_predict, open_images
-from components.download.fetch import DownloadError, download
+from components.download.fetch import download
+from components.download.transport import DownloadError
 from components.store import LocalStore, open_store
 from tests.unit.digit_images import sample_files
 

@@ -11,7 +11,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from components.download.fetch import DownloadError, RetryPolicy, download
+from components.download.fetch import download
+from components.download.transfer import RetryPolicy
+from components.download.transport import DownloadError
 from components.store import StoreError, open_store
 from tests import servers
 from tests.conftest import FAKE_SECRET_KEY
