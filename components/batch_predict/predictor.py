@@ -166,7 +166,7 @@ def batch_predict(
 
 def _thumbnails(store: Store, keys: list[str]) -> dict:
     """Small copies of the pictured images, read again from the store (a few dozen at most)."""
-    from components.reading.image_decode import thumbnail
+    from components.reading.images import thumbnail
 
     pictures = {}
     for key in keys:

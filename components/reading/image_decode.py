@@ -11,6 +11,9 @@ where the decoder can (JPEG, and MPO alike: at 1/2..1/8 scale; 16-bit grayscale:
 under 2 * WORK_SIDE a side, are converted as they are: at most about 50 MB). Every mode
 (1-bit, palette, CMYK, 16-bit, alpha) becomes 0..255 luminance. Any failure becomes an
 `ImageError` with a short reason for a CSV row.
+
+The reduction and the conversion to gray live in grayscale.py; this module parses the bytes,
+keeps every decode within the limits and turns every failure into an ImageError.
 """
 
 from __future__ import annotations
@@ -21,13 +24,21 @@ import struct
 import warnings
 
 import numpy as np
-from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from components.common.errors import StepError
+from components.reading.grayscale import (
+    _draft,
+    _eight_bit,
+    _factor,
+    _jpeg,
+    _reduce,
+    _reduction_copies,
+    _to_gray,
+)
 
 MAX_PIXELS = 40_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 MAX_DECODED_BYTES = 96 * 2**20  # held at once by one decode: a 12 MP RGBA PNG, reduced, fits
-WORK_SIDE = 1024  # larger images are reduced (JPEG: decoded at 1/2..1/8 scale) to about this
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "HEIF")  # HEIF: iPhone photos
 KNOWN = "JPEG, PNG, BMP, GIF, TIFF, WebP or HEIF"
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -41,8 +52,6 @@ _TRANSPOSE = {  # EXIF orientation -> the transposition that makes the image upr
     8: Image.Transpose.ROTATE_90,
 }
 _ONE_BYTE = ("1", "L", "P")  # Pillow stores these in 1 byte a pixel, I;16 in 2, the rest in 4
-_EIGHT_BIT = {"I;16": "L;16", "I;16L": "L;16", "I;16B": "L;16B"}  # 16-bit gray: its top byte
-_LOW_BYTE = {"L;16": "L;16B", "L;16B": "L;16"}  # ... or its low byte (values all below 256)
 _WEBP_CANVASES = 8  # bytes a pixel: libwebp's animation decoder holds two RGBA canvases
 
 # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it an error it can raise, as
@@ -52,18 +61,13 @@ warnings.simplefilter("error", Image.DecompressionBombWarning)
 PngImagePlugin.MAX_TEXT_MEMORY = 2 * 2**20
 
 
-def median(values: np.ndarray) -> int:
-    """The median of uint8 values, several times faster than np.median on small arrays."""
-    middle = values.size // 2
-    return int(np.partition(values, middle)[middle])
-
-
 class ImageError(StepError, ValueError):
     """An image cannot be turned into a digit; the message is a short reason for a CSV row."""
 
 
 def decode_gray(data: bytes) -> np.ndarray:
-    """Decode into a 2-D uint8 grayscale array, reduced to about WORK_SIDE px when larger."""
+    """Decode into a 2-D uint8 grayscale array, reduced to about WORK_SIDE px (grayscale.py)
+    when larger."""
     if not data:
         raise ImageError("empty file")
     _register_heif()
@@ -139,11 +143,6 @@ def _check_size(size: tuple[int, int]) -> None:
         raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_PIXELS:,})")
 
 
-def _factor(size: tuple[int, int]) -> int:
-    """The reduction that brings the longer side to about WORK_SIDE (1: none)."""
-    return max(1, max(size) // WORK_SIDE)
-
-
 def _bytes_per_pixel(mode: str) -> int:
     return 1 if mode in _ONE_BYTE else 2 if mode.startswith("I;16") else 4
 
@@ -165,12 +164,6 @@ def _decoder_bytes(img: Image.Image) -> int:
     return 0
 
 
-def _jpeg(img: Image.Image) -> bool:
-    """A JPEG-family image: a JPEG, or an MPO (a camera's multi-picture JPEG), whose first
-    picture is decoded by the same decoder with the same buffers."""
-    return isinstance(img, JpegImagePlugin.JpegImageFile)
-
-
 def _libtiff_buffer(img: Image.Image) -> int:
     """libtiff's buffer of one strip (or tile) as decoded, at the sizes the tags declare: a
     TIFF written as one strip holds a second full-size copy of its pixels there. YCbCr and
@@ -186,36 +179,6 @@ def _libtiff_buffer(img: Image.Image) -> int:
         return int(tags[322]) * int(tags[323]) * pixel
     rows = min(int(tags.get(278) or height), height)  # no RowsPerStrip: one strip
     return rows * width * pixel
-
-
-def _draft(img: Image.Image) -> None:
-    """Let the JPEG decoder produce grayscale directly, at 1/2..1/8 scale for large photos."""
-    if not _jpeg(img):
-        return
-    width, height = img.size
-    shrink = max(1.0, max(width, height) / WORK_SIDE)
-    img.draft("L", (int(width / shrink), int(height / shrink)))
-
-
-def _eight_bit(img: Image.Image, low_byte: bool) -> bool:
-    """Decode a large 16-bit grayscale image straight to 8 bits (its top byte, or its low byte
-    when `low_byte`), so it never exists at 16 bits, nor as float. True when it applied."""
-    if _factor(img.size) < 2 or not img.mode.startswith("I;16"):
-        return False
-    tiles = []
-    for tile in getattr(img, "tile", None) or ():
-        args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
-        rawmode = _EIGHT_BIT.get(args[0]) if args and tile.codec_name in ("zip", "raw") else None
-        if rawmode is None:
-            return False  # another decoder (libtiff): decoded at 16 bits, within the budget
-        rawmode = _LOW_BYTE[rawmode] if low_byte else rawmode
-        args = (rawmode, *args[1:])
-        tiles.append(tile._replace(args=args if isinstance(tile.args, tuple) else args[0]))
-    if not tiles:
-        return False
-    img.tile = tiles
-    img._mode = "L"
-    return True
 
 
 def _check_budget(img: Image.Image, declared: tuple[int, int], decoder_bytes: int) -> None:
@@ -255,108 +218,6 @@ def _orientation(img: Image.Image) -> int:
     return int(img.getexif().get(_ORIENTATION, 1))
 
 
-def _to_gray(img: Image.Image) -> np.ndarray:
-    """Any mode to 8-bit grayscale: 16/32-bit scaled (not clipped), alpha composited."""
-    mode = img.mode
-    if mode == "L":
-        return np.asarray(img)
-    if mode.startswith("I") or mode == "F":
-        return _scale_deep(np.asarray(img))
-    if mode == "LA":
-        return _composite(np.asarray(img))
-    if mode in ("La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in img.info):
-        return _composite(np.asarray(img.convert("RGBA").convert("LA")))
-    if mode == "RGB":
-        return np.asarray(img.convert("L"))
-    return np.asarray(img.convert("RGB").convert("L"))  # 1, P, CMYK, YCbCr, LAB, HSV
-
-
-def _scale_deep(arr: np.ndarray) -> np.ndarray:
-    """16-bit, 32-bit integer or float pixels to 0..255 by their nominal range."""
-    arr = arr.astype(np.float32)  # the one full-size float copy: the rest is in place
-    top = float(arr.max()) if arr.size else 0.0
-    full = 1.0 if top <= 1.0 else 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
-    arr *= 255.0 / full
-    return np.clip(arr, 0, 255, out=arr).astype(np.uint8)
-
-
-def _composite(la: np.ndarray) -> np.ndarray:
-    """Flatten luminance+alpha over the image's own background.
-
-    When the opaque pixels are all one colour, the digit's shape lives in the alpha channel, so
-    the background is the opposite colour. Otherwise it is the colour of the opaque pixels that
-    touch the transparent ones: the paper of a scan with transparent margins, or the light
-    fringe of dark ink anti-aliased onto a transparent sheet.
-    """
-    lum, alpha = la[..., 0], la[..., 1]
-    if int(alpha.min()) >= 250:
-        return lum
-    opaque = alpha > 127
-    if not opaque.any():
-        return np.zeros(lum.shape, np.uint8)  # fully transparent: blank
-    values = lum[opaque]
-    if int(values.max()) - int(values.min()) < 64:
-        background = 255.0 if median(values) < 128 else 0.0
-    else:
-        edge = lum[opaque & _touches(~opaque)]
-        background = float(median(edge if edge.size else values))
-    weight = np.divide(alpha, np.float32(255.0), dtype=np.float32)
-    out = lum * weight  # lum * w + background * (1 - w) + 0.5, in two float arrays
-    np.subtract(np.float32(1.0), weight, out=weight)
-    weight *= np.float32(background)
-    out += weight
-    out += np.float32(0.5)
-    return out.astype(np.uint8)
-
-
-def _touches(mask: np.ndarray) -> np.ndarray:
-    """Pixels with a 4-neighbour in `mask`."""
-    out = np.zeros_like(mask)
-    out[1:] |= mask[:-1]
-    out[:-1] |= mask[1:]
-    out[:, 1:] |= mask[:, :-1]
-    out[:, :-1] |= mask[:, 1:]
-    return out
-
-
-def _work_mode(img: Image.Image) -> str:
-    """A mode `Image.reduce` averages to the same luminance (not palette indices, 1-bit or
-    I;16, which it cannot reduce)."""
-    mode = img.mode
-    if mode == "P":
-        return "LA" if "transparency" in img.info else "L"
-    return {"1": "L", "PA": "LA"}.get(mode, "I" if mode.startswith("I;16") else mode)
-
-
-def _reduction_copies(img: Image.Image) -> tuple[str, ...]:
-    """The modes of the full-size copies made to reduce a large image: the conversion to its
-    work mode, and the premultiplied copy `Image.reduce` makes of an image with alpha."""
-    work = _work_mode(img)
-    copies = (work,) if work != img.mode else ()
-    return (*copies, work[:-1] + "a") if work in ("LA", "RGBA") else copies
-
-
-def _reduce(img: Image.Image) -> Image.Image:
-    """Reduce a large image to about WORK_SIDE by box averages, before any conversion copies
-    it at full size (only a mode `reduce` cannot average is converted first)."""
-    factor = _factor(img.size)
-    if factor < 2:
-        return img
-    work = _work_mode(img)
-    return (img.convert(work) if work != img.mode else img).reduce(factor)
-
-
 def _short(e: Exception) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return text[:120]
-
-
-def thumbnail(data: bytes, side: int = 96) -> Image.Image | None:
-    """A small grey copy of an image file's bytes (decoded as every reader here decodes
-    them), or None when it cannot be read: a picture that cannot be shown is left out."""
-    try:
-        image = Image.fromarray(decode_gray(data))
-    except ImageError:
-        return None
-    image.thumbnail((side, side))
-    return image

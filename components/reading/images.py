@@ -6,6 +6,7 @@ scans look nothing like that (dark ink on light paper, any size, thin pen stroke
 image goes through the same steps before it reaches the model. `to_mnist` runs in the hot loop
 of batch prediction, so a 28x28 image that already looks like MNIST (or its negative) takes a
 cheap path. Decoding untrusted bytes lives in image_decode; any failure is an `ImageError`.
+`thumbnail` gives the reports a small copy of a picture, decoded as `to_mnist` decodes it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from components.reading.image_decode import ImageError, decode_gray, median
+from components.reading.grayscale import median
+from components.reading.image_decode import ImageError, decode_gray
 from components.reading.paper import find_digit
 
 SIZE = 28  # MNIST field
@@ -130,3 +132,14 @@ def _centre(box: np.ndarray) -> np.ndarray:
     out = np.zeros((SIZE, SIZE), np.uint8)
     out[top : top + height, left : left + width] = box
     return out
+
+
+def thumbnail(data: bytes, side: int = 96) -> Image.Image | None:
+    """A small grey copy of an image file's bytes (decoded as every reader here decodes
+    them), or None when it cannot be read: a picture that cannot be shown is left out."""
+    try:
+        image = Image.fromarray(decode_gray(data))
+    except ImageError:
+        return None
+    image.thumbnail((side, side))
+    return image
