@@ -62,7 +62,7 @@ def accuracy_by_kind(args, images, labels, knn) -> None:
 
 def model_reader(model_uri: str):
     """A reader with the same interface as the kNN one: classes for a batch of 28x28 images."""
-    from components.batch_predict.predictor import load_model_version
+    from components.batch_predict.model import load_model_version
 
     work = tempfile.mkdtemp(prefix="bench-photos-model-")
     classify = load_model_version(model_uri, "", Path(work))

@@ -9,7 +9,7 @@ Goal 2 (store): the same images as single objects on an S3 server (moto, in its 
 127.0.0.1), classified by `batch_predict`, against a bare loop that only GETs the same objects
 with the same parallelism and the same client. Target: >= 80% of the bare loop's rate.
 
-The model is the pipeline's own CNN (components.train.trainer.build_model), briefly trained and
+The model is the pipeline's own CNN (components.train.model.build_model), briefly trained and
 exported with the pipeline's serving signature. Medians over --repeat runs.
 
     python benchmarks/bench_predict.py [--images 10000] [--repeat 3] [--skip-s3]
@@ -38,11 +38,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, machine, report  # noqa: E402
-from components.batch_predict.predictor import (  # noqa: E402
-    batch_predict,
-    load_classifier,
-    open_images,
-)
+from components.batch_predict.model import load_classifier  # noqa: E402
+from components.batch_predict.predictor import batch_predict, open_images  # noqa: E402
 from components.batch_predict.stream import available_cpus, preprocess_stream  # noqa: E402
 from components.common import spec  # noqa: E402
 from components.dataset import mnist
@@ -79,7 +76,7 @@ def build_model(work: Path, train_examples: int):
     import keras
 
     from components.export.exporter import save_serving_model
-    from components.train.trainer import build_model as pipeline_cnn
+    from components.train.model import build_model as pipeline_cnn
 
     model = pipeline_cnn()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -7,7 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from components.batch_predict.predictor import batch_predict, load_model_version
+from components.batch_predict.model import load_model_version
+from components.batch_predict.predictor import batch_predict
 from components.common.parameters import DEFAULTS
 
 

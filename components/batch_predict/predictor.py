@@ -9,89 +9,32 @@ partial or failed run for a result.
 
 Decoder processes import the main module (as with spawn): call `batch_predict` from a module
 or under `if __name__ == "__main__":`, as every entry point here does.
+
+The pieces: model.py loads the model, batches.py runs the batch loop and writes the rows, and
+this module lists the images, checks the outcome, publishes the CSV (and provenance.json) or
+withdraws an earlier one, and sums the run up for the KFP UI.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import numpy as np
-
+from components.batch_predict.batches import _classify_batch, write_predictions
+from components.batch_predict.model import BatchPredictError, Classifier
 from components.batch_predict.report import Row, Tally, gallery, html_report, markdown_table
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import provenance, spec
-from components.common.errors import StepError
-from components.common.failure import one_line
-from components.common.log import Progress, get_logger
+from components.common.log import get_logger
 from components.common.parameters import DEFAULTS, check
-from components.common.redact import printable
 from components.store import Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
-
-# images uint8 [N, 28, 28] -> (probabilities float32 [N, 10], classes int64 [N])
-Classifier = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 AUTO_PROCESSES = 1000  # from this many images, decoding pays for starting processes
-RESULT_LINES = 20  # images logged one line each; the CSV and the reports have every one
-
-
-class BatchPredictError(StepError, RuntimeError):
-    """The batch as a whole failed: nothing classified, too many failures, or a broken model."""
-
-
-def load_model_version(model_uri: str, s3_endpoint: str, work: Path) -> Classifier:
-    """Fetch one exported model version (a folder or s3:// prefix) into `work` and load it.
-
-    `saved_model.pb` is checked for before anything is copied, and only the entries of one
-    version are copied, so a mistaken URI (a bucket root, `/`) fails at once, copying nothing.
-    """
-    if not model_uri.strip():
-        raise BatchPredictError("the model URI is empty: give an exported version folder")
-    store = open_store(model_uri, s3_endpoint)
-    if store.stat(spec.SAVED_MODEL_PB) is None:
-        raise BatchPredictError(
-            f"no SavedModel at {model_uri}: {spec.SAVED_MODEL_PB} is missing (give one version, "
-            f"such as <store>/{spec.MODELS_PREFIX}/1)"
-        )
-    for info in store.list(""):
-        if info.key.split("/", 1)[0] in spec.MODEL_VERSION_ENTRIES:
-            target = work / info.key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            store.get_file(info.key, target)
-    return load_classifier(work, model_uri)
-
-
-def load_classifier(model_dir: Path, label: str = "") -> Classifier:
-    """Load an exported SavedModel and return a function over batches of 28x28 uint8 images."""
-    import tensorflow as tf  # only here: importing the module must stay cheap
-
-    label = label or str(model_dir)
-    try:
-        loaded = tf.saved_model.load(str(model_dir))
-    except Exception as e:  # noqa: BLE001 - TF raises many kinds for a corrupt SavedModel
-        raise BatchPredictError(f"model {label} cannot be loaded: {one_line(e)[:200]}") from None
-    if spec.SIGNATURE not in loaded.signatures:
-        raise BatchPredictError(f"model {label} has no {spec.SIGNATURE!r} signature")
-    serve = loaded.signatures[spec.SIGNATURE]
-    inputs = serve.structured_input_signature[1]
-    if set(inputs) != {spec.SIGNATURE_INPUT}:
-        raise BatchPredictError(
-            f"model {label}: signature {spec.SIGNATURE!r} takes {sorted(inputs)}, "
-            f"expected [{spec.SIGNATURE_INPUT!r}]"
-        )
-
-    def classify(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = serve(**{spec.SIGNATURE_INPUT: tf.constant(images, dtype=tf.uint8)})
-        return out[spec.OUTPUT_PROBABILITIES].numpy(), out[spec.OUTPUT_CLASSES].numpy()
-
-    classify.model = loaded  # the signature holds its variables only weakly
-    return classify
 
 
 def batch_predict(
@@ -261,86 +204,6 @@ def _log_skipped(skipped: list[Skipped], limit: int = 20) -> None:
         log.warning("  skipped %s: %s", key, why)
     if len(skipped) > limit:
         log.warning("  ... and %d more", len(skipped) - limit)
-
-
-def write_predictions(
-    stream: Iterable[Item],
-    classify_rows: Callable[[list[Item]], list[Row]],
-    csv_path: Path,
-    batch_size: int,
-    total: int,
-) -> Tally:
-    """Classify the stream in batches, writing one CSV row per image. The first RESULT_LINES
-    images also get a log line each, in the tutorial's words (one record per batch, so the hot
-    loop pays no handler flush per image); then a count says how many more the CSV holds."""
-    tally = Tally()
-    progress = Progress(log, "batch-predict", total)
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(spec.PREDICTIONS_HEADER)
-        for batch in _batches(stream, batch_size):
-            lines = []
-            for item, row in zip(batch, classify_rows(batch), strict=True):
-                writer.writerow([spreadsheet_safe(cell) for cell in row])
-                if tally.total < RESULT_LINES:
-                    lines.append(result_line(row))
-                tally.add(row, item.pixels)
-            if lines:
-                log.info("\n".join(lines))  # ours: one line per image, keys made printable
-            progress.update(len(batch))
-    if tally.total > RESULT_LINES:
-        log.info("... and %d more results in %s", tally.total - RESULT_LINES, spec.PREDICTIONS_CSV)
-    return tally
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula (`=cmd|...`), as OWASP advises:
-    a leading `= + - @`, tab or carriage return gets a `'` before it."""
-    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
-
-
-def _batches(stream: Iterable[Item], size: int) -> Iterable[list[Item]]:
-    batch: list[Item] = []
-    for item in stream:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _classify_batch(batch: list[Item], classify: Classifier, low: float) -> list[Row]:
-    """Rows for a batch, in order (images that failed to load keep their error)."""
-    good = [item for item in batch if item.pixels is not None]
-    results = iter(())
-    if good:
-        try:
-            probabilities, classes = classify(np.stack([item.pixels for item in good]))
-        except Exception as e:  # a broken model fails the step, not a row
-            raise BatchPredictError(f"the model failed on a batch: {e}") from e
-        confidences = probabilities[np.arange(len(good)), classes]
-        results = iter(zip(classes.tolist(), confidences.tolist(), strict=True))
-    rows = []
-    for item in batch:
-        if item.pixels is None:
-            rows.append((item.key, "", "", item.error, ""))
-            continue
-        digit, confidence = next(results)
-        unsure = confidence < low
-        rows.append((item.key, str(digit), f"{confidence:.4f}", "", "yes" if unsure else ""))
-    return rows
-
-
-def result_line(row: Row) -> str:
-    """One image in the tutorial's words: `7.jpg: The result: [7]`. The key is shown on one
-    line (a newline in a file name cannot forge a line of the log)."""
-    key, digit, confidence, error, low = row
-    key = printable(key)
-    if error:
-        return f"{key}: error: {error}"
-    note = f"  (low confidence {float(confidence):.2f})" if low else ""
-    return f"{key}: The result: [{digit}]{note}"
 
 
 def _check_outcome(tally: Tally, images_uri: str, limit: float) -> None:

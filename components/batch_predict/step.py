@@ -5,7 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from components.batch_predict.predictor import batch_predict, load_model_version
+from components.batch_predict.model import load_model_version
+from components.batch_predict.predictor import batch_predict
 from components.common import spec
 from components.common.errors import InputError
 from components.common.log import get_logger

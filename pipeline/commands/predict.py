@@ -32,7 +32,8 @@ def predict_cmd(
     validate_arguments({"min_confidence": min_confidence})  # refused in one line, as in run
     import numpy as np
 
-    from components.batch_predict.predictor import load_model_version, result_line
+    from components.batch_predict.batches import result_line
+    from components.batch_predict.model import load_model_version
     from components.batch_predict.step import model_lineage
     from components.common.redact import printable
     from components.reading.images import ImageError, to_mnist

@@ -29,7 +29,7 @@ class Embedded:
     complete version under a store's models prefix."""
 
     def __init__(self, model_uri: str, s3_endpoint: str = ""):
-        from components.batch_predict.predictor import BatchPredictError, load_model_version
+        from components.batch_predict.model import BatchPredictError, load_model_version
 
         self.model_uri = resolve_version(model_uri, s3_endpoint)
         self.version = self.model_uri.rstrip("/").rpartition("/")[2]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from components.batch_predict import report, stream
-from components.batch_predict.predictor import BatchPredictError, batch_predict, load_classifier
+from components.batch_predict.model import BatchPredictError, load_classifier
+from components.batch_predict.predictor import batch_predict
 from components.batch_predict.stream import load_one, preprocess_stream
 from components.common import spec
 from components.store import LocalStore, open_store

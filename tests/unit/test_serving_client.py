@@ -10,7 +10,8 @@ import pytest
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from components.batch_predict.predictor import BatchPredictError, batch_predict, load_classifier
+from components.batch_predict.model import BatchPredictError, load_classifier
+from components.batch_predict.predictor import batch_predict
 from components.batch_predict.serving_client import (
     ServingError,
     check_model_ready,
