@@ -12,12 +12,10 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_p
 
 from components.batch_predict.model import BatchPredictError, load_classifier
 from components.batch_predict.predictor import batch_predict
-from components.batch_predict.serving_client import (
+from components.batch_predict.serving_client import check_model_ready, check_target, grpc_classifier
+from components.batch_predict.serving_tensors import (
     ServingError,
-    check_model_ready,
-    check_target,
     decode_outputs,
-    grpc_classifier,
     images_to_tensor,
     tensor_to_array,
 )
