@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from components.store import LocalStore
-from components.train.checkpoints import LATEST, StoreCheckpoints, run_prefix
+from components.train.checkpoint_records import LATEST
+from components.train.checkpoints import StoreCheckpoints, run_prefix
 from tests.conftest import REPO
 
 SCRIPT = """

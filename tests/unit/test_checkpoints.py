@@ -18,18 +18,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.store import LocalStore, StoreError, sha256_file
-from components.train.checkpoints import (
+from components.train.checkpoint_records import (
     LATEST,
     MANIFEST,
     WEIGHTS,
     CheckpointError,
     Pointer,
-    StoreCheckpoints,
-    keras_loader,
     parse_latest,
     parse_manifest,
-    run_prefix,
 )
+from components.train.checkpoints import StoreCheckpoints, keras_loader, run_prefix
 from tests.fuzz import fuzz
 
 PREFIX = run_prefix("r")
