@@ -239,8 +239,9 @@ def export_from_artifact(
     checkpoints_uri = lineage.pop("checkpoints_uri", "")
     meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)
     if checkpoints_uri:
-        from components.train.checkpoints import remove_checkpoints
+        from components.store import delete_all, open_store
 
-        remove_checkpoints(checkpoints_uri, s3_endpoint)
+        count = delete_all(open_store(checkpoints_uri, s3_endpoint))
+        log.info("removed the run's %d checkpoint file(s) at %s", count, checkpoints_uri)
     shutil.copytree(work / "saved_model", artifact_dir, dirs_exist_ok=True)
     return meta

@@ -21,8 +21,8 @@ from components.store.s3_store import S3Store
 
 __all__ = [
     "SHA256_META", "AlreadyExists", "LocalStore", "ObjectInfo", "S3Store", "Skipped", "Store",
-    "StoreError", "is_s3", "join", "local_path", "open_store", "parse_s3_uri", "sha256_file",
-    "under_store",
+    "StoreError", "delete_all", "is_s3", "join", "local_path", "open_store", "parse_s3_uri",
+    "sha256_file", "under_store",
 ]  # fmt: skip
 
 Store = LocalStore | S3Store
@@ -36,3 +36,12 @@ def open_store(uri: str, endpoint: str = "") -> Store:
         return LocalStore(local_path(uri))
     bucket, prefix = parse_s3_uri(uri)
     return S3Store(bucket, prefix, endpoint)
+
+
+def delete_all(store: Store, prefix: str = "") -> int:
+    """Delete every object under `prefix` (a run's checkpoints once its model is published, a
+    leftover TFJob output); the count deleted."""
+    keys = [info.key for info in store.list(prefix)]
+    for key in keys:
+        store.delete(key)
+    return len(keys)

@@ -237,19 +237,3 @@ def keras_loader(model) -> Callable[[Path], None]:
             raise
 
     return load
-
-
-def delete_all(store: Store, prefix: str) -> int:
-    """Delete every object under `prefix`; the count deleted."""
-    keys = [info.key for info in store.list(prefix)]
-    for key in keys:
-        store.delete(key)
-    return len(keys)
-
-
-def remove_checkpoints(uri: str, s3_endpoint: str = "") -> None:
-    """A run's checkpoints (`checkpoints/<run id>`) once its model is published (export)."""
-    from components.store import open_store
-
-    count = delete_all(open_store(uri, s3_endpoint), "")
-    log.info("removed the run's %d checkpoint file(s) at %s", count, uri)

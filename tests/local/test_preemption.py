@@ -116,7 +116,7 @@ def test_a_half_copied_epoch_is_never_taken_for_complete(tmp_path):
 
 
 def test_export_and_clean_remove_checkpoints(tmp_path):
-    from components.train.checkpoints import remove_checkpoints
+    from components.store import delete_all, open_store
     from pipeline.cleanup import plan
 
     root = tmp_path / "store"
@@ -125,7 +125,7 @@ def test_export_and_clean_remove_checkpoints(tmp_path):
         checkpoints = StoreCheckpoints(store, run_prefix(run), tmp_path / run)
         (tmp_path / run / "latest.weights.h5").write_bytes(b"w")
         checkpoints.publish(1, [])
-    remove_checkpoints(str(root / run_prefix("exported")))
+    delete_all(open_store(str(root / run_prefix("exported"))))
     assert not list(store.list(run_prefix("exported")))
     todo = plan(store, include_images=False)
     assert {info.key for info in todo.delete} == {
