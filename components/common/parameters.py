@@ -8,16 +8,13 @@ value has one check, and its message states the bound. No kfp, numpy or TensorFl
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from components.common import spec
+from components.common import checks, spec
+from components.common.checks import Check
 from components.common.errors import StepError
-from components.common.uris import is_s3, local_path, parse_endpoint, parse_s3_uri
 
 SEED_LIMIT = 2**32  # numpy's and TensorFlow's seeds are unsigned 32-bit
-Check = Callable[[object], str | None]  # the reason a value is refused, or None
 
 
 @dataclass(frozen=True)
@@ -39,81 +36,6 @@ class ParameterError(StepError, ValueError):
     """A pipeline parameter value is malformed or out of range."""
 
 
-def _range(low: float | None = None, high: float | None = None, low_open: bool = False) -> Check:
-    """A check that a number is finite and within [low, high] (or (low, high])."""
-
-    def check(value) -> str | None:
-        if isinstance(value, float) and not math.isfinite(value):
-            return "must be a finite number"
-        too_low = low is not None and (value <= low if low_open else value < low)
-        if too_low or (high is not None and value > high):
-            if high is None:
-                return f"must be {'above' if low_open else 'at least'} {low}"
-            lower = f"above {low} and at most" if low_open else f"from {low} to"
-            return f"must be {lower} {high}"
-        return None
-
-    if high is None:
-        check.bounds = f"{'above' if low_open else 'at least'} {low}"
-    else:
-        check.bounds = f"above {low}, at most {high}" if low_open else f"{low} to {high}"
-    return check
-
-
-def _uri(required: bool) -> Check:
-    def check(value) -> str | None:
-        from components.common.redact import refuse_credentials
-
-        if not str(value).strip():
-            return "must not be empty: give s3://bucket/prefix or a folder" if required else None
-        try:
-            refuse_credentials("the URI", value)
-            parse_s3_uri(value) if is_s3(value) else local_path(value)
-        except ValueError as e:
-            return str(e)
-        return None
-
-    return check
-
-
-def _source(value) -> str | None:
-    from urllib.parse import urlsplit
-
-    from components.common.redact import refuse_credentials
-
-    if not str(value).strip():
-        return "must not be empty"
-    scheme = urlsplit(value).scheme
-    if scheme not in ("", "http", "https", "s3", "file"):
-        return f"has unsupported scheme {scheme!r} (use http(s)://, s3://, file:// or a path)"
-    from components.common.redact import malformed
-
-    try:
-        refuse_credentials("source", value)
-    except ValueError as e:
-        return str(e)
-    problem = malformed(value)
-    return f"is not a valid URL: {problem}" if problem else None
-
-
-def _s3_endpoint(value) -> str | None:
-    try:
-        value and parse_endpoint(value)
-    except ValueError as e:
-        return str(e)
-    return None
-
-
-def _serving_endpoint(value) -> str | None:
-    from components.common.endpoints import check_target
-
-    try:
-        value not in ("", spec.IN_STEP) and check_target(value)
-    except ValueError as e:
-        return str(e)
-    return None
-
-
 PARAMETERS: tuple[Param, ...] = (
     Param(
         "source",
@@ -121,7 +43,7 @@ PARAMETERS: tuple[Param, ...] = (
         spec.DEFAULT_SOURCE,
         "Where MNIST comes from: an http(s) base URL holding the four .gz IDX files, an "
         "archive (.zip, .tar.gz), s3://bucket/key, or a local path.",
-        _source,
+        checks.source,
     ),
     Param(
         "verify_checksums",
@@ -134,7 +56,7 @@ PARAMETERS: tuple[Param, ...] = (
         str,
         spec.DEFAULT_STORE,
         "Object store root, s3://bucket/prefix; datasets, models and predictions go under it.",
-        _uri(required=True),
+        checks.uri(required=True),
     ),
     Param(
         "s3_endpoint",
@@ -142,24 +64,26 @@ PARAMETERS: tuple[Param, ...] = (
         spec.IN_CLUSTER_S3_ENDPOINT,
         "S3 endpoint of the store, host:port or http(s)://host:port (default: KFP's "
         "in-cluster MinIO).",
-        _s3_endpoint,
+        checks.s3_endpoint,
     ),
-    Param("epochs", int, 10, "Training epochs.", _range(1, 1000)),
-    Param("batch_size", int, 128, "Training batch size.", _range(1, 65536)),
+    Param("epochs", int, 10, "Training epochs.", checks.within(1, 1000)),
+    Param("batch_size", int, 128, "Training batch size.", checks.within(1, 65536)),
     Param(
         "learning_rate",
         float,
         0.01,
         "Peak learning rate of the one-cycle schedule.",
-        _range(0, 1, low_open=True),
+        checks.within(0, 1, low_open=True),
     ),
-    Param("seed", int, 42, "Random seed for reproducible training.", _range(0, SEED_LIMIT - 1)),
+    Param(
+        "seed", int, 42, "Random seed for reproducible training.", checks.within(0, SEED_LIMIT - 1)
+    ),
     Param(
         "train_limit",
         int,
         spec.MNIST_TRAIN_SIZE,
         "Train on the first N of MNIST's 60000 training examples (fewer for quick runs).",
-        _range(0, 2**31 - 1),
+        checks.within(0, 2**31 - 1),
     ),
     Param(
         "train_workers",
@@ -167,21 +91,21 @@ PARAMETERS: tuple[Param, ...] = (
         1,
         "Replicas that train together: 1 trains in the step; 2 or more run a TFJob (Kubeflow "
         "Training Operator) of a chief and workers with MultiWorkerMirroredStrategy.",
-        _range(1, 64),
+        checks.within(1, 64),
     ),
     Param(
         "min_accuracy",
         float,
         0.98,
         "Export and predict only when the test accuracy reaches this.",
-        _range(0, 1),
+        checks.within(0, 1),
     ),
     Param(
         "images_uri",
         str,
         spec.IMAGES_PREFIX,
         "Images to classify: a path under store_uri, or s3://bucket/prefix.",
-        _uri(required=False),
+        checks.uri(required=False),
     ),
     Param(
         "results_uri",
@@ -189,7 +113,7 @@ PARAMETERS: tuple[Param, ...] = (
         spec.PREDICTIONS_PREFIX,
         "Where <model version>/predictions.csv goes: a path under store_uri, or "
         "s3://bucket/prefix.",
-        _uri(required=False),
+        checks.uri(required=False),
     ),
     Param(
         "min_confidence",
@@ -197,14 +121,14 @@ PARAMETERS: tuple[Param, ...] = (
         0.7,
         "Mark predictions below this confidence as low-confidence (predictions.csv, the UI "
         "table, predict).",
-        _range(0, 1),
+        checks.within(0, 1),
     ),
     Param(
         "max_failed_fraction",
         float,
         0.5,
         "Fail batch-predict when more than this share of images cannot be read.",
-        _range(0, 1),
+        checks.within(0, 1),
     ),
     Param(
         "deploy",
@@ -219,7 +143,7 @@ PARAMETERS: tuple[Param, ...] = (
         spec.IN_STEP,
         f"Where batch-predict classifies: {spec.IN_STEP} (load the exported model in the step) "
         "or TF Serving's gRPC host:port, e.g. mnist-serving:8500.",
-        _serving_endpoint,
+        checks.serving_endpoint,
     ),
 )
 
@@ -243,11 +167,11 @@ TUNE_PARAMETERS: tuple[Param, ...] = (
         float,
         0.995,
         "Stop the search when a trial reaches this test accuracy.",
-        _range(0, 1),
+        checks.within(0, 1),
     ),  # fmt: skip
-    Param("max_trials", int, 12, "Trials in all.", _range(1, 200)),
-    Param("parallel_trials", int, 2, "Trials at once.", _range(1, 50)),
-    Param("max_epochs", int, 8, "The most epochs a trial trains.", _range(1, 100)),
+    Param("max_trials", int, 12, "Trials in all.", checks.within(1, 200)),
+    Param("parallel_trials", int, 2, "Trials at once.", checks.within(1, 50)),
+    Param("max_epochs", int, 8, "The most epochs a trial trains.", checks.within(1, 100)),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}  # the parameters of the main pipeline
 _ALL = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}  # and the tuning pipeline's
