@@ -70,7 +70,8 @@ def decode_gray(data: bytes) -> np.ndarray:
     when larger."""
     if not data:
         raise ImageError("empty file")
-    _register_heif()
+    if _is_iso_media(data):  # HEIC, HEIF: only these need the plug-in, loaded on first use
+        _register_heif()
     try:
         return _decode(data)
     except ImageError:
@@ -92,7 +93,8 @@ def _decode(data: bytes, low_byte: bool = False) -> np.ndarray:
         webp = _webp_size(data)
         _check_size(webp)
         _check_bytes(webp, "WebP", (_WEBP_CANVASES + 4) * webp[0] * webp[1])
-    img = Image.open(io.BytesIO(data), formats=FORMATS)
+    formats = FORMATS if _is_iso_media(data) else FORMATS[:-1]  # no HEIF opener asked for
+    img = Image.open(io.BytesIO(data), formats=formats)
     _check_size(img.size)
     declared, decoder_bytes = img.size, _decoder_bytes(img)
     _draft(img)
@@ -125,6 +127,10 @@ def _sniff(data: bytes) -> str:
     if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heif"):
         return "HEIF"
     return next((kind for magic, kind in _SIGNATURES.items() if data.startswith(magic)), "")
+
+
+def _is_iso_media(data: bytes) -> bool:
+    return data[4:8] == b"ftyp"
 
 
 @functools.cache
