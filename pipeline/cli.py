@@ -11,7 +11,7 @@ import traceback
 
 import click
 
-from components.common.failure import EXPECTED, one_line
+from components.common.errors import StepError
 from components.common.redact import shown
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
@@ -91,8 +91,8 @@ class LazyGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.Abort):
             raise
-        except EXPECTED as e:  # a bad input or a bad condition: the message says which
-            raise click.ClickException(one_line(e)) from None
+        except StepError as e:  # a bad input or a bad condition: the message says which
+            raise _one_line(e) from None
         except Exception:  # a bug: its traceback is for us, but redacted and escaped too
             click.echo(shown(traceback.format_exc(), newlines=True), err=True)
             ctx.exit(1)
@@ -109,6 +109,15 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _one_line(error: StepError) -> click.ClickException:
+    """The StepError as click shows an error: `Error: <its first line>`, redacted and escaped,
+    and its exit status."""
+    lines = error.message.strip().splitlines()
+    shown_error = click.ClickException(shown(lines[0] if lines else type(error).__name__))
+    shown_error.exit_code = error.exit_code
+    return shown_error
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

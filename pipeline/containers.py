@@ -16,8 +16,7 @@ socket. Steps run:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from components.common.errors import StepError
 from components.images import CPU_IMAGE, GPU_IMAGE, SLIM_IMAGE
@@ -138,24 +137,13 @@ def docker_runner(arguments: dict, error_file: str):
     )
 
 
-@contextmanager
-def exit_status_kept() -> Iterator[None]:
-    """Make kfp.local see a failed step fail, with podman as with Docker.
+def exit_status_kept() -> AbstractContextManager[None]:
+    """Make kfp.local see a failed step fail, with podman as with Docker: for the duration of a
+    run, its DockerRunner starts containers through `_run_container`, which keeps a container
+    until its exit status is read (pipeline/kfp/local_docker.py says why)."""
+    from pipeline.kfp.local_docker import docker_containers_run_by
 
-    kfp 2.17's `run_docker_container` starts each container with `auto_remove=True`, then asks
-    for its exit status. Podman may remove the container before that question, which then gets
-    a 404, and kfp takes that for exit status 0: a step that failed passes. For the duration of
-    a run, the module's function is replaced by one that keeps the container until its status
-    is read, then removes it. tests/unit/test_kfp_internals.py pins what this relies on.
-    """
-    from kfp.local import docker_task_handler
-
-    original = docker_task_handler.run_docker_container
-    docker_task_handler.run_docker_container = _run_container
-    try:
-        yield
-    finally:
-        docker_task_handler.run_docker_container = original
+    return docker_containers_run_by(_run_container)
 
 
 def _run_container(client, image: str, command: list[str], volumes: dict, **run_args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.commands.options import cluster_options, options_from_flags
+from pipeline.commands.output import writing
 
 
 @click.command("compile")
@@ -23,6 +24,8 @@ def compile_cmd(output: str, **flags) -> None:
 
     from pipeline.dag import compile_pipeline
 
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    compile_pipeline(output, options_from_flags(**flags))
+    options = options_from_flags(**flags)
+    with writing(output, "--output"):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        compile_pipeline(output, options)
     click.echo(f"wrote {output}")

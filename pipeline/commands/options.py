@@ -1,4 +1,5 @@
-"""Click options shared by the commands that compile the pipeline (compile, submit, upload...)."""
+"""Click options several commands share: the cluster settings compiled into the pipeline
+(compile, submit, upload...), pipeline parameters, an uploaded pipeline to run, caching."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import re
 import click
 
 from pipeline.cluster import ClusterOptions, GpuOptions
+from pipeline.params import (
+    TYPES,
+    ParameterError,
+    load_params_file,
+    parse_assignments,
+    validate_arguments,
+)
 
 _GPU = GpuOptions()
 
@@ -151,3 +159,60 @@ def require_tensorflow(command: str) -> None:
             f"`mnist-pipeline {command}` needs TensorFlow ({', '.join(missing)} is not "
             "installed): pip install 'mnist-kfp[tensorflow]'"
         )
+
+
+def param_option(fn):
+    """--params-file FILE and --param NAME=VALUE (repeatable, it wins over the file), typed
+    and range-checked before anything is sent; the command gets them as `params`."""
+
+    @click.option(
+        "--params-file",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Pipeline parameters from a YAML or JSON file of name: value pairs.",
+    )
+    @click.option(
+        "--param",
+        "param_pairs",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Pipeline parameter, repeatable, e.g. --param epochs=3; wins over --params-file. "
+        f"Names: {', '.join(TYPES)}. Unset ones keep the pipeline's defaults.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args, params_file, param_pairs, **kwargs):
+        try:
+            values = load_params_file(params_file) if params_file else {}
+            values.update(parse_assignments(param_pairs))
+            validate_arguments(values)
+        except ParameterError as e:
+            raise click.BadParameter(str(e), param_hint="--param / --params-file") from None
+        return fn(*args, params=values, **kwargs)
+
+    return wrapper
+
+
+def uploaded_pipeline_options(fn):
+    """--pipeline NAME [--version NAME]: run what was uploaded (what the UI shows) instead of
+    compiling the local code; passed as `pipeline_name` and `version_name`."""
+    fn = click.option(
+        "--version",
+        "version_name",
+        metavar="NAME",
+        help="With --pipeline: this version of it. [default: its newest]",
+    )(fn)
+    return click.option(
+        "--pipeline",
+        "pipeline_name",
+        metavar="NAME",
+        help="Run this uploaded pipeline (see `upload`) instead of compiling the local code.",
+    )(fn)
+
+
+def caching_option(fn):
+    return click.option(
+        "--enable-caching/--disable-caching",
+        "enable_caching",
+        default=None,
+        help="Reuse (or not) the outputs of earlier identical steps. [default: as compiled: "
+        "download and unpack-and-upload cached, train and batch-predict not]",
+    )(fn)

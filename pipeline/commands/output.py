@@ -2,17 +2,21 @@
 
 JSON and YAML carry the same keys, listed in the README ("Machine-readable output") and checked
 by tests; text is for people and may change. Nothing but the document goes to stdout in json or
-yaml mode: progress and notes go to stderr.
+yaml mode: progress and notes go to stderr. A file a person names to write to (compile's
+--output, run's --summary-json) that cannot be written is one line naming it (`writing`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import click
 
+from components.common.errors import StepError
 from components.common.redact import printable
 
 FORMATS = ("text", "json", "yaml")
@@ -69,3 +73,30 @@ def emit(data, output: str, text: Callable[[object], None]) -> None:
 def note(message: str, output: str) -> None:
     """A line for people: stdout in text mode, stderr when stdout is a document."""
     click.echo(message, err=output != "text")
+
+
+class UnwritableFile(StepError, OSError):
+    """A file or folder named on the command line cannot be written (a file where its folder
+    should be, no permission, a full disk): one line naming the flag, the path and why."""
+
+
+@contextlib.contextmanager
+def writing(path: str, flag: str) -> Iterator[None]:
+    """Turn a failure to write under `path`, the value of `flag`, into an UnwritableFile; any
+    other OSError is left alone (it is not about what the person named)."""
+    try:
+        yield
+    except OSError as e:
+        if isinstance(e, StepError) or not _on_the_way_to(e.filename, path):
+            raise
+        folder = isinstance(e, (FileExistsError, NotADirectoryError))
+        reason = "a file is where a folder should be" if folder else e.strerror or "failed"
+        raise UnwritableFile(f"{flag} {path}: cannot write {e.filename}: {reason}") from None
+
+
+def _on_the_way_to(filename, path: str) -> bool:
+    """Whether `filename` is `path`, a folder above it, or something under it."""
+    if not isinstance(filename, (str, Path)):
+        return False
+    mine, theirs = Path(path).absolute(), Path(filename).absolute()
+    return mine == theirs or theirs in mine.parents or mine in theirs.parents

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import click
 
 from components.common import spec
-from pipeline.commands.kfp_options import param_option
-from pipeline.commands.options import parameter_options, require_tensorflow, s3_endpoint_option
-from pipeline.commands.output import emit, note, output_option
+from pipeline.commands.options import (
+    param_option,
+    parameter_options,
+    require_tensorflow,
+    s3_endpoint_option,
+)
+from pipeline.commands.output import emit, note, output_option, writing
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
@@ -115,7 +120,7 @@ def run_cmd(
     In the step images, with docker or podman (README: Containers):
       mnist-pipeline run --local --runner docker
     """
-    from pipeline.local_run import LocalRunError, default_images_uri, run_local, seed_sample_images
+    from pipeline.local_run import default_images_uri, run_local, seed_sample_images
 
     _refuse_an_ambiguous_run(local)
     require_tensorflow("run --local")
@@ -127,12 +132,9 @@ def run_cmd(
     except ParameterError as e:
         raise click.UsageError(str(e)) from None
     if runner == "docker":  # before anything is written: the engine answers, the images are here
-        from pipeline.containers import ContainerError, check_engine_and_images
+        from pipeline.containers import check_engine_and_images
 
-        try:
-            check_engine_and_images()
-        except ContainerError as e:
-            raise click.ClickException(str(e)) from None
+        check_engine_and_images()  # a ContainerError says what to start or build
     if not arguments["images_uri"]:
         seeded = seed_sample_images(
             default_images_uri(arguments["store_uri"]), arguments["s3_endpoint"]
@@ -153,13 +155,9 @@ def run_cmd(
             default if not value else value if "://" in value else os.path.abspath(value)
         )
     start = time.monotonic()
-    try:
-        import sys
-
-        stream = sys.stdout if output == "text" else sys.stderr  # stdout holds the document
+    stream = sys.stdout if output == "text" else sys.stderr  # stdout holds the document
+    with writing(workdir, "--workdir"):  # a LocalRunError says which step failed and why
         summary = run_local(arguments, Path(workdir).resolve(), runner, verbose, stream)
-    except LocalRunError as e:
-        raise click.ClickException(str(e)) from None
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
     if output != "text":
         emit(result, output, lambda d: None)
@@ -168,15 +166,16 @@ def run_cmd(
         if result["predictions_uri"]:
             _show_predictions(result["predictions_uri"], arguments["s3_endpoint"])
     if summary_json:
-        Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(summary_json).write_text(json.dumps(result, indent=2) + "\n")
+        with writing(summary_json, "--summary-json"):
+            Path(summary_json).parent.mkdir(parents=True, exist_ok=True)
+            Path(summary_json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 def _refuse_an_ambiguous_run(local: bool) -> None:
     """`run` alone is a local run, unless a KFP host is configured: then say which is meant."""
     import os
 
-    from pipeline.commands.kfp_options import ENV_HOST, ENV_KF_ENDPOINT
+    from pipeline.kfp.settings import ENV_HOST, ENV_KF_ENDPOINT
 
     configured = [name for name in (ENV_HOST, ENV_KF_ENDPOINT) if os.environ.get(name)]
     if not local and configured:

@@ -6,15 +6,14 @@ The KFP API has no log endpoint: for a failed task, `runs get` prints its pod an
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from pipeline.commands.kfp_connection import KfpApiError, kfp_client
-from pipeline.commands.kfp_options import kfp_options, quietly
+from pipeline.commands.connection import kfp_options
+from pipeline.commands.follow import watch
 from pipeline.commands.options import KFP_ID
-from pipeline.commands.output import emit, note, output_option
-from pipeline.commands.submit import ENDED, EXIT_RUN_FAILED, SUCCEEDED, follow_run
+from pipeline.commands.output import emit, output_option
+from pipeline.kfp.client import kfp_client
+from pipeline.kfp.runs import SUCCEEDED, list_runs, retry_run
 
 STATES = (
     "PENDING",
@@ -92,30 +91,7 @@ def task_rows(run, namespace: str) -> list[dict]:
 def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int, output: str):
     """The newest runs: id, state, creation time and name."""
     with kfp_client(kfp_settings) as client:
-        experiment_id = None
-        if experiment:
-            found = quietly(
-                client.get_experiment, experiment_name=experiment, namespace=kfp_settings.namespace
-            )
-            experiment_id = found.experiment_id
-        query = None
-        if state:
-            query = json.dumps(
-                {"predicates": [{"operation": "EQUALS", "key": "state", "string_value": state}]}
-            )
-        answer = client.list_runs(
-            page_size=limit,
-            sort_by="created_at desc",
-            experiment_id=experiment_id,
-            namespace=kfp_settings.namespace,
-            filter=query,
-        )
-    listed = list(answer.runs or [])[:limit]
-    if any(not isinstance(r.run_id, str) or not r.run_id for r in listed):
-        raise KfpApiError(
-            f"KFP API at {kfp_settings.host} answered runs without an id: not the KFP API's "
-            "answer; check --host"
-        )
+        listed = list_runs(client, kfp_settings, experiment, state, limit)
     runs = [run_summary(r, kfp_settings.link(f"runs/details/{r.run_id}")) for r in listed]
 
     def text(rows):
@@ -132,7 +108,9 @@ def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int
 
 @runs_group.command("get")
 @click.argument("run_id", type=KFP_ID)
-@click.option("--watch", is_flag=True, help="Follow the run until it ends; exit with its outcome.")
+@click.option(
+    "--watch", "watch_it", is_flag=True, help="Follow the run until it ends; exit with its outcome."
+)
 @click.option(
     "--timeout",
     type=click.IntRange(min=1),
@@ -150,15 +128,18 @@ def list_cmd(kfp_settings, experiment: str | None, state: str | None, limit: int
 @output_option
 @kfp_options
 def get_cmd(
-    kfp_settings, run_id: str, watch: bool, timeout: int | None, poll_interval: float, output: str
+    kfp_settings,
+    run_id: str,
+    watch_it: bool,
+    timeout: int | None,
+    poll_interval: float,
+    output: str,
 ):
     """A run's state and its tasks; for a failed task, the command that prints its log."""
     link = kfp_settings.link(f"runs/details/{run_id}")
     with kfp_client(kfp_settings) as client:
-        if watch:
-            run = follow_run(
-                client, run_id, link, timeout, poll_interval, lambda line: note(line, output)
-            )
+        if watch_it:
+            run = watch(client, run_id, link, timeout, poll_interval, output)
         else:
             run = client.get_run(run_id)
     namespace = kfp_settings.namespace or "kubeflow"
@@ -176,8 +157,8 @@ def get_cmd(
                 click.echo(f"    its log: {task['logs']}")
 
     emit(data, output, text)
-    if watch and run.state != SUCCEEDED:
-        raise SystemExit(EXIT_RUN_FAILED)
+    if watch_it and run.state != SUCCEEDED:
+        raise SystemExit(1)  # the state is printed above
 
 
 @runs_group.command("cancel")
@@ -204,13 +185,7 @@ def cancel_cmd(kfp_settings, run_id: str, output: str):
 def retry_cmd(kfp_settings, run_id: str, output: str):
     """Start a failed or canceled run again from its failed tasks (the KFP API's retry)."""
     with kfp_client(kfp_settings) as client:
-        run = client.get_run(run_id)
-        if run.state not in ENDED or run.state == SUCCEEDED:
-            note(
-                f"run {run_id} is {run.state}: only a failed or canceled run can be retried", output
-            )
-            raise SystemExit(2)
-        client._run_api.run_service_retry_run(run_id=run_id)  # kfp.Client has no retry method
+        retry_run(client, run_id)
     emit(
         {"run_id": run_id, "action": "retry"},
         output,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import click
 
-from pipeline.commands.kfp_connection import kfp_client
-from pipeline.commands.kfp_options import compiled_package, kfp_options, param_option, quietly
-from pipeline.commands.options import cluster_options, parameter_options
+from pipeline.commands.connection import kfp_options
+from pipeline.commands.follow import report_run
+from pipeline.commands.options import cluster_options, param_option, parameter_options
 from pipeline.commands.output import emit, output_option
-from pipeline.commands.submit import _show_plan, dry_run_plan, report_run
+from pipeline.commands.plan import compiled_package, default_run_name, dry_run_plan, show_plan
+from pipeline.kfp.client import kfp_client
+from pipeline.kfp.runs import start_run
 
 
 @click.command("tune")
@@ -46,7 +48,6 @@ def tune_cmd(
     \b
       mnist-pipeline tune --algorithm tpe --max-trials 12 --parallel-trials 2 --wait
     """
-    from pipeline.commands.submit import _utc_stamp
     from pipeline.dag import TUNE_PIPELINE_NAME, TUNED
 
     search = {k: flags.pop(k) for k in ("algorithm", "goal", "max_trials", "parallel_trials",
@@ -59,25 +60,14 @@ def tune_cmd(
         )
     arguments = {**params, **search}
     experiment = experiment or TUNE_PIPELINE_NAME
-    run_name = run_name or f"{TUNE_PIPELINE_NAME} {_utc_stamp()}"
+    run_name = run_name or default_run_name(TUNE_PIPELINE_NAME)
     with compiled_package(flags, tuning=True) as package:
         if dry_run:
-            emit(
-                dry_run_plan(package, kfp_settings, experiment, run_name, arguments),
-                output,
-                _show_plan,
-            )
+            plan = dry_run_plan(package, kfp_settings, experiment, run_name, arguments)
+            emit(plan, output, show_plan)
             return
         with kfp_client(kfp_settings) as client:
-            result = quietly(
-                client.create_run_from_pipeline_package,
-                package,
-                arguments=arguments,
-                run_name=run_name,
-                experiment_name=experiment,
-                namespace=kfp_settings.namespace,
-            )
-            report_run(
-                client, kfp_settings, result.run_id, run_name, experiment,
-                wait, timeout, poll_interval, output,
-            )  # fmt: skip
+            run = {"params": arguments, "run_name": run_name, "experiment": experiment}
+            run["run_id"] = start_run(client, kfp_settings, package, **run)
+            report_run(client, kfp_settings, run, wait=wait, timeout=timeout,
+                       poll_interval=poll_interval, output=output)  # fmt: skip

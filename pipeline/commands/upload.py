@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime
-import json
 
 import click
 
-from pipeline.commands.kfp_connection import kfp_client
-from pipeline.commands.kfp_options import compiled_package, kfp_options, quietly
+from pipeline.commands.connection import kfp_options
 from pipeline.commands.options import cluster_options
 from pipeline.commands.output import emit, output_option
-from pipeline.commands.submit import dry_run_plan
+from pipeline.commands.plan import compiled_package, package_contents
+from pipeline.kfp.client import kfp_client
+from pipeline.kfp.pipelines import upload_package
 
 
 @click.command("upload")
@@ -64,75 +64,61 @@ def upload_cmd(
 
     name = name or PIPELINE_NAME
     description = description or PIPELINE_DESCRIPTION
-    namespace = kfp_settings.namespace
     if dry_run:
         with compiled_package(flags) as package:
-            plan = dry_run_plan(package, kfp_settings, "", "", {})
-        shown = {
+            contents = package_contents(package, {})
+        plan = {
             "pipeline": name,
             "version": version or default_version_name(),
             "host": kfp_settings.host,
-            "namespace": namespace,
-            "parameters": plan["parameters"],
-            "images": plan["images"],
+            "namespace": kfp_settings.namespace,
+            "parameters": contents["parameters"],
+            "images": contents["images"],
             "sent": False,
         }
-        emit(shown, output, lambda d: click.echo(
-            f"dry run: nothing sent to {d['host']}\nwould upload {d['pipeline']} (a new "
-            f"pipeline, or version {d['version']} of it)\nimages: {', '.join(d['images'])}"
-        ))  # fmt: skip
+        emit(plan, output, _show_plan)
         return
     with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
-        pipeline_id = find_pipeline_id(client, name, namespace)
-        if pipeline_id is None:
-            pipeline = quietly(
-                client.upload_pipeline,
-                package,
-                pipeline_name=name,
-                description=description,
-                namespace=namespace,
-            )
-            pipeline_id, kind = pipeline.pipeline_id, "pipeline"
-            versions = client.list_pipeline_versions(pipeline_id, page_size=1).pipeline_versions
-            version_id = versions[0].pipeline_version_id if versions else None
-            if version and output == "text":
-                click.echo(
-                    f"note: KFP names a new pipeline's first version after the "
-                    f"pipeline; --version {version} applies from the next upload"
-                )
-            version = name
-            fragment = f"pipelines/details/{pipeline_id}"
-        else:
-            version = version or default_version_name()
-            created = quietly(
-                client.upload_pipeline_version,
-                package,
-                version,
-                pipeline_id=pipeline_id,
-                description=description,
-            )
-            kind, version_id = "version", created.pipeline_version_id
-            fragment = f"pipelines/details/{pipeline_id}/version/{version_id}"
+        uploaded = upload_package(
+            client,
+            package,
+            name,
+            description,
+            kfp_settings.namespace,
+            version or default_version_name(),
+        )
+    if uploaded.kind == "pipeline" and version and output == "text":
+        click.echo(
+            f"note: KFP names a new pipeline's first version after the "
+            f"pipeline; --version {version} applies from the next upload"
+        )
     result = {
-        "uploaded": kind,
+        "uploaded": uploaded.kind,
         "pipeline": name,
-        "pipeline_id": pipeline_id,
-        "version": version,
-        "version_id": version_id,
-        "url": kfp_settings.link(fragment),
+        "pipeline_id": uploaded.pipeline_id,
+        "version": uploaded.version,
+        "version_id": uploaded.version_id,
+        "url": kfp_settings.link(uploaded.fragment),
     }
+    emit(result, output, _show_uploaded)
 
-    def text(d):
-        if d["uploaded"] == "pipeline":
-            click.echo(f"uploaded pipeline {d['pipeline']} (id {d['pipeline_id']})")
-        else:
-            click.echo(
-                f"uploaded version {d['version']} of pipeline {d['pipeline']} "
-                f"(id {d['pipeline_id']})"
-            )
-        click.echo(f"start it from: {d['url']}")
 
-    emit(result, output, text)
+def _show_plan(plan: dict) -> None:
+    click.echo(
+        f"dry run: nothing sent to {plan['host']}\nwould upload {plan['pipeline']} (a new "
+        f"pipeline, or version {plan['version']} of it)\nimages: {', '.join(plan['images'])}"
+    )
+
+
+def _show_uploaded(result: dict) -> None:
+    if result["uploaded"] == "pipeline":
+        click.echo(f"uploaded pipeline {result['pipeline']} (id {result['pipeline_id']})")
+    else:
+        click.echo(
+            f"uploaded version {result['version']} of pipeline {result['pipeline']} "
+            f"(id {result['pipeline_id']})"
+        )
+    click.echo(f"start it from: {result['url']}")
 
 
 def default_version_name() -> str:
@@ -141,19 +127,3 @@ def default_version_name() -> str:
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"v{version('mnist-kfp')}-{stamp}"
-
-
-def find_pipeline_id(client, name: str, namespace: str | None) -> str | None:
-    """The id of the pipeline named `name` (in `namespace`, or shared), None if there is none.
-
-    kfp.Client.get_pipeline_id does not pass the namespace, so it misses a profile's pipelines.
-    """
-    by_name = json.dumps(
-        {"predicates": [{"operation": 1, "key": "display_name", "stringValue": name}]}
-    )  # 1 = EQUALS
-    found = client.list_pipelines(filter=by_name, namespace=namespace, page_size=2).pipelines
-    if not found:
-        return None
-    if len(found) > 1:
-        raise click.ClickException(f"several pipelines are named {name!r}; pass a unique --name")
-    return found[0].pipeline_id

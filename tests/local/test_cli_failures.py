@@ -136,6 +136,26 @@ def test_compile_with_bad_flags_is_one_line(tmp_path, env, flags, expected):
     assert "Traceback" not in output and expected in result.stderr.strip().splitlines()[-1]
 
 
+def test_a_workdir_under_a_file_is_one_line_naming_it(tmp_path, env):
+    (tmp_path / "a-file").write_text("not a folder")
+    args = ["run", "--local", "--workdir", "a-file/runs", "--store", "store", *QUICK]
+    result, output = run_cli(args, env, tmp_path, timeout=120)
+    line = one_line_failure(result, output)
+    assert line.startswith("Error: --workdir a-file/runs: cannot write ") and "a file is" in line
+
+
+def test_writing_names_only_what_the_person_named(tmp_path):
+    """An OSError about another path is not theirs: it keeps its traceback."""
+    from pipeline.commands.output import UnwritableFile, writing
+
+    named = "--output x/y.yaml: cannot write .*: Permission denied"
+    with pytest.raises(UnwritableFile, match=named), writing("x/y.yaml", "--output"):
+        raise PermissionError(13, "Permission denied", "x/y.yaml")
+    with pytest.raises(PermissionError) as raised, writing("x/y.yaml", "--output"):
+        raise PermissionError(13, "Permission denied", "/etc/elsewhere")
+    assert type(raised.value) is PermissionError
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     from tests.unit.digit_images import save_model

@@ -23,16 +23,20 @@ from click.testing import CliRunner
 from components.common import spec
 from components.store import open_store
 from pipeline.cli import main
-from pipeline.commands.kfp_errors import describe_failure
-from pipeline.commands.kfp_options import KfpSettings
-from pipeline.commands.schedule import validate_cron
+from pipeline.commands.cron import validate_cron
 from pipeline.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME
+from pipeline.kfp.describe import describe_failure
+from pipeline.kfp.settings import KfpSettings
 from pipeline.params import TYPES
 from tests.kfp_server import KfpServer
 from tests.servers import free_port
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.fake-token-Qx7-never-print"
-FIVE_TASKS = {"download", "unpack-and-upload", "train", "export", "batch-predict", "deploy"}
+# every task of the compiled DAG, those inside the accuracy gate's condition too
+TASKS = {
+    "check-parameters", "download", "unpack-and-upload", "train", "export", "batch-predict",
+    "deploy",
+}  # fmt: skip
 pytestmark = pytest.mark.usefixtures("no_kfp_context")
 
 
@@ -135,7 +139,7 @@ def test_submit_sends_the_compiled_pipeline_typed_params_experiment_and_name(kfp
     }
     assert type(params["epochs"]) is int and type(params["learning_rate"]) is float
     pipeline_spec, platform_spec = split_spec(run)
-    assert task_names(pipeline_spec) == FIVE_TASKS
+    assert task_names(pipeline_spec) == TASKS
     assert set(pipeline_spec["root"]["inputDefinitions"]["parameters"]) == set(TYPES)
     assert "my-minio" in json.dumps(platform_spec)
     run_id = next(iter(kfp_api.runs))
@@ -228,7 +232,7 @@ def test_upload_creates_the_pipeline_with_descriptions_and_defaults(kfp_api):
     assert upload.arg("description") == PIPELINE_DESCRIPTION
     pipeline_spec = next(yaml.safe_load_all(upload.files["uploadfile"]))
     assert pipeline_spec["pipelineInfo"]["description"] == PIPELINE_DESCRIPTION
-    assert task_names(pipeline_spec) == FIVE_TASKS
+    assert task_names(pipeline_spec) == TASKS
     parameters = pipeline_spec["root"]["inputDefinitions"]["parameters"]
     assert set(parameters) == set(TYPES)
     for name, definition in parameters.items():  # what the UI's "Create run" form shows
@@ -247,7 +251,7 @@ def test_upload_of_an_existing_pipeline_adds_a_version(kfp_api):
     version = kfp_api.last("POST", "/pipelines/upload_version")
     assert version.arg("pipelineid") == pipeline_id
     assert version.arg("name") == "v2-more-epochs"
-    assert task_names(next(yaml.safe_load_all(version.files["uploadfile"]))) == FIVE_TASKS
+    assert task_names(next(yaml.safe_load_all(version.files["uploadfile"]))) == TASKS
     lookup = json.loads(kfp_api.last("GET", "/pipelines").arg("filter"))
     assert lookup["predicates"][0]["stringValue"] == "digits"
     assert "uploaded version v2-more-epochs of pipeline digits" in result.stdout
@@ -300,7 +304,7 @@ def test_schedule_cron_sends_trigger_concurrency_catchup_times_experiment(kfp_ap
     assert body["mode"] == "ENABLE" and body["display_name"] == "nightly-train"
     assert body["runtime_config"]["parameters"] == {"epochs": 5}
     assert kfp_api.experiments[body["experiment_id"]]["display_name"] == "nightly"
-    assert task_names(split_spec(body)[0]) == FIVE_TASKS
+    assert task_names(split_spec(body)[0]) == TASKS
     assert "/#/recurringrun/details/" in result.stdout
 
 
@@ -368,7 +372,7 @@ def test_validate_cron_accepts_kfp_expressions(cron):
     ],
 )
 def test_descriptors_and_next_fire_times_in_kfps_dialect(cron, first_three):
-    from pipeline.commands.schedule import UTC, next_fire_times
+    from pipeline.commands.cron import UTC, next_fire_times
 
     after = datetime.datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
     assert validate_cron(cron) == cron

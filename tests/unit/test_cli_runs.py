@@ -192,16 +192,14 @@ def test_shell_completion_works_as_the_readme_says():
 
 def test_inside_a_pod_the_in_cluster_api_and_its_token_are_used(monkeypatch, tmp_path):
     """As kfp.Client() does in a Kubeflow notebook: no --host needed."""
-    from pipeline.commands import kfp_options
+    from pipeline.kfp import settings
 
     token = tmp_path / "token"
     token.write_text("projected-token\n")
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
     with KfpServer(token="projected-token") as server:
-        monkeypatch.setattr(
-            kfp_options, "IN_CLUSTER_HOST", server.url
-        )  # stands in for the DNS name
+        monkeypatch.setattr(settings, "IN_CLUSTER_HOST", server.url)  # stands in for the DNS name
         result = cli("runs", "list")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "no runs"

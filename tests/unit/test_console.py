@@ -31,14 +31,14 @@ def test_quiet_shows_our_lines_and_the_steps_and_logs_everything(tmp_path):
     out = io.StringIO()
     feed(StepConsole(out, tmp_path, headline=lambda step: "test accuracy 0.9800"))
     shown = out.getvalue().splitlines()
-    assert shown[0] == "[3/5] train …"
+    assert shown[0] == "[4/6] train …"
     assert shown[1] == "      14:42:46  epoch 1/2: train loss 0.27, test accuracy 0.98"
     assert shown[2] == "      14:42:47  WARNING: a warning of ours"
-    assert shown[3].startswith("[3/5] train done in ") and shown[3].endswith(
+    assert shown[3].startswith("[4/6] train done in ") and shown[3].endswith(
         ": test accuracy 0.9800"
     )
-    assert shown[4] == "[4/5] export …"
-    assert shown[5].startswith("[4/5] export failed after ")
+    assert shown[4] == "[5/6] export …"
+    assert shown[5].startswith("[5/6] export failed after ")
     assert len(shown) == 6 and "\x1b[" not in out.getvalue()
     train_log = (tmp_path / "train.log").read_text()
     assert "Got executor_input" in train_log and "oneDNN" in train_log and "\x1b[" not in train_log

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pipeline.commands.schedule import UTC, next_fire_times, validate_cron
+from pipeline.commands.cron import UTC, next_fire_times, validate_cron
 from tests.fuzz import fuzz
 
 pytestmark = pytest.mark.timeout(120)

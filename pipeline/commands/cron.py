@@ -1,0 +1,154 @@
+"""KFP's cron dialect: check a `schedule --cron` expression as the cluster will read it, and
+compute when it fires.
+
+KFP's ScheduledWorkflow controller parses cron with robfig/cron: six fields, seconds first, day
+of week from Sunday = 0, the descriptors @daily, @hourly... and `@every <Go duration>`. Each
+field is checked here, in one line naming it; croniter (with `second_at_beginning=True`)
+computes the fire times, and says when an expression never fires.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from fractions import Fraction
+
+from components.common.redact import printable
+
+UTC = datetime.timezone.utc
+CRON_FIELDS = (  # name, lowest, highest
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 6),
+)
+CRON_LAYOUT = "SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK"
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate(_MONTHS)},
+    "day of week": {d: i for i, d in enumerate(_DAYS)},
+}
+# ASCII only: Go's strconv.Atoi takes no other digits, and "ſun".upper() is "SUN" in Python.
+_ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$", re.ASCII)
+
+# The descriptors robfig/cron takes besides 6 fields, as 6 fields.
+DESCRIPTORS = {
+    "@yearly": "0 0 0 1 1 *",
+    "@annually": "0 0 0 1 1 *",
+    "@monthly": "0 0 0 1 * *",
+    "@weekly": "0 0 0 * * 0",
+    "@daily": "0 0 0 * * *",
+    "@midnight": "0 0 0 * * *",
+    "@hourly": "0 0 * * * *",
+}
+_EVERY = re.compile(r"^@every\s+((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|µs|ns))+)$", re.ASCII)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)", re.ASCII)
+_NANOS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 1000, "µs": 1000}
+_MAX_DURATION_NS = 2**63 - 1  # Go's time.Duration: about 292 years
+
+
+def validate_cron(expr: str) -> str:
+    """Return the KFP cron expression `expr` (6 fields, or a descriptor such as @daily or
+    @every 1h30m), or raise ValueError saying what is wrong, including when it never fires."""
+    expr = expr.strip()
+    if expr.startswith("@"):
+        return _validate_descriptor(expr)
+    fields = expr.split()
+    if len(fields) != 6:
+        hint = (
+            f'; for this crontab line, add the seconds in front: "0 {printable(" ".join(fields))}"'
+            if len(fields) == 5
+            else '; e.g. "0 0 2 * * *" is every day at 02:00:00'
+        )
+        raise ValueError(
+            f'"{printable(expr)}" has {len(fields)} field(s), but KFP cron takes 6, seconds '
+            f"first: {CRON_LAYOUT}{hint}"
+        )
+    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            _check_cron_item(item, name, low, high)
+    expr = " ".join(fields)
+    next_fire_times(expr, datetime.datetime.now(UTC), 1)  # raises if it can never fire
+    return expr
+
+
+def _validate_descriptor(expr: str) -> str:
+    shown, period = printable(expr), every_seconds(expr)
+    if expr not in DESCRIPTORS and period is None:
+        raise ValueError(
+            f'"{shown}" is not a KFP cron descriptor: use {", ".join(DESCRIPTORS)} or '
+            '"@every 1h30m" (units h, m, s)'
+        )
+    if period is None:
+        return expr
+    if period < 1:
+        raise ValueError(f'"{shown}" fires more than once a second')
+    if _every_nanos(expr) > _MAX_DURATION_NS:
+        raise ValueError(f'"{shown}" is longer than Go\'s longest duration (about 292 years)')
+    return "@every " + _EVERY.match(expr)[1]  # robfig/cron takes exactly one space after @every
+
+
+def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list:
+    """The next `count` times (UTC) `expr` fires after `after`; ValueError if it never does.
+
+    For 6 fields this is croniter with the seconds first; day of month and day of week, when
+    both are restricted, match either (as in robfig/cron). `@every D` fires every D from when
+    the schedule starts.
+    """
+    period = every_seconds(expr)
+    if period is not None:
+        return [after + datetime.timedelta(seconds=period * (k + 1)) for k in range(count)]
+    from croniter import CroniterBadDateError, croniter
+
+    fields = DESCRIPTORS.get(expr.strip(), expr).replace("?", "*")
+    try:
+        it = croniter(fields, after, second_at_beginning=True, max_years_between_matches=8)
+        return [it.get_next(datetime.datetime).astimezone(UTC) for _ in range(count)]
+    except CroniterBadDateError:
+        raise ValueError(
+            f'"{expr}" never fires: no date matches it (such as February 30 or 31)'
+        ) from None
+
+
+def _check_cron_item(item: str, name: str, low: int, high: int) -> None:
+    match = _ITEM.match(item)
+    if not match:
+        raise ValueError(f"{name} {item!r} is not *, ?, N, N-M or one of them with /STEP")
+    first, last, step = match.groups()
+    if step is not None and int(step) == 0:
+        raise ValueError(f"{name} {item!r} has a step of 0")
+    if step is not None and int(step) > high - low + 1:
+        raise ValueError(f"{name} {item!r} has a step larger than its range {low}-{high}")
+    values = []
+    for token in (first, last):
+        if token is None:
+            continue
+        value = int(token) if token.isdigit() else _NAMES.get(name, {}).get(token.upper())
+        if value is None or not low <= value <= high:
+            raise ValueError(f"{name} {token!r} is out of range: {low}-{high}")
+        values.append(value)
+    if len(values) == 2 and values[0] > values[1]:
+        raise ValueError(f"{name} {item!r} is a reversed range: KFP's cron takes N-M with N <= M")
+
+
+def _every_nanos(expr: str) -> int | None:
+    """The duration of `@every 1h30m` in nanoseconds as Go parses it (fractions of a
+    nanosecond dropped), or None when `expr` is not of that form."""
+    match = _EVERY.match(expr.strip())
+    if not match:
+        return None
+    parts = _DURATION_PART.findall(match[1])
+    return sum(math.floor(Fraction(n) * _NANOS.get(unit, 1)) for n, unit in parts)
+
+
+def every_seconds(expr: str) -> int | None:
+    """The period of `@every 1h30m` (Go's duration syntax) in whole seconds, or None.
+
+    robfig/cron rounds the duration down to whole seconds, so `@every 1.5s` fires every second.
+    """
+    nanos = _every_nanos(expr)
+    return None if nanos is None else nanos // 10**9
