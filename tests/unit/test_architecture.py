@@ -18,11 +18,7 @@ from tests import code_shape
 from tests.conftest import REPO
 
 # Modules allowed over code_shape.MAX_MODULE_LINES, each with the reason (docs/ARCHITECTURE.md).
-OVERSIZE = {
-    # Digit reading is rebuilt as decode / paper / candidates / normalise stages by the reading
-    # issue; splitting it now would be undone there.
-    "components/reading/paper.py": "rebuilt by the reading issue",
-}
+OVERSIZE: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,190 @@
+"""Which ink is the digit (paper.py, step 6): connected components of the ink mask, with the
+page's structure (frames, printed boxes, lines touching the border) dropped and the heaviest
+central component kept with its near neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.reading import masks
+
+LABEL_SIDE = 128  # longest side connected components are labelled at
+MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
+
+
+def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components (vectorised label propagation with pointer jumping, which
+    converges in a few passes); labels 1..n, 0 for background."""
+    index = np.arange(mask.size).reshape(mask.shape)
+    big = mask.size
+    labels = np.where(mask, index, big)
+    while True:
+        lowest = np.minimum.reduce(masks.neighbours(labels, constant_values=big))
+        lowest = np.where(mask, lowest, big)
+        flat = np.append(lowest.ravel(), big)
+        while True:  # point each pixel at its label's label until nothing moves
+            jumped = flat[flat]
+            if np.array_equal(jumped, flat):
+                break
+            flat = jumped
+        lowest = flat[:-1].reshape(mask.shape)
+        if np.array_equal(lowest, labels):
+            break
+        labels = lowest
+    values, dense = np.unique(np.where(mask, labels, -1), return_inverse=True)
+    dense = dense.reshape(mask.shape) + (values[0] != -1)  # background, if any, is 0
+    return dense, int(dense.max())
+
+
+def remove_frames(mask: np.ndarray):
+    """Drop hollow outlines (a printed box around the digit): components whose pixels nearly
+    all lie along the edges of their own bounding box. Returns the mask and its components
+    (labels at LABEL_SIDE, frames removed), which the digit's choice reuses."""
+    small = masks.shrink(mask, LABEL_SIDE)
+    labels, n = _label(small)
+    if n == 0:
+        return mask, (labels, n)
+    boxes = _boxes(labels, n)
+    ys, xs = np.indices(small.shape)
+    own = boxes[labels]  # each pixel's component box
+    edge_distance = np.minimum.reduce(
+        [ys - own[..., 0], own[..., 2] - ys, xs - own[..., 1], own[..., 3] - xs]
+    )
+    tall, wide = boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1
+    band = np.maximum(2, 0.08 * np.minimum(tall, wide))
+    on_edge = np.bincount(labels.ravel(), (edge_distance <= band[labels]).ravel(), n + 1)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    big = (tall >= 0.1 * small.shape[0]) & (wide >= 0.1 * small.shape[1])
+    hollow = on_edge >= 0.9 * np.maximum(sizes, 1)
+    # a rectangle reaches all four corners of its box; a ring (a 0) reaches none
+    near_y = np.minimum(ys - own[..., 0], own[..., 2] - ys) <= 1
+    near_x = np.minimum(xs - own[..., 1], own[..., 3] - xs) <= 1
+    corner = 2 * (ys - own[..., 0] > own[..., 2] - ys) + (xs - own[..., 1] > own[..., 3] - xs)
+    at_corner = (near_y & near_x).ravel()
+    corners = np.zeros((n + 1, 4), bool)
+    corners[labels.ravel()[at_corner], corner.ravel()[at_corner]] = True
+    square = corners.all(axis=1)
+    frames = [
+        k
+        for k in np.flatnonzero(big & hollow & square & (tall >= 8) & (wide >= 8))
+        if k > 0 and _encloses(boxes[k], boxes)
+    ]
+    if not frames:
+        return mask, (labels, n)
+    framed = np.isin(labels, frames)
+    return mask & ~_grow(framed, mask.shape), (np.where(framed, 0, labels), n)
+
+
+def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
+    """The mask of the digit's components, at `mask`'s resolution (`parts`: the labels of
+    `mask` at LABEL_SIDE when already known)."""
+    labels, n = parts if parts is not None else _label(masks.shrink(mask, LABEL_SIDE))
+    if n == 0:
+        return np.zeros_like(mask)
+    boxes = _boxes(labels, n)
+    h, w = labels.shape
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    present = [k for k in range(1, n + 1) if sizes[k]]  # frames' labels were emptied
+    candidates = [
+        k
+        for k in present
+        if not _touches_border(boxes[k], h, w) and not _is_frame(boxes[k], sizes[k], boxes)
+    ]
+    if not candidates:  # a digit cropped tightly touches the border: keep what is not a line
+        candidates = [k for k in present if not _is_line(boxes[k], h, w)]
+    if not candidates:
+        return np.zeros_like(mask)
+    main = max(candidates, key=lambda k: sizes[k] * _centrality(boxes[k], h, w))
+    extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
+    if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
+        return np.zeros_like(mask)
+    stroke = _stroke_width(labels == main)
+    chosen = [
+        k
+        for k in candidates
+        if k == main
+        or (
+            _near(boxes[k], boxes[main], sizes[k], sizes[main])
+            and not _printed_line(boxes[k], sizes[k], stroke)
+        )
+    ]
+    return _grow(np.isin(labels, chosen), mask.shape) & mask
+
+
+def _stroke_width(component: np.ndarray) -> float:
+    """A component's mean stroke width: its area over half its perimeter."""
+    padded = np.pad(component, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = int((component & ~inner).sum())
+    return 2.0 * int(component.sum()) / max(edge, 1)
+
+
+def _printed_line(box, size: int, stroke: float) -> bool:
+    """A straight fragment much thinner than the pen's strokes: a piece of a printed line."""
+    length = max(box[2] - box[0], box[3] - box[1]) + 1
+    thickness = size / length
+    return length >= 6 * thickness and thickness <= 0.5 * stroke
+
+
+def _boxes(labels: np.ndarray, n: int) -> np.ndarray:
+    """[n + 1, 4] of (top, left, bottom, right) per label."""
+    ys, xs = np.indices(labels.shape)
+    flat = labels.ravel()
+    boxes = np.zeros((n + 1, 4), np.int64)
+    boxes[:, 0] = boxes[:, 1] = np.iinfo(np.int64).max
+    np.minimum.at(boxes[:, 0], flat, ys.ravel())
+    np.minimum.at(boxes[:, 1], flat, xs.ravel())
+    np.maximum.at(boxes[:, 2], flat, ys.ravel())
+    np.maximum.at(boxes[:, 3], flat, xs.ravel())
+    return boxes
+
+
+def _touches_border(box, h: int, w: int) -> bool:
+    return box[0] == 0 or box[1] == 0 or box[2] == h - 1 or box[3] == w - 1
+
+
+def _is_line(box, h: int, w: int) -> bool:
+    tall, wide = box[2] - box[0] + 1, box[3] - box[1] + 1
+    return (wide > 0.8 * w and tall < 0.1 * h) or (tall > 0.8 * h and wide < 0.1 * w)
+
+
+def _is_frame(box, size: int, boxes: np.ndarray) -> bool:
+    """A sparse outline enclosing another component (what is left of a printed box)."""
+    area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
+    return size <= 0.2 * area and _encloses(box, boxes)
+
+
+def _encloses(box, boxes: np.ndarray) -> bool:
+    """Whether some component's box lies strictly inside `box`."""
+    inner = boxes[1:]
+    present = inner[:, 0] <= inner[:, 2]  # a label with no pixels has no box
+    inside_rows = (inner[:, 0] > box[0]) & (inner[:, 2] < box[2])
+    inside_cols = (inner[:, 1] > box[1]) & (inner[:, 3] < box[3])
+    return bool((present & inside_rows & inside_cols).any())
+
+
+def _centrality(box, h: int, w: int) -> float:
+    cy, cx = (box[0] + box[2]) / 2 / h - 0.5, (box[1] + box[3]) / 2 / w - 0.5
+    return 1.0 / (1.0 + 4.0 * (cy * cy + cx * cx))
+
+
+def _near(box, main, size: int, main_size: int) -> bool:
+    """Part of the digit (the separate bar of a 5, a broken stroke): it overlaps the main
+    component's box grown by half its size, and is not a speck far smaller than it."""
+    grow_y, grow_x = (main[2] - main[0] + 1) // 2, (main[3] - main[1] + 1) // 2
+    overlaps = (
+        box[2] >= main[0] - grow_y
+        and box[0] <= main[2] + grow_y
+        and box[3] >= main[1] - grow_x
+        and box[1] <= main[3] + grow_x
+    )
+    return overlaps and size >= 0.02 * main_size
+
+
+def _grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A `_shrink`-ed mask back at `shape`, widened by one cell so stroke edges are kept."""
+    factor = -(-max(shape) // LABEL_SIDE)
+    wide = masks.dilate(small)
+    if factor > 1:
+        wide = wide.repeat(factor, axis=0).repeat(factor, axis=1)
+    return wide[: shape[0], : shape[1]]

@@ -1,0 +1,81 @@
+"""Paper structure in a page's ink mask: the page's small rotation, and the ruled lines, grid
+lines and margin lines that ink spans across most of the page, removed except where a pen stroke
+crosses them (paper.py, step 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from components.reading import masks
+
+LINE_SHARE = 0.7  # a row or column with ink across this share of the page is paper structure
+MAX_SKEW = 6.0  # degrees of page rotation searched, in both directions
+
+
+def skew(mask: np.ndarray) -> float:
+    """The page's rotation in degrees, from the sharpest projection profiles; 0 if no lines."""
+    small = masks.shrink(mask, 256).astype(np.float32)
+    if not _has_lines(small > 0.5):
+        return 0.0
+    best, best_score = 0.0, _profile_score(small)
+    for angle in np.arange(-MAX_SKEW, MAX_SKEW + 0.01, 0.5):
+        if angle:
+            score = _profile_score(rotate(small, float(angle)))
+            if score > best_score * 1.02:
+                best, best_score = float(angle), score
+    return best
+
+
+def _profile_score(mask: np.ndarray) -> float:
+    return float((mask.sum(axis=1) ** 2).sum() + (mask.sum(axis=0) ** 2).sum())
+
+
+def _has_lines(mask: np.ndarray) -> bool:
+    """Whether ink spans most of some row or column band (allowing for a few degrees' tilt)."""
+    band = max(1, mask.shape[0] // 16), max(1, mask.shape[1] // 16)
+    rows = _band_any(mask, band[0], axis=0).mean(axis=1)
+    cols = _band_any(mask, band[1], axis=1).mean(axis=0)
+    return bool(rows.max(initial=0) > LINE_SHARE or cols.max(initial=0) > LINE_SHARE)
+
+
+def _band_any(mask: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """OR of `mask` over a sliding band `width` pixels wide along `axis`."""
+    out = mask.copy()
+    for shift in range(1, width):
+        if axis == 0:
+            out[:-shift] |= mask[shift:]
+        else:
+            out[:, :-shift] |= mask[:, shift:]
+    return out
+
+
+def rotate(arr: np.ndarray, angle: float) -> np.ndarray:
+    img = Image.fromarray(arr.astype(np.float32), "F")
+    return np.asarray(img.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0.0))
+
+
+def remove_lines(mask: np.ndarray) -> np.ndarray:
+    """Drop rows and columns of ink across most of the page, keeping strokes that cross them."""
+    return _remove_rows(_remove_rows(mask).T).T
+
+
+def _remove_rows(mask: np.ndarray) -> np.ndarray:
+    lines = mask.mean(axis=1) > LINE_SHARE
+    if not lines.any():
+        return mask
+    out = mask.copy()
+    h = mask.shape[0]
+    thin = max(3, max(mask.shape) // 40)  # a printed or ruled line, not a pen stroke along it
+    starts = np.flatnonzero(lines & ~np.r_[False, lines[:-1]])
+    ends = np.flatnonzero(lines & ~np.r_[lines[1:], False])
+    for top, bottom in zip(starts, ends, strict=True):
+        if bottom - top + 1 > thin:
+            continue
+        reach = bottom - top + 3  # a stroke crossing the line continues beyond it
+        above = (
+            mask[max(0, top - reach) : top].any(axis=0) if top else np.zeros(mask.shape[1], bool)
+        )
+        below = mask[bottom + 1 : min(h, bottom + 1 + reach)].any(axis=0)
+        out[top : bottom + 1] &= above & below
+    return out

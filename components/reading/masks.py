@@ -1,0 +1,29 @@
+"""Small operations on 2-D arrays that the page search (paper.py, lines.py, candidates.py)
+shares: the 3x3 neighbourhood every filter reduces over, a dilation, and a bounded downscale."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def neighbours(arr: np.ndarray, **pad) -> list[np.ndarray]:
+    """The nine views of `arr` shifted by -1..1 in each direction, its border padded by `pad`
+    (np.pad's options): what every 3x3 filter here reduces over."""
+    h, w = arr.shape
+    padded = np.pad(arr, 1, **pad)
+    return [padded[i : i + h, j : j + w] for i in range(3) for j in range(3)]
+
+
+def shrink(mask: np.ndarray, side: int) -> np.ndarray:
+    """`mask` with its longer side at most `side`, a pixel set where any source pixel was."""
+    factor = -(-max(mask.shape) // side)
+    if factor <= 1:
+        return mask
+    # Pillow's box reduction rounds the size up, as the padding here would: mean > 0 is "any"
+    return np.asarray(Image.fromarray(mask.view(np.uint8) * 255).reduce(factor)) > 0
+
+
+def dilate(mask: np.ndarray) -> np.ndarray:
+    """`mask` grown by one pixel in every direction."""
+    return np.logical_or.reduce(neighbours(mask))
