@@ -2,9 +2,12 @@
 compute when it fires.
 
 KFP's ScheduledWorkflow controller parses cron with robfig/cron: six fields, seconds first, day
-of week from Sunday = 0, the descriptors @daily, @hourly... and `@every <Go duration>`. Each
-field is checked here, in one line naming it; croniter (with `second_at_beginning=True`)
-computes the fire times, and says when an expression never fires.
+of week from Sunday = 0, the descriptors @daily, @hourly... and `@every <Go duration>`. croniter
+(with `second_at_beginning=True`) computes the fire times, and says when an expression never
+fires; but it reads a wider dialect than robfig/cron (L, W, #, H, 7 for Sunday, ranges that wrap
+around, `5-5` as the whole field), so what the cluster would refuse is refused here first, in one
+line naming the field. croniter is then given each field as robfig/cron reads it: `*` for a
+field that holds every value through a star, else the explicit list of its values.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _NAMES = {
     "day of week": {d: i for i, d in enumerate(_DAYS)},
 }
 # ASCII only: Go's strconv.Atoi takes no other digits, and "ſun".upper() is "SUN" in Python.
-_ITEM = re.compile(r"^(?:[*?]|(\w+)(?:-(\w+))?)(?:/(\d+))?$", re.ASCII)
+_ITEM = re.compile(r"^(?:([*?])|(\w+)(?:-(\w+))?)(?:/(\d+))?$", re.ASCII)
 
 # The descriptors robfig/cron takes besides 6 fields, as 6 fields.
 DESCRIPTORS = {
@@ -68,9 +71,6 @@ def validate_cron(expr: str) -> str:
             f'"{printable(expr)}" has {len(fields)} field(s), but KFP cron takes 6, seconds '
             f"first: {CRON_LAYOUT}{hint}"
         )
-    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
-        for item in text.split(","):
-            _check_cron_item(item, name, low, high)
     expr = " ".join(fields)
     next_fire_times(expr, datetime.datetime.now(UTC), 1)  # raises if it can never fire
     return expr
@@ -93,46 +93,68 @@ def _validate_descriptor(expr: str) -> str:
 
 
 def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list:
-    """The next `count` times (UTC) `expr` fires after `after`; ValueError if it never does.
-
-    For 6 fields this is croniter with the seconds first; day of month and day of week, when
-    both are restricted, match either (as in robfig/cron). `@every D` fires every D from when
-    the schedule starts.
-    """
+    """The next `count` times (UTC) `expr` fires after `after`; ValueError if it never does,
+    or when a field is not one robfig/cron reads. `@every D` fires every D from `after`."""
     period = every_seconds(expr)
     if period is not None:
         return [after + datetime.timedelta(seconds=period * (k + 1)) for k in range(count)]
     from croniter import CroniterBadDateError, croniter
 
-    fields = DESCRIPTORS.get(expr.strip(), expr).replace("?", "*")
+    fields = DESCRIPTORS.get(expr.strip(), expr).split()
     try:
-        it = croniter(fields, after, second_at_beginning=True, max_years_between_matches=8)
+        it = croniter(
+            _as_croniter_reads_it(fields),
+            after,
+            second_at_beginning=True,
+            max_years_between_matches=8,
+        )
         return [it.get_next(datetime.datetime).astimezone(UTC) for _ in range(count)]
     except CroniterBadDateError:
         raise ValueError(
-            f'"{expr}" never fires: no date matches it (such as February 30 or 31)'
+            f'"{printable(expr)}" never fires: no date matches it (such as February 30 or 31)'
         ) from None
 
 
-def _check_cron_item(item: str, name: str, low: int, high: int) -> None:
+def _as_croniter_reads_it(fields: list[str]) -> str:
+    """Each field `*` when a star gives it every value (robfig/cron's star bit, which makes day
+    of month and day of week both have to match), else the explicit list of its values."""
+    shown = []
+    for text, field in zip(fields, CRON_FIELDS, strict=True):
+        items = text.split(",")
+        values = set().union(*(_item_values(item, *field) for item in items))
+        if any(item in ("*", "?", "*/1", "?/1") for item in items):
+            shown.append("*")
+        else:
+            shown.append(",".join(str(v) for v in sorted(values)))
+    return " ".join(shown)
+
+
+def _item_values(item: str, name: str, low: int, high: int) -> range:
+    """The values of one item of a field (N, N-M, * or ?, each maybe with /STEP), or
+    ValueError naming the field and what is wrong."""
     match = _ITEM.match(item)
     if not match:
         raise ValueError(f"{name} {item!r} is not *, ?, N, N-M or one of them with /STEP")
-    first, last, step = match.groups()
-    if step is not None and int(step) == 0:
+    star, first, last, step = match.groups()
+    step = int(step) if step is not None else None
+    if step == 0:
         raise ValueError(f"{name} {item!r} has a step of 0")
-    if step is not None and int(step) > high - low + 1:
+    if step is not None and step > high - low + 1:
         raise ValueError(f"{name} {item!r} has a step larger than its range {low}-{high}")
-    values = []
-    for token in (first, last):
-        if token is None:
-            continue
-        value = int(token) if token.isdigit() else _NAMES.get(name, {}).get(token.upper())
-        if value is None or not low <= value <= high:
-            raise ValueError(f"{name} {token!r} is out of range: {low}-{high}")
-        values.append(value)
-    if len(values) == 2 and values[0] > values[1]:
+    if star:
+        return range(low, high + 1, step or 1)
+    start = _value(first, name, low, high)
+    end = _value(last, name, low, high) if last else (high if step else start)
+    if start > end:
         raise ValueError(f"{name} {item!r} is a reversed range: KFP's cron takes N-M with N <= M")
+    return range(start, end + 1, step or 1)
+
+
+def _value(token: str, name: str, low: int, high: int) -> int:
+    value = int(token) if token.isdigit() else _NAMES.get(name, {}).get(token.upper())
+    if value is None or not low <= value <= high:
+        raise ValueError(f"{name} {token!r} is out of range: {low}-{high}")
+    return value
 
 
 def _every_nanos(expr: str) -> int | None:

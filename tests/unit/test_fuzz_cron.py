@@ -251,6 +251,8 @@ def outcome(expr: str) -> tuple[str | None, str | None]:
 @example("@every ٣h")
 @example("@every 9999999999h")  # longer than a Go duration
 @example("0 0\n2 * *")  # a newline must not reach the one-line error
+@example("0 5-5 * * * *")  # croniter reads N-N as the whole field, robfig/cron as N
+@example("0 0 0 1,* * 1")  # a star in a list: day of month and day of week must both match
 def test_validator_accepts_only_what_kfp_and_croniter_take(expr):
     accepted, error = outcome(expr)
     if accepted is None:
@@ -324,3 +326,13 @@ def test_every_is_sent_with_one_space_and_fires_in_whole_seconds():
     assert validate_cron("@every\t1.5s") == "@every 1.5s"
     fires = next_fire_times("@every 1.5s", AFTER, 2)
     assert [(t - AFTER).total_seconds() for t in fires] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "expr, minutes",
+    [("0 5-5 * * * *", {5}), ("0 5-5/2 * * * *", {5}), ("0 50-51/15 * * * *", {50})],
+)
+def test_a_range_fires_at_its_own_values_only(expr, minutes):
+    """croniter alone reads `5-5` as every minute; KFP's robfig/cron as minute 5."""
+    fires = next_fire_times(validate_cron(expr), AFTER, 3)
+    assert {t.minute for t in fires} == minutes, fires
