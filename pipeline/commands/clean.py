@@ -38,7 +38,7 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000
       mnist-pipeline clean --store s3://mlpipeline/mnist --s3-endpoint localhost:9000 --yes
     """
-    from components.store import LocalStore, StoreError, open_store
+    from components.store import LocalStore, open_store
     from pipeline import cleanup
 
     try:
@@ -51,15 +51,12 @@ def clean_cmd(store_uri: str, s3_endpoint: str, include_images: bool, yes: bool)
             "give the folder a run used as its store (run --store)",
             param_hint="--store",
         )
-    try:
-        todo = cleanup.plan(store, include_images)
-        kept_images = [] if include_images else list(store.list(spec.IMAGES_PREFIX))
-        _report(store, todo, yes)
-        if yes:
-            cleanup.execute(store, todo)
-            click.echo(f"deleted {len(todo.delete)} object(s)")
-    except StoreError as e:
-        raise click.ClickException(str(e)) from None
+    todo = cleanup.plan(store, include_images)  # a StoreError is one line, as every StepError
+    kept_images = [] if include_images else list(store.list(spec.IMAGES_PREFIX))
+    _report(store, todo, yes)
+    if yes:
+        cleanup.execute(store, todo)
+        click.echo(f"deleted {len(todo.delete)} object(s)")
     if kept_images:
         click.echo(
             f"kept {len(kept_images)} image(s) under {store.uri(spec.IMAGES_PREFIX)} "

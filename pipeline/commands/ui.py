@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
+from components.common.redact import malformed, printable
 from pipeline.commands.options import require_tensorflow, s3_endpoint_option
+
+
+def _serving_url(ctx, param, value: str | None) -> str | None:
+    """An http(s) URL with a host, refused in one line before anything is asked of it."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    why = malformed(value) if parts.scheme in ("http", "https") else "it is not http(s)://"
+    if why or not parts.hostname:
+        raise click.BadParameter(
+            f"{printable(value[:200])!r} cannot be used ({why or 'it names no host'}): give "
+            "TF Serving's REST address, such as http://mnist-serving:8501"
+        )
+    return value
 
 
 @click.command("ui")
@@ -19,6 +36,7 @@ from pipeline.commands.options import require_tensorflow, s3_endpoint_option
 @click.option(
     "--serving-url",
     metavar="URL",
+    callback=_serving_url,
     help="Ask TF Serving's REST API (or KServe's v1 protocol) at URL instead, e.g. "
     "http://mnist-serving:8501.",
 )
@@ -58,23 +76,20 @@ def ui_cmd(
     """
     try:
         from pipeline.ui.app import create_app
-        from pipeline.ui.backends import BackendError, Embedded, ServingRest
+        from pipeline.ui.backends import Embedded, ServingRest
         from pipeline.ui.limits import Limits
         from pipeline.ui.server import make_server
     except ImportError:
         raise click.ClickException(
             "the web page needs the ui extra: pip install 'mnist-kfp[ui]'"
         ) from None
-    try:
-        if serving_url:
-            backend = ServingRest(serving_url)
-            if check:
-                backend.status()  # fails now, in one line, when TF Serving is not there
-        else:
-            require_tensorflow("ui")
-            backend = Embedded(model_uri, s3_endpoint)
-    except BackendError as e:
-        raise click.ClickException(str(e)) from None
+    if serving_url:  # a BackendError is one line, as every StepError
+        backend = ServingRest(serving_url)
+        if check:
+            backend.status()  # fails now, in one line, when TF Serving is not there
+    else:
+        require_tensorflow("ui")
+        backend = Embedded(model_uri, s3_endpoint)
     # pipeline/ui/limits.py: deadlines, connections, uploads, decodes
     limits = Limits(connections_per_client=connections_per_client)
     click.echo(f"serving {backend.label} at http://{host}:{port}/", err=True)

@@ -144,6 +144,14 @@ def test_a_workdir_under_a_file_is_one_line_naming_it(tmp_path, env):
     assert line.startswith("Error: --workdir a-file/runs: cannot write ") and "a file is" in line
 
 
+@pytest.mark.parametrize(
+    "url, phrase", [("notaurl", "it is not http(s)://"), ("http://h:port", "port is not a number")]
+)
+def test_a_serving_url_that_is_no_url_is_refused_in_one_line(tmp_path, env, url, phrase):
+    result, output = run_cli(["ui", "--serving-url", url], env, tmp_path, timeout=60)
+    assert phrase in one_line_failure(result, output, status=2)
+
+
 def test_writing_names_only_what_the_person_named(tmp_path):
     """An OSError about another path is not theirs: it keeps its traceback."""
     from pipeline.commands.output import UnwritableFile, writing
