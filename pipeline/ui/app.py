@@ -63,7 +63,6 @@ def create_app(
     min_confidence: float = DEFAULTS["min_confidence"],
     limits: Limits | None = None,
 ) -> FastAPI:
-    from components.common.report import png_data_uri
     from components.reading.image_decode import ImageError
     from components.reading.images import to_mnist
     from pipeline.ui.backends import BackendError
@@ -90,55 +89,7 @@ def create_app(
         finally:
             memory.trim()  # the decode's buffers, freed in this thread's heap, go back now
 
-    def error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
-        return JSONResponse({"error": text}, status_code=status, headers=headers)
-
-    @app.exception_handler(Refusal)
-    async def refused(request: Request, exc: Refusal) -> JSONResponse:
-        return error(exc.status, exc.text, exc.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return error(500, "internal error; the server's log has the details")
-
-    @contextlib.asynccontextmanager
-    async def slot(semaphore: asyncio.Semaphore, what: str):
-        try:  # wait_for, not asyncio.timeout: Python 3.10 too
-            await asyncio.wait_for(semaphore.acquire(), limits.queue_seconds)
-        except asyncio.TimeoutError:
-            busy = f"the server is busy ({what}); try again in a few seconds"
-            raise Refusal(503, busy, {"Retry-After": "2"}) from None
-        try:
-            yield
-        finally:
-            semaphore.release()
-
-    async def read_body(request: Request) -> bytes:
-        """The whole body, within MAX_UPLOAD bytes and Limits.body_seconds."""
-        declared = request.headers.get("content-length")
-        too_large = f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB"
-        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
-            raise Refusal(413, too_large, {"Connection": "close"})
-        chunks = []
-
-        async def collect() -> int:
-            size = 0
-            async for chunk in request.stream():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_UPLOAD:
-                    raise Refusal(413, too_large, {"Connection": "close"})
-            return size
-
-        try:
-            size = await asyncio.wait_for(collect(), limits.body_seconds)
-        except asyncio.TimeoutError:
-            slow = f"the upload took longer than {limits.body_seconds:g} s"
-            raise Refusal(408, slow, {"Connection": "close"}) from None
-        if not size:
-            raise Refusal(400, "no image: the request was empty")
-        return b"".join(chunks)  # bytes: io.BytesIO shares it instead of copying
+    _answer_errors(app)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
@@ -154,35 +105,100 @@ def create_app(
 
     @app.post("/api/predict")
     async def predict(request: Request):
-        async with slot(uploads, "too many uploads at once"):
+        async with _slot(uploads, "too many uploads at once", limits):
             try:
-                body = await read_body(request)
+                body = await _read_body(request, limits)
             except ClientDisconnect:
                 log.info("a client left during its upload")
-                return error(400, "the upload was interrupted")
+                return _error(400, "the upload was interrupted")
             start = time.perf_counter()
             try:
-                async with slot(decodes, "every core is decoding an image"):
+                async with _slot(decodes, "every core is decoding an image", limits):
                     loop = asyncio.get_running_loop()
                     pixels = await loop.run_in_executor(decoders, decode, body)
             except ImageError as e:
-                return error(400, str(e))
+                return _error(400, str(e))
             del body
             try:
                 probabilities = await run_in_threadpool(backend.predict, pixels)
             except BackendError as e:
-                return error(503, str(e))
-        digit = int(probabilities.argmax())
-        confidence = float(probabilities[digit])
-        return {
-            "digit": digit,
-            "confidence": confidence,
-            "low_confidence": confidence < min_confidence,
-            "probabilities": [round(float(p), 6) for p in probabilities],
-            "seen": png_data_uri(pixels),
-            "model": backend.label,
-            "version": str(backend.version),
-            "ms": 1000 * (time.perf_counter() - start),
-        }
+                return _error(503, str(e))
+        return _answer(probabilities, pixels, backend, min_confidence, start)
 
     return app
+
+
+def _error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": text}, status_code=status, headers=headers)
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """A Refusal is its own status and line; anything else a 500 whose details stay in the log."""
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
+        return _error(exc.status, exc.text, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, "internal error; the server's log has the details")
+
+
+@contextlib.asynccontextmanager
+async def _slot(semaphore: asyncio.Semaphore, what: str, limits: Limits):
+    """Hold one of `semaphore`'s places, or refuse with 503 after Limits.queue_seconds."""
+    try:  # wait_for, not asyncio.timeout: Python 3.10 too
+        await asyncio.wait_for(semaphore.acquire(), limits.queue_seconds)
+    except asyncio.TimeoutError:
+        busy = f"the server is busy ({what}); try again in a few seconds"
+        raise Refusal(503, busy, {"Retry-After": "2"}) from None
+    try:
+        yield
+    finally:
+        semaphore.release()
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """The whole body, within MAX_UPLOAD bytes and Limits.body_seconds."""
+    declared = request.headers.get("content-length")
+    too_large = f"the file is larger than the limit of {MAX_UPLOAD // 2**20} MB"
+    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD:
+        raise Refusal(413, too_large, {"Connection": "close"})
+    chunks = []
+
+    async def collect() -> int:
+        size = 0
+        async for chunk in request.stream():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                raise Refusal(413, too_large, {"Connection": "close"})
+        return size
+
+    try:
+        size = await asyncio.wait_for(collect(), limits.body_seconds)
+    except asyncio.TimeoutError:
+        slow = f"the upload took longer than {limits.body_seconds:g} s"
+        raise Refusal(408, slow, {"Connection": "close"}) from None
+    if not size:
+        raise Refusal(400, "no image: the request was empty")
+    return b"".join(chunks)  # bytes: io.BytesIO shares it instead of copying
+
+
+def _answer(probabilities, pixels, backend, min_confidence: float, start: float) -> dict:
+    """The page's answer: the digit, its confidence, every probability, what the model saw."""
+    from components.common.report import png_data_uri
+
+    digit = int(probabilities.argmax())
+    confidence = float(probabilities[digit])
+    return {
+        "digit": digit,
+        "confidence": confidence,
+        "low_confidence": confidence < min_confidence,
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "seen": png_data_uri(pixels),
+        "model": backend.label,
+        "version": str(backend.version),
+        "ms": 1000 * (time.perf_counter() - start),
+    }
