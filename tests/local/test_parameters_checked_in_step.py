@@ -83,3 +83,45 @@ def test_the_pipeline_function_reads_as_written():
     assert names == [p.name for p in PARAMETERS]
     for param in PARAMETERS:
         assert f"    {param.name}: {param.description}" in func.__doc__
+
+
+def _steps():
+    from components.batch_predict.component import batch_predict
+    from components.download.component import download
+    from components.export.component import export
+    from components.train.component import train
+    from components.tune.component import tune
+    from components.unpack_upload.component import unpack_and_upload
+
+    return [check_parameters, download, unpack_and_upload, train, tune, export, batch_predict]
+
+
+BAD = {  # a refused value for each parameter a step may receive
+    "source": "gopher://mnist", "store_uri": "ftp://x/y", "s3_endpoint": "a@b:1",
+    "epochs": 0, "batch_size": 0, "learning_rate": 2.0, "seed": -1, "train_limit": -1,
+    "train_workers": 0, "min_accuracy": 7.0, "images_uri": "ftp://x", "results_uri": "ftp://x",
+    "min_confidence": 2.0, "max_failed_fraction": -1.0, "serving_endpoint": "a b",
+    "algorithm": "guess", "goal": 2.0, "max_trials": 0, "parallel_trials": 0, "max_epochs": 0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("step", _steps(), ids=lambda c: c.name)
+def test_every_step_refuses_each_table_parameter_it_receives_before_doing_anything(
+    step, tmp_path, monkeypatch
+):
+    """The shim's body, called directly: any table parameter with a bad value ends the step at
+    once (exit status 1) with the CLI's line; the other arguments are never touched."""
+    errors = tmp_path / "errors.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    arguments = inspect.signature(step.python_func).parameters
+    received = [name for name in arguments if name in BAD]
+    assert received or step.name == "deploy", f"{step.name} receives no table parameter"
+    defaults = {p.name: p.default for p in PARAMETERS + TUNE_PARAMETERS}
+    for name in received:
+        values = {arg: defaults.get(arg) for arg in arguments}  # artifacts: None, never reached
+        values[name] = BAD[name]
+        with pytest.raises(SystemExit) as ended:
+            step.python_func(**values)
+        assert ended.value.code == 1
+        line = errors.read_text().splitlines()[-1]
+        assert line == f"{step.name}: {cli_line(name, BAD[name])}", name
