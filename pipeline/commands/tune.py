@@ -48,7 +48,8 @@ def tune_cmd(
     \b
       mnist-pipeline tune --algorithm tpe --max-trials 12 --parallel-trials 2 --wait
     """
-    from pipeline.dag import TUNE_PIPELINE_NAME, TUNED
+    from pipeline.dag import TUNE_PIPELINE_NAME
+    from pipeline.signature import TUNED
 
     search = {k: flags.pop(k) for k in ("algorithm", "goal", "max_trials", "parallel_trials",
                                         "max_epochs")}  # fmt: skip

@@ -69,6 +69,19 @@ def test_dry_run_still_refuses_a_bad_parameter():
     assert result.exit_code == 2 and "epochs" in result.output
 
 
+def test_tune_dry_run_plans_the_tuning_pipeline_and_refuses_what_the_search_sets():
+    """`tune` imports what the search sets lazily, in the command's body: a name moved
+    elsewhere fails only when the command runs, as a traceback."""
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = cli("tune", "--dry-run", "--host", host, "-o", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["pipeline"] == "mnist-tune" and plan["sent"] is False
+    assert plan["parameters"]["max_trials"] == 12 and "epochs" not in plan["parameters"]
+    refused = cli("tune", "--dry-run", "--host", host, "--param", "epochs=3")
+    assert refused.exit_code == 2 and "the search sets these" in refused.output
+
+
 def test_kf_pipelines_endpoint_is_read_when_kfp_host_is_not_set(monkeypatch):
     with KfpServer() as server:
         monkeypatch.setenv("KF_PIPELINES_ENDPOINT", server.url)
