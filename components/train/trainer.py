@@ -85,19 +85,7 @@ def train(
     callback = callbacks_.epoch_logger(test_ds, on_epoch, cfg.epochs, steps, len(images), feed)
     callbacks = [callback]
     if checkpoints is not None:
-        from components.train.checkpoints import keras_loader
-
-        with strategy.scope():  # the optimizer's variables are built, and loaded, here
-            _, callback.history = checkpoints.restore(keras_loader(model))
-        seconds = callback.history[-1].get("seconds") if callback.history else None
-        if isinstance(seconds, float | int):  # times and estimates go on from where they stopped
-            callback._start -= seconds
-        backup = callbacks_.timed_backup(checkpoints)
-        callbacks = [
-            backup,  # first: it restores the state at the start and saves it before the others
-            callback,
-            callbacks_.publisher(checkpoints, callback, backup),
-        ]
+        callbacks = _resumed(model, strategy, checkpoints, callback)
     start = time.monotonic()
     model.fit(
         train_ds,
@@ -106,21 +94,37 @@ def train(
         shuffle=False,  # the tf.data pipeline shuffles
         callbacks=callbacks,
     )
-    seconds = time.monotonic() - start
+    return _evaluated(model, test_ds, test_data[1], callback.history, time.monotonic() - start)
+
+
+def _resumed(model, strategy, checkpoints, callback) -> list:
+    """Restore the last checkpoint into `model` (and the epoch lines' history and clock); the
+    callbacks that save each epoch's state and publish it to the store."""
+    from components.train.checkpoints import keras_loader
+
+    with strategy.scope():  # the optimizer's variables are built, and loaded, here
+        _, callback.history = checkpoints.restore(keras_loader(model))
+    seconds = callback.history[-1].get("seconds") if callback.history else None
+    if isinstance(seconds, float | int):  # times and estimates go on from where they stopped
+        callback._start -= seconds
+    backup = callbacks_.timed_backup(checkpoints)
+    return [
+        backup,  # first: it restores the state at the start and saves it before the others
+        callback,
+        callbacks_.publisher(checkpoints, callback, backup),
+    ]
+
+
+def _evaluated(model, test_ds, labels, history: list, seconds: float) -> TrainResult:
+    """The trained model's test accuracy and loss, confusion matrix and per-image answers."""
     probabilities = model.predict(test_ds, verbose=0)
     loss, accuracy = model.evaluate(test_ds, verbose=0)
-    matrix = model_.confusion_matrix(test_data[1], probabilities.argmax(axis=1))
-    log.info("final: test accuracy %.4f, test loss %.4f", accuracy, loss)
     predicted = probabilities.argmax(axis=1)
+    matrix = model_.confusion_matrix(labels, predicted)
+    log.info("final: test accuracy %.4f, test loss %.4f", accuracy, loss)
+    confidence = probabilities[np.arange(len(predicted)), predicted]
     return TrainResult(
-        model,
-        float(accuracy),
-        float(loss),
-        matrix,
-        callback.history,
-        seconds,
-        predicted,
-        probabilities[np.arange(len(predicted)), predicted],
+        model, float(accuracy), float(loss), matrix, history, seconds, predicted, confidence
     )
 
 
