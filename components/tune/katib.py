@@ -49,40 +49,6 @@ def experiment(
     them (pipeline/cluster.py). Trials run restricted (components/common/kube.py restrict)."""
     if algorithm not in ALGORITHMS:
         raise InputError(f"algorithm {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
-    parameters = [
-        {"name": n, "parameterType": kind, "feasibleSpace": space} for n, kind, space, _ in SPACE
-    ] + [
-        {
-            "name": "epochs",
-            "parameterType": "int",
-            "feasibleSpace": {"min": "1", "max": str(max_epochs)},
-        }
-    ]
-    trial_parameters = [
-        {"name": ref, "reference": n, "description": n} for n, _, _, ref in SPACE
-    ] + [{"name": "epochs", "reference": "epochs", "description": "epochs"}]
-    pod = pod or {}
-    container = {
-        "name": CONTAINER,
-        "image": image,
-        "command": [
-            "python", "-m", "components.tune.trial",
-            f"--dataset-uri={dataset_uri}",
-            f"--s3-endpoint={s3_endpoint}",
-            "--learning-rate=${trialParameters.learningRate}",
-            "--batch-size=${trialParameters.batchSize}",
-            "--epochs=${trialParameters.epochs}",
-            *_fixed_flags(fixed or TrainConfig()),
-        ],
-        **({"env": pod["env"]} if pod.get("env") else {}),
-        **({"resources": pod["resources"]} if pod.get("resources") else {}),
-    }  # fmt: skip
-    pod_spec = {
-        "restartPolicy": "Never",
-        "containers": [container],
-        **{k: pod[k] for k in ("nodeSelector", "tolerations") if pod.get(k)},
-    }
-    restrict(pod_spec, [container], tmp_size=TMP_SIZE)
     return {
         "apiVersion": EXPERIMENT.api_version,
         "kind": EXPERIMENT.kind,
@@ -94,23 +60,61 @@ def experiment(
             "maxTrialCount": max_trials,
             "parallelTrialCount": parallel_trials,
             "maxFailedTrialCount": max(1, max_trials // 4),
-            "parameters": parameters,
-            "trialTemplate": {
-                "primaryContainerName": CONTAINER,
-                "trialParameters": trial_parameters,
-                "trialSpec": {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "spec": {
-                        "backoffLimit": 0,
-                        "template": {
-                            "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
-                            "spec": pod_spec,
-                        },
-                    },
-                },
-            },
+            "parameters": _search_space(max_epochs),
+            "trialTemplate": _trial_template(
+                image, dataset_uri, s3_endpoint, pod or {}, fixed or TrainConfig()
+            ),
         },
+    }
+
+
+def _search_space(max_epochs: int) -> list[dict]:
+    """SPACE, and the epochs from 1 to `max_epochs`, as Katib's `parameters`."""
+    space = [{"name": n, "parameterType": kind, "feasibleSpace": f} for n, kind, f, _ in SPACE]
+    epochs = {"min": "1", "max": str(max_epochs)}
+    return [*space, {"name": "epochs", "parameterType": "int", "feasibleSpace": epochs}]
+
+
+def _trial_template(
+    image: str, dataset_uri: str, s3_endpoint: str, pod: dict, fixed: TrainConfig
+) -> dict:
+    """A trial: a Job running components/tune/trial.py with the searched values substituted
+    (`${trialParameters.<ref>}`) and `fixed`'s for the rest, restricted, scheduled as `pod`."""
+    trial_parameters = [
+        {"name": ref, "reference": n, "description": n} for n, _, _, ref in SPACE
+    ] + [{"name": "epochs", "reference": "epochs", "description": "epochs"}]
+    container = {
+        "name": CONTAINER,
+        "image": image,
+        "command": [
+            "python", "-m", "components.tune.trial",
+            f"--dataset-uri={dataset_uri}",
+            f"--s3-endpoint={s3_endpoint}",
+            "--learning-rate=${trialParameters.learningRate}",
+            "--batch-size=${trialParameters.batchSize}",
+            "--epochs=${trialParameters.epochs}",
+            *_fixed_flags(fixed),
+        ],
+        **({"env": pod["env"]} if pod.get("env") else {}),
+        **({"resources": pod["resources"]} if pod.get("resources") else {}),
+    }  # fmt: skip
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        **{k: pod[k] for k in ("nodeSelector", "tolerations") if pod.get(k)},
+    }
+    restrict(pod_spec, [container], tmp_size=TMP_SIZE)
+    job = {
+        "backoffLimit": 0,
+        "template": {
+            "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
+            "spec": pod_spec,
+        },
+    }
+    return {
+        "primaryContainerName": CONTAINER,
+        "trialParameters": trial_parameters,
+        "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": job},
     }
 
 
