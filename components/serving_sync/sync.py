@@ -26,6 +26,7 @@ from typing import Protocol
 
 from components.common import spec
 from components.common.errors import InputError, StepError
+from components.common.failure import one_line
 from components.common.log import get_logger
 from components.common.units import human_bytes
 from components.store import ObjectInfo
@@ -131,6 +132,13 @@ def remove_version(dest: Path, version: int) -> None:
     log.info("removed old version %d from %s", version, dest)
 
 
+def _volume_problem(e: OSError) -> str:
+    """An OSError on the local volume, in one line naming the path."""
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        return f"{e.filename}: a file is where a folder should be"
+    return one_line(e)
+
+
 def sync_once(store: ModelStore, prefix: str, dest: Path, keep: int) -> list[int]:
     """Bring `dest` up to date with the store once; return the versions newly placed, oldest first.
 
@@ -140,9 +148,12 @@ def sync_once(store: ModelStore, prefix: str, dest: Path, keep: int) -> list[int
     """
     if keep < 1:
         raise InputError(f"keep must be at least 1, got {keep}")
-    dest.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp(dest)
-    present = set(local_versions(dest))
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp(dest)
+        present = set(local_versions(dest))
+    except OSError as e:  # a file where the folder should be, a volume it may not read
+        raise SyncError(f"model folder {dest} cannot be used: {_volume_problem(e)}") from None
     wanted = sorted(present | set(published_versions(store, prefix)))[-keep:]
     placed, errors = [], []
     for version in sorted(set(wanted) - present, reverse=True):
@@ -152,7 +163,10 @@ def sync_once(store: ModelStore, prefix: str, dest: Path, keep: int) -> list[int
         except (StepError, OSError) as e:  # the store, or writing the local volume (disk full)
             errors.append(f"version {version}: {e}")
     for version in local_versions(dest)[:-keep]:
-        remove_version(dest, version)
+        try:
+            remove_version(dest, version)
+        except OSError as e:  # a volume it may not write: the next round tries again
+            errors.append(f"removing version {version}: {_volume_problem(e)}")
     if errors:
         raise SyncError("; ".join(errors))
     return sorted(placed)

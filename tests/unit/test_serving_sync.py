@@ -216,6 +216,31 @@ def test_keep_must_be_positive(tmp_path):
         sync.sync_once(st.open_store(str(tmp_path)), spec.MODELS_PREFIX, tmp_path / "m", keep=0)
 
 
+def test_a_file_where_the_model_folder_should_be_is_a_sync_error(tmp_path):
+    (tmp_path / "m").write_text("not a folder")
+    store = st.open_store(str(tmp_path / "store"))
+    with pytest.raises(sync.SyncError, match=r"model folder .*/m cannot be used: .*a file is"):
+        sync.sync_once(store, spec.MODELS_PREFIX, tmp_path / "m", keep=2)
+
+
+def test_a_version_that_cannot_be_removed_is_a_sync_error_after_the_new_one_is_placed(
+    tmp_path, monkeypatch
+):
+    store = st.open_store(str(tmp_path / "store"))
+    dest = tmp_path / "m"
+    publish(store, 1)
+    sync.sync_once(store, spec.MODELS_PREFIX, dest, keep=1)
+    publish(store, 2)
+
+    def read_only(folder, version):
+        raise PermissionError(13, "Permission denied", str(folder / str(version)))
+
+    monkeypatch.setattr(sync, "remove_version", read_only)
+    with pytest.raises(sync.SyncError, match="removing version 1: .*Permission denied"):
+        sync.sync_once(store, spec.MODELS_PREFIX, dest, keep=1)
+    assert "2" in names(dest)
+
+
 # --- the command line, run as the containers run it --------------------------------------------
 
 
@@ -274,6 +299,15 @@ def test_cli_once_fails_visibly_on_a_missing_bucket(s3_bucket, s3_env, tmp_path)
     assert result.returncode == 1
     assert f"nope-{s3_bucket}" in result.stdout and "Traceback" not in result.stderr
     assert FAKE_SECRET_KEY not in result.stdout + result.stderr
+
+
+def test_cli_once_with_a_file_as_dest_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "m").write_text("not a folder")
+    result = run_cli("--store", str(tmp_path / "store"), "--dest", str(tmp_path / "m"), "--once")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and f"model folder {tmp_path / 'm'} cannot be used" in errors[0]
 
 
 def test_cli_loop_picks_up_new_versions_and_stops_on_sigterm(tmp_path):
