@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from components.common import spec
-from components.common.redact import malformed, refuse_credentials
+from components.common.redact import malformed, refuse_credentials, split_url
 from components.common.uris import is_s3, local_path, parse_endpoint, parse_s3_uri
 
 Check = Callable[[object], str | None]  # the reason a value is refused, or None
@@ -57,7 +56,10 @@ def uri(required: bool) -> Check:
 def source(value) -> str | None:
     if not str(value).strip():
         return "must not be empty"
-    scheme = urlsplit(value).scheme
+    try:
+        scheme = split_url(value, "source").scheme
+    except ValueError as e:
+        return str(e)
     if scheme not in ("", "http", "https", "s3", "file"):
         return f"has unsupported scheme {scheme!r} (use http(s)://, s3://, file:// or a path)"
     try:

@@ -20,7 +20,7 @@ path (`s3://bucket/path@v1`), where the `@` belongs to the path (`_userinfo_end`
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from components.common.errors import InputError
 
@@ -169,7 +169,10 @@ def malformed(url: str) -> str | None:
     """Why `url` (with a scheme) cannot be requested as typed, or None. A password holding an
     unencoded `/`, `?` or `#` ends the host early, which then has a port that is no number."""
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # a '[' with no ']', or brackets around no IP address
+        return f"its host cannot be read ({e})"
     if not parts.scheme or "://" not in url:
         return None
     if not parts.netloc:
@@ -191,11 +194,21 @@ def malformed(url: str) -> str | None:
     return None
 
 
+def split_url(url: str, name: str) -> SplitResult:
+    """`urlsplit(url)`; a URL it cannot split (a host with a '[' and no ']') is an InputError
+    naming `name`, not urlsplit's bare ValueError."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        problem = malformed(url)
+        raise InputError(f"{name} {redact_url(url)!r} is not a valid URL: {problem}") from None
+
+
 def refuse_credentials(name: str, value: str) -> None:
     """Raise ValueError when the URL `value` carries user info or a credential-like query, or
     when it cannot be read as a URL at all (`malformed`)."""
     value = value.strip()
-    parts = urlsplit(value)
+    parts = split_url(value, name)
     if not parts.scheme or not parts.netloc:
         return
     problem = malformed(value)

@@ -33,7 +33,10 @@ def is_s3(uri: str) -> bool:
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split `s3://bucket/prefix` into (bucket, prefix); raise ValueError naming a bad URI."""
-    parsed = urlparse(uri)
+    try:
+        parsed = urlparse(uri)
+    except ValueError as e:  # a '[' with no ']' in the bucket
+        raise InputError(f"not an s3:// URI with a bucket: {uri!r} ({e})") from None
     if parsed.scheme != "s3" or not parsed.netloc:
         raise InputError(f"not an s3:// URI with a bucket: {uri!r}")
     if "@" in parsed.netloc:
@@ -47,7 +50,10 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def local_path(uri: str) -> Path:
     """A local folder from a plain path or a `file://` URI."""
     if uri.startswith("file://"):
-        return Path(urlparse(uri).path)
+        try:
+            return Path(urlparse(uri).path)
+        except ValueError as e:  # a '[' with no ']' where the host would be
+            raise InputError(f"unsupported store URI {uri!r}: {e}") from None
     if "://" in uri:
         raise InputError(f"unsupported store URI {uri!r}: use s3://bucket/prefix or a local folder")
     return Path(uri).expanduser()

@@ -38,7 +38,11 @@ log = get_logger("download")
 
 def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
     """The shape of `source` ('archive' or 'files') and the (file name, location) to fetch."""
-    parts = urlsplit(source)
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # a '[' with no ']' where the host would be: malformed says so
+        problem = malformed(source)
+        raise DownloadError(f"source {redact(source)!r} is not a valid URL: {problem}") from None
     if parts.scheme in ("http", "https", "s3") and (problem := malformed(source)):
         raise DownloadError(f"source {redact(source)!r} is not a valid URL: {problem}")
     if parts.scheme in ("http", "https", "s3"):

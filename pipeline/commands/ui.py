@@ -14,8 +14,13 @@ def _serving_url(ctx, param, value: str | None) -> str | None:
     """An http(s) URL with a host, refused in one line before anything is asked of it."""
     if value is None:
         return None
-    parts = urlsplit(value.strip())
-    why = malformed(value) if parts.scheme in ("http", "https") else "it is not http(s)://"
+    why = malformed(value)
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:  # a '[' with no ']' where the host would be: `why` says so
+        parts = None
+    else:
+        why = why if parts.scheme in ("http", "https") else "it is not http(s)://"
     if why or not parts.hostname:
         raise click.BadParameter(
             f"{printable(value[:200])!r} cannot be used ({why or 'it names no host'}): give "

@@ -62,7 +62,10 @@ def normalize_host(host: str) -> str:
     host = host.strip().rstrip("/")
     if "://" not in host:
         host = "https://" + host  # as kfp.Client does
-    parts = urlsplit(host)
+    try:
+        parts = urlsplit(host)
+    except ValueError as e:  # a '[' with no ']' where the host would be
+        raise KfpSettingsError(f"{host!r} is not an http(s) URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise KfpSettingsError(f"{host!r} is not an http(s) URL")
     if "@" in parts.netloc:

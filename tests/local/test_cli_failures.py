@@ -145,7 +145,12 @@ def test_a_workdir_under_a_file_is_one_line_naming_it(tmp_path, env):
 
 
 @pytest.mark.parametrize(
-    "url, phrase", [("notaurl", "it is not http(s)://"), ("http://h:port", "port is not a number")]
+    "url, phrase",
+    [
+        ("notaurl", "it is not http(s)://"),
+        ("http://h:port", "port is not a number"),
+        ("http://[::1", "its host cannot be read"),
+    ],
 )
 def test_a_serving_url_that_is_no_url_is_refused_in_one_line(tmp_path, env, url, phrase):
     result, output = run_cli(["ui", "--serving-url", url], env, tmp_path, timeout=60)
@@ -182,6 +187,7 @@ def test_predict_refuses_bad_models_in_one_line(tmp_path, env, model_dir):
         (["--model", ""], "model URI is empty"),
         (["--model", str(corrupt)], "cannot be loaded"),
         (["--model", str(tmp_path)], "saved_model.pb is missing"),  # a store root, not a version
+        (["--model", "s3://[bucket/models/mnist/1"], "not an s3:// URI with a bucket"),
         (["--model", "s3://bucket/models/mnist/1", "--s3-endpoint", down], "connection refused"),
     ]
     for flags, expected in cases:

@@ -59,6 +59,19 @@ def test_each_step_checks_the_parameters_it_receives_too(tmp_path, monkeypatch):
     assert line == f"{spec.DOWNLOAD}: {cli_line('source', 'gopher://mnist')}"
 
 
+def test_a_source_urlsplit_cannot_read_ends_the_check_step_in_one_line(tmp_path, monkeypatch):
+    """urlsplit's own ValueError (a '[' with no ']') is no StepError: the check words it."""
+    errors = tmp_path / "errors.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    values = {p.name: p.default for p in PARAMETERS}
+    values["source"] = "http://[::1/mnist/"
+    with pytest.raises(SystemExit) as ended:
+        check_parameters.python_func(**values)
+    assert ended.value.code == 1
+    line = f"{spec.CHECK_PARAMETERS}: {cli_line('source', values['source'])}"
+    assert errors.read_text().splitlines() == [line]
+
+
 def test_the_check_step_takes_every_parameter_of_both_pipelines_with_the_tables_types():
     signature = inspect.signature(check_parameters.python_func).parameters
     table = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}

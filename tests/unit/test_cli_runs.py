@@ -82,6 +82,19 @@ def test_tune_dry_run_plans_the_tuning_pipeline_and_refuses_what_the_search_sets
     assert refused.exit_code == 2 and "the search sets these" in refused.output
 
 
+@pytest.mark.parametrize(
+    "args, flag",
+    [
+        (["--host", "http://127.0.0.1:9", "--param", "source=http://[::1/mnist/"], "--param"),
+        (["--host", "http://[::1"], "--host"),
+    ],
+)
+def test_a_url_urlsplit_cannot_read_is_a_usage_error_not_a_traceback(args, flag):
+    result = cli("submit", "--dry-run", *args)  # cli() fails the test on a traceback
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {flag}" in result.output and "IPv6 URL" in result.output
+
+
 def test_kf_pipelines_endpoint_is_read_when_kfp_host_is_not_set(monkeypatch):
     with KfpServer() as server:
         monkeypatch.setenv("KF_PIPELINES_ENDPOINT", server.url)

@@ -352,6 +352,7 @@ def test_credentials_in_the_url_never_reach_messages(tmp_path):
     ("ftp://example.org/mnist/", "unsupported scheme 'ftp'"),
     ("/no/such/folder", "no such folder, or not a .zip"),
     ("/no/such/mnist.zip", "mnist.zip: cannot be read"),
+    ("http://[::1/mnist/", "is not a valid URL: its host cannot be read"),
 ])  # fmt: skip
 def test_bad_sources(tmp_path, source, message):
     with pytest.raises(DownloadError, match=message):

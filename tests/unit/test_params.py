@@ -92,6 +92,25 @@ def test_values_that_used_to_pass_and_fail_later_are_refused_first(values, messa
         validate_arguments(values)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"source": "http://[::1/mnist/"},
+        {"source": "s3://[bucket/mnist.zip"},
+        {"store_uri": "s3://[bucket/p"},
+        {"store_uri": "file://[x/store"},
+        {"images_uri": "https://[fe80::1/images"},
+    ],
+)
+def test_a_url_urlsplit_cannot_read_is_refused_naming_the_parameter(values):
+    """A '[' with no ']' makes urlsplit raise a bare ValueError: a traceback, once nothing but
+    a StepError is reported in one line."""
+    (name,) = values
+    with pytest.raises(ParameterError, match=f"^{name}=.* is refused: ") as refused:
+        validate_arguments(values)
+    assert "IPv6 URL" in str(refused.value)
+
+
 SECRET = "s3cr3t-Zq9xW3"
 
 
