@@ -49,6 +49,8 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 def local_path(uri: str) -> Path:
     """A local folder from a plain path or a `file://` URI."""
+    if "\x00" in uri:  # the OS refuses it with a bare ValueError at the first use
+        raise InputError(f"{uri!r} holds a NUL character, which no path may hold")
     if uri.startswith("file://"):
         try:
             return Path(urlparse(uri).path)

@@ -95,6 +95,17 @@ def test_a_url_urlsplit_cannot_read_is_a_usage_error_not_a_traceback(args, flag)
     assert f"Invalid value for {flag}" in result.output and "IPv6 URL" in result.output
 
 
+def test_a_nul_in_a_store_uri_from_a_params_file_is_refused_before_the_run(tmp_path):
+    """YAML can spell a NUL (argv cannot); the OS then refuses the path with a bare
+    ValueError, a traceback unless the parameter's check refuses it first."""
+    params = tmp_path / "params.yaml"
+    params.write_text('store_uri: "st\\0ore"\n')
+    result = cli("run", "--local", "--params-file", str(params), "--workdir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "store_uri=" in result.output and "NUL character" in result.output
+    assert not list(tmp_path.glob("runs")), "the run started"
+
+
 def test_kf_pipelines_endpoint_is_read_when_kfp_host_is_not_set(monkeypatch):
     with KfpServer() as server:
         monkeypatch.setenv("KF_PIPELINES_ENDPOINT", server.url)

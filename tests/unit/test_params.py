@@ -111,6 +111,12 @@ def test_a_url_urlsplit_cannot_read_is_refused_naming_the_parameter(values):
     assert "IPv6 URL" in str(refused.value)
 
 
+@pytest.mark.parametrize("name", ["store_uri", "images_uri", "results_uri"])
+def test_a_nul_in_a_path_is_refused_naming_the_parameter(name):
+    with pytest.raises(ParameterError, match=f"^{name}=.* holds a NUL character"):
+        validate_arguments({name: "store\x00/x"})
+
+
 SECRET = "s3cr3t-Zq9xW3"
 
 
