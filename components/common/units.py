@@ -1,6 +1,11 @@
-"""Numbers as people read them: sizes in kB/MB/GB, durations in s/min/h (log lines, summaries)."""
+"""Numbers as people read them: sizes in kB/MB/GB, durations in s/min/h (log lines, summaries),
+and the bounds a person sets in the environment (MNIST_S3_READ_TIMEOUT=60)."""
 
 from __future__ import annotations
+
+import os
+
+from components.common.errors import InputError
 
 
 def human_bytes(n: float) -> str:
@@ -21,3 +26,16 @@ def human_seconds(seconds: float) -> str:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def env_number(name: str, default: float, kind: type = float) -> float:
+    """The number in the environment variable `name`, `default` when it is unset or empty; a
+    value that is no number is an InputError naming the variable (not float's bare ValueError)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise InputError(f"{name}={raw[:40]!r} is not {what}") from None

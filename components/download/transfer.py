@@ -8,7 +8,6 @@ An HTML page served instead of data, or a body past `max_bytes`, is refused at o
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 from components.common.log import Progress, get_logger
 from components.common.redact import redact_url as redact
+from components.common.units import env_number
 from components.download.s3_source import _open_s3, s3_client
 from components.download.transport import (
     DownloadError,
@@ -50,11 +50,10 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        env = os.environ.get
         return cls(
-            deadline=float(env("MNIST_DOWNLOAD_DEADLINE", cls.deadline)),
-            timeout=float(env("MNIST_DOWNLOAD_TIMEOUT", cls.timeout)),
-            speed_window=float(env("MNIST_DOWNLOAD_SPEED_WINDOW", cls.speed_window)),
+            deadline=env_number("MNIST_DOWNLOAD_DEADLINE", cls.deadline),
+            timeout=env_number("MNIST_DOWNLOAD_TIMEOUT", cls.timeout),
+            speed_window=env_number("MNIST_DOWNLOAD_SPEED_WINDOW", cls.speed_window),
         )
 
 

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 
 from components.common.redact import redact_text
+from components.common.units import env_number
 from components.common.uris import parse_endpoint
 
 __all__ = [
@@ -48,11 +49,10 @@ class Bounds:
 
     @classmethod
     def from_env(cls) -> Bounds:
-        env = os.environ.get
         return cls(
-            float(env("MNIST_S3_CONNECT_TIMEOUT", cls.connect)),
-            float(env("MNIST_S3_READ_TIMEOUT", cls.read)),
-            int(env("MNIST_S3_ATTEMPTS", cls.attempts)),
+            env_number("MNIST_S3_CONNECT_TIMEOUT", cls.connect),
+            env_number("MNIST_S3_READ_TIMEOUT", cls.read),
+            env_number("MNIST_S3_ATTEMPTS", cls.attempts, int),
         )
 
     def describe(self) -> str:

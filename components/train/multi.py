@@ -4,11 +4,11 @@ into the step's own artifacts, so that export, the gate and the UI see what they
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
 from components.common import spec
+from components.common.units import env_number
 from components.store import join, open_store
 
 TIMEOUT_ENV = "MNIST_TFJOB_TIMEOUT"  # seconds to wait for the TFJob; default one day
@@ -32,7 +32,7 @@ def train_on_workers(
         dataset_uri,
         cfg,
         json.loads(worker_pod),
-        float(os.environ.get(TIMEOUT_ENV, 24 * 3600)),
+        env_number(TIMEOUT_ENV, 24 * 3600),
     )
     chief = open_store(out, s3_endpoint)
     Path(model_dir).mkdir(parents=True, exist_ok=True)

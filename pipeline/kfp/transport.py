@@ -14,8 +14,8 @@ upgrade of kfp moves them.
 from __future__ import annotations
 
 import json
-import os
 
+from components.common.units import env_number
 from pipeline.kfp.errors import NotKfpApi
 
 CONNECT_TIMEOUT = 10  # seconds; the stock client waits forever
@@ -29,7 +29,7 @@ PRIVATE_PATH = ("_healthz_api", "api_client", "rest_client", "pool_manager")
 
 
 def read_timeout() -> float:
-    return float(os.environ.get(READ_TIMEOUT_ENV) or READ_TIMEOUT)
+    return env_number(READ_TIMEOUT_ENV, READ_TIMEOUT)
 
 
 def connect_timeout() -> float:

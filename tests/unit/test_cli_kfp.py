@@ -467,6 +467,12 @@ def test_connection_refused_is_one_line():
     assert host in line and "connection refused" in line and "port-forward" in line
 
 
+def test_a_kfp_timeout_that_is_no_number_is_one_line_naming_it():
+    host = f"http://127.0.0.1:{free_port()}"  # never reached: the bound is read first
+    result = cli("runs", "list", "--host", host, env={"MNIST_KFP_TIMEOUT": "30s"})
+    assert one_line_error(result, exit_code=1) == "Error: MNIST_KFP_TIMEOUT='30s' is not a number"
+
+
 def test_tls_to_a_plain_http_port_is_one_line(kfp_api):
     host = kfp_api.url.replace("http://", "https://")
     line = one_line_error(cli("schedule", "list", "--host", host))

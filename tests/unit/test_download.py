@@ -359,6 +359,29 @@ def test_bad_sources(tmp_path, source, message):
         download(source, tmp_path / "out")
 
 
+def test_a_download_bound_that_is_no_number_ends_the_step_in_one_line(tmp_path, monkeypatch):
+    """The step's shim, called directly: MNIST_DOWNLOAD_DEADLINE=10m was float's bare
+    ValueError, a traceback; it is one line naming the variable, and exit status 1."""
+    from kfp.dsl import Dataset
+
+    from components.common.failure import ERROR_FILE_ENV
+    from components.download.component import download as step
+
+    errors = tmp_path / "errors.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    monkeypatch.setenv("MNIST_DOWNLOAD_DEADLINE", "10m")
+    dataset = Dataset(name="dataset", uri=str(tmp_path / "dataset"), metadata={})
+    with pytest.raises(SystemExit) as ended:
+        step.python_func(
+            source="https://mirror.invalid/mnist/", verify_checksums=True, s3_endpoint="",
+            dataset=dataset,
+        )  # fmt: skip
+    assert ended.value.code == 1
+    assert errors.read_text().splitlines() == [
+        "download: MNIST_DOWNLOAD_DEADLINE='10m' is not a number"
+    ]
+
+
 # --- local paths and S3 ---------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from components import store as st
+from components.common.errors import InputError
 from components.store import s3
 
 
@@ -65,6 +66,18 @@ def test_bad_endpoint(endpoint):
 def test_unsupported_scheme():
     with pytest.raises(ValueError, match="gs://b"):
         st.open_store("gs://b/x")
+
+
+@pytest.mark.parametrize(
+    "name, value, what",
+    [("MNIST_S3_ATTEMPTS", "three", "an integer"), ("MNIST_S3_READ_TIMEOUT", "30s", "a number")],
+)
+def test_a_bound_in_the_environment_that_is_no_number_is_named(monkeypatch, name, value, what):
+    """The README documents these variables; float's bare ValueError would be a traceback."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InputError) as refused:
+        st.open_store("s3://bucket/p", "localhost:9000")
+    assert str(refused.value) == f"{name}={value!r} is not {what}"
 
 
 def test_local_key_cannot_escape(tmp_path):
