@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from components.common.failure import one_line
 from components.common.log import get_logger
 from components.common.provenance import digest_of
 from components.common.redact import malformed
@@ -72,7 +73,11 @@ def _plan(source: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _check_folder(folder: Path) -> None:
     """A clear error for a folder that holds MNIST in another shape than the four .gz files."""
-    names = {p.name for p in folder.iterdir()}
+    try:
+        names = {p.name for p in folder.iterdir()}
+    except OSError as e:  # a folder this user may not list
+        why = e.strerror or type(e).__name__
+        raise DownloadError(f"source folder {folder}: cannot be read: {why}") from None
     missing = [f.gz_name for f in mnist.FILES if f.gz_name not in names]
     if not missing:
         return
@@ -105,17 +110,19 @@ def download(
         raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
     shape, plan = _plan(source)
     log.info("downloading %s (%s)", redact(source), shape)
-    dest.mkdir(parents=True, exist_ok=True)
     fetcher = _Fetcher(max_bytes, retry or RetryPolicy.from_env(), s3_endpoint)
     parts = {name: dest / f".part-{name}" for name, _ in plan}
     digests: dict[str, str] = {}
     try:
+        dest.mkdir(parents=True, exist_ok=True)
         for name, location in plan:
             fetcher.fetch(location, parts[name])
             if verify_checksums:
                 digests.update(verify_file(parts[name], name))
         for name, part in parts.items():  # only now, when every file has passed
             os.replace(part, dest / name)
+    except OSError as e:  # the sources' own failures are DownloadErrors: this is `dest`
+        raise DownloadError(f"download into {dest} failed: {one_line(e)}") from None
     finally:
         for part in parts.values():
             part.unlink(missing_ok=True)

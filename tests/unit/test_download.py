@@ -382,6 +382,48 @@ def test_a_download_bound_that_is_no_number_ends_the_step_in_one_line(tmp_path, 
     ]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_under_the_dataset_ends_the_step_in_one_line(
+    small_mnist_dir, tmp_path, monkeypatch
+):
+    """The file being written is on a full disk (/dev/full answers every write ENOSPC): a
+    bare OSError, a traceback; it is one line naming where, exit status 1, no part left."""
+    from kfp.dsl import Dataset
+
+    from components.common.failure import ERROR_FILE_ENV
+    from components.download.component import download as step
+
+    errors = tmp_path / "errors.txt"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    dest = tmp_path / "dataset"
+    dest.mkdir()
+    (dest / f".part-{GZ[0]}").symlink_to("/dev/full")
+    dataset = Dataset(name="dataset", uri=str(dest), metadata={})
+    with pytest.raises(SystemExit) as ended:
+        step.python_func(
+            source=str(small_mnist_dir), verify_checksums=False, s3_endpoint="", dataset=dataset
+        )
+    assert ended.value.code == 1
+    (line,) = errors.read_text().splitlines()
+    assert line.startswith(f"download: download into {dest} failed: ") and "No space left" in line
+    assert_nothing_written(dest)
+
+
+def test_a_source_folder_that_cannot_be_listed_is_a_download_error(small_mnist_dir, tmp_path,
+                                                                   monkeypatch):  # fmt: skip
+    """Root lists any folder, so the refusal of a folder without read permission is faked."""
+    real = Path.iterdir
+
+    def refused(self):
+        if self == small_mnist_dir:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", refused)
+    with pytest.raises(DownloadError, match="source folder .*: cannot be read: Permission denied"):
+        download(str(small_mnist_dir), tmp_path / "out")
+
+
 # --- local paths and S3 ---------------------------------------------------------------------
 
 
