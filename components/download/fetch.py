@@ -115,17 +115,18 @@ def download(
     digests: dict[str, str] = {}
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for name, location in plan:
-            fetcher.fetch(location, parts[name])
-            if verify_checksums:
-                digests.update(verify_file(parts[name], name))
-        for name, part in parts.items():  # only now, when every file has passed
-            os.replace(part, dest / name)
+        try:
+            for name, location in plan:
+                fetcher.fetch(location, parts[name])
+                if verify_checksums:
+                    digests.update(verify_file(parts[name], name))
+            for name, part in parts.items():  # only now, when every file has passed
+                os.replace(part, dest / name)
+        finally:
+            for part in parts.values():
+                part.unlink(missing_ok=True)
     except OSError as e:  # the sources' own failures are DownloadErrors: this is `dest`
         raise DownloadError(f"download into {dest} failed: {one_line(e)}") from None
-    finally:
-        for part in parts.values():
-            part.unlink(missing_ok=True)
     checked = f"; sha256 of all {len(digests)} IDX files match MNIST's" if verify_checksums else ""
     log.info("fetched %d file(s), %s%s", len(parts), human_bytes(fetcher.used), checked)
     return {

@@ -409,6 +409,12 @@ def test_a_full_disk_under_the_dataset_ends_the_step_in_one_line(
     assert_nothing_written(dest)
 
 
+def test_a_file_where_the_dataset_folder_should_be_is_a_download_error(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(DownloadError, match="download into .*a-file/dataset failed: .*Not a dir"):
+        download("https://mirror.invalid/mnist/", tmp_path / "a-file" / "dataset")
+
+
 def test_a_source_folder_that_cannot_be_listed_is_a_download_error(small_mnist_dir, tmp_path,
                                                                    monkeypatch):  # fmt: skip
     """Root lists any folder, so the refusal of a folder without read permission is faked."""
