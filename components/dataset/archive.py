@@ -159,6 +159,9 @@ def gunzip(src: Path, dest: Path, limits: Limits | None = None) -> int:
     try:
         with gzip.open(src, "rb") as f, open(dest, "wb") as out:
             return copy_limited(f, out, cap, src.name, "gzip file", why)
+    except OSError as e:  # `dest`'s: a full disk (a corrupt `src` is an ArchiveError already)
+        dest.unlink(missing_ok=True)
+        raise ArchiveError(f"{src.name} cannot be written to {dest}: {e.strerror or e}") from e
     except BaseException:
         dest.unlink(missing_ok=True)
         raise

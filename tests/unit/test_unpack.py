@@ -285,6 +285,20 @@ def test_corrupt_gz_upload_nothing(small_mnist_dir, tmp_path, store):
     assert list(store.list()) == []
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_under_the_workdir_is_an_archive_error(small_mnist_dir, tmp_path, store):
+    """Gunzipping onto a full disk (/dev/full answers every write ENOSPC) was a bare OSError:
+    a traceback out of the step. It is one line naming the file, and nothing is uploaded."""
+    work = tmp_path / "work"
+    (work / "raw").mkdir(parents=True)
+    (work / "raw" / "train-images-idx3-ubyte").symlink_to("/dev/full")
+    with pytest.raises(ArchiveError, match="train-images-idx3-ubyte.gz cannot be written to .*"
+                                           ": No space left on device"):  # fmt: skip
+        unpack_and_upload(small_mnist_dir, store, PREFIX, canonical=False, workdir=work)
+    assert list(store.list()) == []
+    assert not (work / "raw" / "train-images-idx3-ubyte").exists()
+
+
 def _zip_of(members, name="m.zip"):
     return lambda d: make_zip(d / name, members)
 
