@@ -150,20 +150,19 @@ class Kube:
 
     def _call(self, verb: str, kind: Kind, namespace: str, name: str, fn, *args, **kwargs):
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             return fn(kind.group, kind.version, namespace, kind.plural, *args, **kwargs)
         except ApiException as e:
             raise KubeError(_describe(e, verb, kind, namespace, name)) from None
-        except OSError as e:  # connection refused, DNS, TLS
-            raise KubeError(
-                f"cannot {verb} {kind.kind} {namespace}/{name}: the Kubernetes API cannot be "
-                f"reached ({type(e).__name__})"
-            ) from None
+        except (HTTPError, OSError) as e:  # connection refused, DNS, TLS: urllib3's, after retries
+            raise KubeError(_unreachable(e, verb, kind, namespace, name)) from None
 
     def apply(self, kind: Kind, namespace: str, body: dict) -> dict:
         """Create `body`, or merge-patch it onto the existing object of the same name."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         name = body["metadata"]["name"]
         try:
@@ -175,6 +174,8 @@ class Kube:
         except ApiException as e:
             if e.status != 409:
                 raise KubeError(_describe(e, "create", kind, namespace, name)) from None
+        except (HTTPError, OSError) as e:
+            raise KubeError(_unreachable(e, "create", kind, namespace, name)) from None
         patched = self._call(
             "patch", kind, namespace, name, self.api.patch_namespaced_custom_object, name, body
         )
@@ -224,6 +225,16 @@ class Kube:
                     latest_condition(obj),
                 )
             time.sleep(interval)
+
+
+def _unreachable(e: Exception, verb: str, kind: Kind, namespace: str, name: str) -> str:
+    """A call that got no answer: urllib3 gives up with MaxRetryError (no OSError), whose
+    reason names what failed (a refused connection, a name that does not resolve, TLS)."""
+    reason = getattr(e, "reason", None) or e
+    return (
+        f"cannot {verb} {kind.kind} {namespace}/{name}: the Kubernetes API cannot be reached "
+        f"({type(reason).__name__})"
+    )
 
 
 def _describe(e, verb: str, kind: Kind, namespace: str, name: str) -> str:

@@ -117,6 +117,18 @@ def test_a_forbidden_call_names_the_verb_the_role_lacks(warmup):
     assert "inferenceservices.serving.kserve.io in team-a" in str(e.value)
 
 
+@pytest.mark.parametrize("first", ["create", "get"])
+def test_an_api_that_cannot_be_reached_is_one_line(warmup, first, monkeypatch):
+    """The kubernetes client gives up on a refused connection with urllib3's MaxRetryError,
+    which is no OSError: it left the step as a traceback."""
+    kube = Kube(client_for(f"http://127.0.0.1:{servers.free_port()}"))
+    if first == "get":  # the InferenceService was made; then the API went away
+        monkeypatch.setattr(kube, "apply", lambda *args: {})
+    where = f"cannot {first} InferenceService team-a/mnist: the Kubernetes API cannot be reached"
+    with pytest.raises(KubeError, match=where):
+        kserve.deploy(MODEL, warmup, "team-a", timeout=5, kube=kube)
+
+
 def test_a_local_store_is_refused_in_one_line(warmup):
     with pytest.raises(KubeError, match="KServe reads the model from object storage"):
         kserve.deploy("/tmp/store/models/mnist/1", warmup, "team-a", kube=object())
