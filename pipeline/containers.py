@@ -83,8 +83,12 @@ def _mounts(arguments: dict) -> list:
         path = _local(_resolved(arguments, name))
         if path is None:
             continue
-        if not read_only:
-            os.makedirs(path, exist_ok=True)  # a new store or results folder, as the steps would
+        if not read_only:  # a new store or results folder, as the steps would make it
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:  # a file on the way, a folder this user may not write
+                why = e.strerror or type(e).__name__
+                raise ContainerError(f"{name} {path} cannot be made to mount it: {why}") from None
         if os.path.exists(path):  # a missing source is the download step's to report
             mounts.append(Mount(target=path, source=path, type="bind", read_only=read_only))
     return mounts

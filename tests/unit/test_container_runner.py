@@ -59,6 +59,14 @@ def test_mounts_name_the_same_paths_read_only_where_steps_only_read(tmp_path):
     assert (tmp_path / "store").is_dir()
 
 
+def test_a_store_folder_that_cannot_be_made_is_one_line(tmp_path):
+    """os.makedirs' bare OSError was a traceback out of `run --local --runner docker`."""
+    (tmp_path / "a-file").write_text("not a folder")
+    arguments = {"store_uri": str(tmp_path / "a-file" / "store")}
+    with pytest.raises(containers.ContainerError, match=r"^store_uri .*/a-file/store cannot be"):
+        containers._mounts(arguments)
+
+
 def test_environment_passes_store_settings_and_nothing_path_valued(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_CA_BUNDLE", "/etc/ssl/host-only.pem")
