@@ -82,6 +82,36 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
+@contextlib.contextmanager
+def banner_server(answer: bytes) -> Iterator[str]:
+    """Answers every connection with `answer` (an SSH banner, half an HTTP answer...) whatever
+    was asked, then closes it; yields `127.0.0.1:PORT`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer_all() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=answer_all, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
 def trickle_handler(size: int, every: float, headers_only: bool = False):
     """An HTTP handler that announces `size` bytes, then sends one byte every `every` seconds
     (or, with `headers_only`, nothing at all), until the client gives up."""

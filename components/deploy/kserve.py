@@ -11,6 +11,7 @@ Serving tag the plain Deployment uses.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -118,6 +119,8 @@ def canary(url: str, images, timeout: float = 30.0) -> list[int]:
         predictions = parse_record(raw, where, required={"predictions": list})["predictions"]
     except (urllib.error.URLError, OSError) as e:
         raise KubeError(f"canary request to {url} failed: {e}") from None
+    except http.client.HTTPException as e:  # an answer that is not HTTP, or one cut short
+        raise KubeError(f"canary request to {url} failed: {type(e).__name__}") from None
     except RecordError as e:
         raise KubeError(str(e)) from None
     classes = []

@@ -6,6 +6,7 @@ as batch-predict) and return the 10 class probabilities and the model version th
 
 from __future__ import annotations
 
+import http.client
 import json
 import tempfile
 import threading
@@ -100,6 +101,11 @@ class ServingRest:
             reason = getattr(e, "reason", e)
             raise BackendError(
                 f"TF Serving at {self.url} cannot be reached ({reason}; timeout {self.timeout} s)"
+            ) from None
+        except http.client.HTTPException as e:  # something answered, but not in HTTP
+            raise BackendError(
+                f"TF Serving at {self.url} answered something that is not HTTP "
+                f"({type(e).__name__}): is it TF Serving's REST port (8501)?"
             ) from None
         except RecordError as e:
             raise BackendError(f"{e} (not a TF Serving answer)") from None

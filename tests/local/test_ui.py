@@ -251,6 +251,20 @@ def test_the_ui_command_says_in_one_line_when_serving_is_down():
     assert len(lines) == 1 and lines[0].startswith(f"Error: TF Serving at {url} cannot be reached")
 
 
+def test_the_ui_command_says_in_one_line_when_the_port_speaks_no_http():
+    """An SSH port given for TF Serving's: http.client's BadStatusLine, no OSError."""
+    with servers.banner_server(b"SSH-2.0-OpenSSH_9.2\r\n") as where:
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "ui", "--serving-url", f"http://{where}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "answered something that is not HTTP" in lines[0], lines
+
+
 # -- the page, in a real browser -------------------------------------------------------------
 
 

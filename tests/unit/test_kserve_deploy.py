@@ -129,6 +129,15 @@ def test_an_api_that_cannot_be_reached_is_one_line(warmup, first, monkeypatch):
         kserve.deploy(MODEL, warmup, "team-a", timeout=5, kube=kube)
 
 
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 two-hundred OK\r\n\r\n"])
+def test_a_canary_to_something_that_speaks_no_http_is_one_kube_error(answer):
+    """http.client's BadStatusLine is no OSError: it was a traceback."""
+    with servers.banner_server(answer) as where, pytest.raises(KubeError) as e:
+        kserve.canary(f"http://{where}", np.zeros((2, 28, 28), np.uint8))
+    assert str(e.value).startswith(f"canary request to http://{where} failed: ")
+    assert "\n" not in str(e.value)
+
+
 def test_a_local_store_is_refused_in_one_line(warmup):
     with pytest.raises(KubeError, match="KServe reads the model from object storage"):
         kserve.deploy("/tmp/store/models/mnist/1", warmup, "team-a", kube=object())
