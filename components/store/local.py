@@ -47,7 +47,7 @@ class LocalStore:
     """
 
     def __init__(self, root: Path):
-        self.root = root.resolve()
+        self.root = _resolved(root, str(root))
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
@@ -63,7 +63,7 @@ class LocalStore:
 
     def _contained(self, path: Path, key: str) -> Path:
         """`path` if its real location, links resolved, is still inside the root."""
-        real = path.resolve()
+        real = _resolved(path, self.uri(key))
         if real != self.root and self.root not in real.parents:
             raise StoreError(f"{self.uri(key)} leads outside the store through a symbolic link")
         return path
@@ -209,6 +209,15 @@ class LocalStore:
         except OSError:
             return False
         return True
+
+
+def _resolved(path: Path, where: str) -> Path:
+    """`path.resolve()`; a loop of symbolic links, which Python 3.11's resolve() reports as a
+    bare RuntimeError, is a StoreError naming `where`."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        raise StoreError(f"{where}: a loop of symbolic links") from None
 
 
 def _kind(mode: int) -> str:

@@ -97,3 +97,12 @@ def test_unfinished_multipart_uploads_are_aborted_on_s3(s3_env, s3_bucket):
 def test_a_store_at_the_filesystem_root_is_inside_itself():
     store = LocalStore(Path("/"))
     assert str(store._path("datasets/mnist")) == "/datasets/mnist"
+
+
+def test_a_store_that_is_a_loop_of_links_is_one_line(tmp_path):
+    """Python 3.11's Path.resolve() reports a link loop as a bare RuntimeError: a traceback."""
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    result = clean("--store", str(tmp_path / "a"))
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == f"Error: {tmp_path / 'a'}: a loop of symbolic links"

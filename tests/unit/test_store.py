@@ -80,6 +80,13 @@ def test_a_bound_in_the_environment_that_is_no_number_is_named(monkeypatch, name
     assert str(refused.value) == f"{name}={value!r} is not {what}"
 
 
+def test_a_local_store_that_is_a_loop_of_links_is_a_store_error(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(st.StoreError, match="a: a loop of symbolic links$"):
+        st.open_store(str(tmp_path / "a"))
+
+
 def test_local_key_cannot_escape(tmp_path):
     with pytest.raises(st.StoreError, match="outside the store"):
         st.open_store(str(tmp_path)).put_bytes("../evil", b"x")
