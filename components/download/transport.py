@@ -49,8 +49,14 @@ def _guarded(chunks: Iterable[bytes], errors: tuple[type[BaseException], ...]) -
 
 def _content_range_total(value: str | None) -> int | None:
     """The total size in a `bytes start-end/total` header, if it gives one."""
-    total = (value or "").rpartition("/")[2]
-    return int(total) if total.isdigit() else None
+    return _size((value or "").rpartition("/")[2])
+
+
+def _size(value) -> int | None:
+    """A size a server sent, or None unless it is ASCII digits: str.isdigit() also takes '²',
+    which int() refuses with a bare ValueError."""
+    text = str(value).strip() if value is not None else ""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _open_local(path: Path, offset: int) -> _Response:
@@ -96,5 +102,5 @@ def _open_http(session, url: str, offset: int, timeout: float) -> _Response:
     # the bytes are taken as served, never decoded.
     chunks = iter(lambda: r.raw.read1(_CHUNK, decode_content=False), b"")
     errors = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
-    total = int(total) if total is not None and str(total).isdigit() else None
+    total = _size(total)
     return _Response(_guarded(chunks, errors), start, total, r.headers.get("Content-Type", ""))

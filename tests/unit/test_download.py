@@ -289,6 +289,27 @@ def test_connection_refused_gives_up_naming_the_url(tmp_path):
 # --- bad payloads ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("header", ["Content-Length", "Content-Range"])
+def test_a_size_header_int_cannot_read_is_taken_for_no_size(small_files, tmp_path, header):
+    """'²' passes str.isdigit() and then int() raises a bare ValueError: a traceback."""
+    body = zip_bytes(small_files)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002
+            pass
+
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(206 if header == "Content-Range" else 200)
+            self.send_header(header, "\u00b2" if header == "Content-Length" else "bytes 0-9/\u00b2")
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+    with servers.serve(Handler) as url:
+        meta = download(url + "mnist.zip", tmp_path / "out", verify_checksums=False, retry=FAST)
+    assert meta["bytes"] == len(body)
+
+
 def test_html_page_with_200_is_refused(small_files, tmp_path):
     server = FaultServer(small_files, faults=["html"])
     with (
