@@ -52,7 +52,10 @@ def tensor_to_array(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
     import tensorflow as tf
     from tensorflow.core.framework import types_pb2
 
-    dtype = tf.dtypes.as_dtype(proto.dtype)
+    try:
+        dtype = tf.dtypes.as_dtype(proto.dtype)
+    except TypeError:  # DT_INVALID (no dtype set) or a number TensorFlow has no type for
+        raise ServingError(f"output {name!r} has dtype {proto.dtype}: no TensorFlow type") from None
     if not (dtype.is_floating or dtype.is_integer):
         kind = types_pb2.DataType.Name(proto.dtype)
         raise ServingError(f"output {name!r} has dtype {kind}, expected a numeric tensor")

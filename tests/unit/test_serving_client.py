@@ -283,6 +283,14 @@ def test_a_tensor_filled_with_one_value_decodes_whole():
     assert tensor_to_array(proto, "classes").tolist() == [3, 3, 3, 3]
 
 
+@pytest.mark.parametrize("dtype", [types_pb2.DT_INVALID, 999])
+def test_an_output_of_no_dtype_is_a_serving_error(dtype):
+    """tf.dtypes.as_dtype raises a bare TypeError for a dtype it has no type for."""
+    proto = tensor_pb2.TensorProto(dtype=dtype, float_val=[0.5])
+    with pytest.raises(ServingError, match=f"output 'probabilities' has dtype {int(dtype)}"):
+        tensor_to_array(proto, "probabilities")
+
+
 def test_a_malformed_or_unexpected_response_is_a_clear_error():
     def response(probabilities: np.ndarray, classes: np.ndarray) -> predict_pb2.PredictResponse:
         out = predict_pb2.PredictResponse()
