@@ -66,6 +66,7 @@ def load_classifier(model_dir: Path, label: str = "") -> Classifier:
             f"model {label}: signature {spec.SIGNATURE!r} takes {sorted(inputs)}, "
             f"expected [{spec.SIGNATURE_INPUT!r}]"
         )
+    _check_signature(serve, inputs[spec.SIGNATURE_INPUT], label)
 
     def classify(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = serve(**{spec.SIGNATURE_INPUT: tf.constant(images, dtype=tf.uint8)})
@@ -73,3 +74,21 @@ def load_classifier(model_dir: Path, label: str = "") -> Classifier:
 
     classify.model = loaded  # the signature holds its variables only weakly
     return classify
+
+
+def _check_signature(serve, images, label: str) -> None:
+    """The input is uint8 [N, 28, 28] and both outputs are there: another model's signature
+    would fail on the first batch, with TensorFlow's own error (a traceback in `predict`)."""
+    import tensorflow as tf
+
+    shape = images.shape
+    if images.dtype != tf.uint8 or shape.rank != 3 or list(shape)[1:] != [28, 28]:
+        raise BatchPredictError(
+            f"model {label}: signature {spec.SIGNATURE!r} takes {images.dtype.name} {shape}, "
+            "expected uint8 [N, 28, 28]"
+        )
+    missing = {spec.OUTPUT_PROBABILITIES, spec.OUTPUT_CLASSES} - set(serve.structured_outputs)
+    if missing:
+        raise BatchPredictError(
+            f"model {label}: signature {spec.SIGNATURE!r} lacks {sorted(missing)}"
+        )

@@ -136,6 +136,28 @@ def test_load_classifier_checks_the_signature(model_dir, tmp_path):
         load_classifier(tmp_path / "m")
 
 
+@pytest.mark.parametrize(
+    ("shape", "dtype", "outputs", "message"),
+    [
+        ([None, 784], "float32", ("probabilities", "classes"), r"takes float32 \(None, 784\)"),
+        ([None, 28, 28], "uint8", ("probabilities",), r"lacks \['classes'\]"),
+    ],
+)
+def test_load_classifier_refuses_another_models_signature(tmp_path, shape, dtype, outputs, message):
+    """A SavedModel of another kind failed on its first batch with TensorFlow's own error,
+    which `predict` showed as a traceback."""
+    import tensorflow as tf
+
+    def serve(images):
+        return {name: tf.zeros([tf.shape(images)[0]]) for name in outputs}
+
+    module = tf.Module()
+    module.f = tf.function(serve, input_signature=[tf.TensorSpec(shape, dtype, name="images")])
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.f})
+    with pytest.raises(BatchPredictError, match=message):
+        load_classifier(tmp_path / "m")
+
+
 @pytest.mark.parametrize(("limit", "ok"), [(0.6, True), (0.5, False), (0.0, False)])
 def test_the_step_fails_past_the_failed_share_and_publishes_nothing(where, limit, ok):
     good = {f"{d}.png": encode(render(d), "PNG") for d in (1, 2)}
