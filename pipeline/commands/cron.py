@@ -93,11 +93,13 @@ def _validate_descriptor(expr: str) -> str:
 
 
 def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list:
-    """The next `count` times (UTC) `expr` fires after `after`; ValueError if it never does,
-    or when a field is not one robfig/cron reads. `@every D` fires every D from `after`."""
+    """The next `count` times (UTC) `expr` fires after `after`, fewer when they would fall
+    after the year 9999 (the last a datetime holds); ValueError if it never does, or when a
+    field is not one robfig/cron reads. `@every D` fires every D from `after`."""
     period = every_seconds(expr)
     if period is not None:
-        return [after + datetime.timedelta(seconds=period * (k + 1)) for k in range(count)]
+        step = datetime.timedelta(seconds=period)
+        return _until_the_last_date(lambda k: after + step * (k + 1), count)
     from croniter import CroniterBadDateError, croniter
 
     fields = DESCRIPTORS.get(expr.strip(), expr).split()
@@ -108,11 +110,25 @@ def next_fire_times(expr: str, after: datetime.datetime, count: int = 3) -> list
             second_at_beginning=True,
             max_years_between_matches=8,
         )
-        return [it.get_next(datetime.datetime).astimezone(UTC) for _ in range(count)]
+        return _until_the_last_date(lambda _: it.get_next(datetime.datetime).astimezone(UTC), count)
     except CroniterBadDateError:
         raise ValueError(
             f'"{printable(expr)}" never fires: no date matches it (such as February 30 or 31)'
         ) from None
+
+
+def _until_the_last_date(nth, count: int) -> list:
+    """`nth(k)` for k in 0..count-1, stopping at the first that passes the year 9999, where
+    datetime raises a bare OverflowError or ValueError ('year 10000 is out of range')."""
+    times = []
+    for k in range(count):
+        try:
+            times.append(nth(k))
+        except (OverflowError, ValueError) as e:
+            if type(e) not in (OverflowError, ValueError):  # croniter's own, a subclass
+                raise
+            break
+    return times
 
 
 def _as_croniter_reads_it(fields: list[str]) -> str:

@@ -137,11 +137,7 @@ def _plan(job_name: str, trigger: str, s: dict) -> dict:
 
     start, end = s["start"], s["end"]
     first = max(datetime.datetime.now(UTC), start) if start else datetime.datetime.now(UTC)
-    fires = (
-        next_fire_times(s["cron"], first)
-        if s["cron"]
-        else [first + datetime.timedelta(seconds=s["interval"] * (k + 1)) for k in range(3)]
-    )
+    fires = next_fire_times(s["cron"] or f"@every {s['interval']}s", first)
     return {
         "name": job_name,
         "trigger": trigger,
@@ -204,7 +200,7 @@ def _show_schedule(plan: dict) -> None:
     click.echo(f"experiment:       {plan['experiment']}")
     if plan["pipeline"]:
         click.echo(f"pipeline:         {plan['pipeline']} (version {plan['version'] or 'newest'})")
-    click.echo("next runs (UTC):  " + ", ".join(plan["next_runs"]))
+    click.echo("next runs (UTC):  " + (", ".join(plan["next_runs"]) or "none"))
 
 
 @schedule_group.command("list")

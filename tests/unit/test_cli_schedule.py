@@ -34,6 +34,19 @@ def test_dry_run_shows_the_next_fire_times_with_nothing_listening():
     assert "next runs (UTC):  2030-01-01T01:30:00Z, 2030-01-01T03:00:00Z" in text
 
 
+@pytest.mark.parametrize("trigger", [("--cron", "0 0 0 29 2 *"), ("--interval", "86400")])
+def test_a_start_near_the_last_date_lists_only_the_fire_times_there_are(trigger):
+    """The next fire time after 9999-12-31 made datetime raise a bare ValueError (cron) or
+    OverflowError (interval): a traceback."""
+    host = f"http://127.0.0.1:{free_port()}"
+    args = ["schedule", "create", "--dry-run", "--host", host, *trigger]
+    result = cli(*args, "--start", "9999-12-31T12:00:00Z", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["next_runs"] == []
+    text = cli(*args, "--start", "9999-12-31T12:00:00Z").stdout
+    assert "next runs (UTC):  none" in text
+
+
 def test_a_cron_that_never_fires_is_refused_before_anything(kfp_api):
     result = cli("schedule", "create", "--cron", "0 0 2 31 2 *")
     assert result.exit_code == 2 and "never fires" in result.output
