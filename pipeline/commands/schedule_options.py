@@ -43,7 +43,7 @@ def _cron_callback(ctx, param, value: str | None) -> str | None:
 def _time_callback(ctx, param, value: str | None) -> datetime.datetime | None:
     try:
         return parse_time(value) if value else None
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: in UTC it falls before the year 1
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 time such as 2025-01-31T02:00:00Z"
         ) from None

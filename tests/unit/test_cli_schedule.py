@@ -47,6 +47,14 @@ def test_a_start_near_the_last_date_lists_only_the_fire_times_there_are(trigger)
     assert "next runs (UTC):  none" in text
 
 
+def test_a_start_before_the_year_1_in_utc_is_a_usage_error():
+    """0001-01-01T00:00:00+01:00 is in the year 0 in UTC: datetime's bare OverflowError."""
+    host = f"http://127.0.0.1:{free_port()}"
+    args = ["schedule", "create", "--dry-run", "--host", host, "--interval", "60"]
+    result = cli(*args, "--start", "0001-01-01T00:00:00+01:00")
+    assert result.exit_code == 2 and "--start" in result.output and "ISO 8601" in result.output
+
+
 def test_a_cron_that_never_fires_is_refused_before_anything(kfp_api):
     result = cli("schedule", "create", "--cron", "0 0 2 31 2 *")
     assert result.exit_code == 2 and "never fires" in result.output
