@@ -56,53 +56,22 @@ def moto_s3() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def silent_server() -> Iterator[str]:
-    """Accepts connections on 127.0.0.1 and never answers; yields `127.0.0.1:PORT`."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])  # keep it open, read nothing, say nothing
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
-        listener.close()
-
-
-@contextlib.contextmanager
-def banner_server(answer: bytes) -> Iterator[str]:
-    """Answers every connection with `answer` (an SSH banner, half an HTTP answer...) whatever
-    was asked, then closes it; yields `127.0.0.1:PORT`."""
+def _raw_server(handle) -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that gives every connection to `handle(conn)`, one at a time,
+    until the block ends; yields `127.0.0.1:PORT`."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
-    def answer_all() -> None:
+    def accept_all() -> None:
         listener.settimeout(0.05)
         while not stop.is_set():
             try:
                 conn = listener.accept()[0]
             except OSError:
                 continue
-            with conn:
-                conn.settimeout(1)
-                with contextlib.suppress(OSError):
-                    conn.recv(65536)
-                    conn.sendall(answer)
+            handle(conn)
 
-    thread = threading.Thread(target=answer_all, daemon=True)
+    thread = threading.Thread(target=accept_all, daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{listener.getsockname()[1]}"
@@ -110,6 +79,34 @@ def banner_server(answer: bytes) -> Iterator[str]:
         stop.set()
         thread.join()
         listener.close()
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[str]:
+    """Accepts connections on 127.0.0.1 and never answers; yields `127.0.0.1:PORT`."""
+    held: list[socket.socket] = []  # kept open: read nothing, say nothing
+    try:
+        with _raw_server(held.append) as address:
+            yield address
+    finally:
+        for conn in held:
+            conn.close()
+
+
+@contextlib.contextmanager
+def banner_server(answer: bytes) -> Iterator[str]:
+    """Answers every connection with `answer` (an SSH banner, half an HTTP answer...) whatever
+    was asked, then closes it; yields `127.0.0.1:PORT`."""
+
+    def answer_one(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(1)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    with _raw_server(answer_one) as address:
+        yield address
 
 
 def trickle_handler(size: int, every: float, headers_only: bool = False):
