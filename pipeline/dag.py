@@ -69,7 +69,8 @@ def build_pipeline(options: ClusterOptions | None = None):
         deploy: bool = D["deploy"],
         serving_endpoint: str = D["serving_endpoint"],
     ):
-        checked = check_parameters(
+        checked = _check(
+            options,
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, seed=seed, train_limit=train_limit,
@@ -128,7 +129,8 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         parallel_trials: int = D["parallel_trials"],
         max_epochs: int = D["max_epochs"],
     ):
-        checked = check_parameters(
+        checked = _check(
+            options,
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
             train_workers=train_workers, min_accuracy=min_accuracy, images_uri=images_uri,
@@ -163,10 +165,16 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
     return mnist_tune
 
 
+def _check(options, **parameters):
+    """The first task: check-parameters over the pipeline's every parameter."""
+    checked = check_parameters(**parameters)
+    checked.set_caching_options(True)
+    _on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
+    return checked
+
+
 def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_endpoint):
     """download and unpack-and-upload, once the parameters passed; the dataset's URI."""
-    _on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
-    checked.set_caching_options(True)
     fetched = download(source=source, verify_checksums=verify_checksums, s3_endpoint=s3_endpoint)
     fetched.after(checked).set_caching_options(True)
     _on_cluster(options, fetched, spec.DOWNLOAD, retry=cluster.retry_network_io)
