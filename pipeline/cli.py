@@ -12,6 +12,7 @@ import traceback
 import click
 
 from components.common.errors import StepError
+from components.common.failure import one_line
 from components.common.redact import shown
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
@@ -112,10 +113,9 @@ class LazyGroup(click.Group):
 
 
 def _one_line(error: StepError) -> click.ClickException:
-    """The StepError as click shows an error: `Error: <its first line>`, redacted and escaped,
-    and its exit status."""
-    lines = error.message.strip().splitlines()
-    shown_error = click.ClickException(shown(lines[0] if lines else type(error).__name__))
+    """The StepError as click shows an error: `Error: <its first line>`, redacted and escaped
+    (failure.one_line, as a step reports it), and its exit status."""
+    shown_error = click.ClickException(one_line(error))
     shown_error.exit_code = error.exit_code
     return shown_error
 

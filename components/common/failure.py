@@ -58,6 +58,3 @@ def _record(line: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
-
-
-EXPECTED = (StepError,)  # transitional: pipeline/cli.py's import, until it catches StepError itself
