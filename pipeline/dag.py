@@ -86,7 +86,7 @@ def build_pipeline(options: ClusterOptions | None = None):
             options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
             train_limit, train_workers,
         )  # fmt: skip
-        with dsl.If(trained.outputs[spec.RETURN_VALUE] >= min_accuracy, name="accurate-enough"):
+        with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
                 options, trained, store_uri, s3_endpoint, images_uri, results_uri,
                 min_confidence, max_failed_fraction, serving_endpoint, deploy,
@@ -156,7 +156,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
             options, dataset, store_uri, s3_endpoint, best["epochs"], best["batch_size"],
             best["learning_rate"], seed, train_limit, train_workers,
         )  # fmt: skip
-        with dsl.If(trained.outputs[spec.RETURN_VALUE] >= min_accuracy, name="accurate-enough"):
+        with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
                 options, trained, store_uri, s3_endpoint, images_uri, results_uri,
                 min_confidence, max_failed_fraction, serving_endpoint, deploy,
@@ -186,7 +186,7 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
     )
     uploaded.set_caching_options(True)
     _on_cluster(options, uploaded, spec.UNPACK_UPLOAD, retry=cluster.retry_network_io)
-    return uploaded.outputs[spec.RETURN_VALUE]
+    return uploaded.outputs[spec.DATASET_URI_OUTPUT]
 
 
 def _train(
@@ -228,7 +228,7 @@ def _publish_and_predict(
     )
     _on_cluster(options, exported, spec.EXPORT, retry=cluster.retry_network_io)
     predicted = batch_predict(
-        model_uri=exported.outputs[spec.RETURN_VALUE],
+        model_uri=exported.outputs[spec.MODEL_URI_OUTPUT],
         store_uri=store_uri,
         images_uri=images_uri,
         results_uri=results_uri,
@@ -242,7 +242,7 @@ def _publish_and_predict(
     _on_cluster(options, predicted, spec.BATCH_PREDICT, retry=cluster.retry_network_io)
     with dsl.If(deploy_model == True, name="deploy-with-kserve"):  # noqa: E712 (a kfp condition)
         deployed = deploy(
-            model_uri=exported.outputs[spec.RETURN_VALUE],
+            model_uri=exported.outputs[spec.MODEL_URI_OUTPUT],
             exported=exported.outputs[spec.EXPORTED_OUTPUT],
             timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
         )

@@ -84,6 +84,7 @@ def run_local(
     from pipeline import containers
     from pipeline.cluster import ClusterOptions
     from pipeline.dag import build_pipeline
+    from pipeline.kfp.local_conditions import named_outputs_in_conditions
 
     if runner not in RUNNERS:
         raise LocalRunError(f"runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
@@ -106,7 +107,8 @@ def run_local(
         headline=lambda step: headline(root, step),
         hide=_shown_in_the_summary,
     )
-    with warnings.catch_warnings(), exit_status, contextlib.redirect_stdout(console):
+    gate = named_outputs_in_conditions()  # the accuracy gate compares train's `test_accuracy`
+    with warnings.catch_warnings(), exit_status, gate, contextlib.redirect_stdout(console):
         # kfp.local says once per task that GPU, Secret and resource settings do not apply here.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")
@@ -136,7 +138,7 @@ def headline(root: Path, step: str) -> str:
     """What a finished step produced, in a few words, from its executor_output.json."""
     (path,) = root.glob(f"*/{step}/executor_output.json")
     output = json.loads(path.read_text())
-    value = output.get("parameterValues", {}).get(spec.RETURN_VALUE)
+    values = output.get("parameterValues", {})
     if step == spec.CHECK_PARAMETERS:
         return "every parameter within its bounds"
     if step == spec.DOWNLOAD:
@@ -144,14 +146,14 @@ def headline(root: Path, step: str) -> str:
         checked = "checksums verified" if meta.get("checksums_verified") else "not verified"
         return f"{len(meta['files'])} files, {human_bytes(meta['bytes'])}, {checked}"
     if step == spec.UNPACK_UPLOAD:
-        return f"dataset at {value}"
+        return f"dataset at {values[spec.DATASET_URI_OUTPUT]}"
     if step == spec.TRAIN:
-        return f"test accuracy {value:.4f}"
+        return f"test accuracy {values[spec.ACCURACY_OUTPUT]:.4f}"
     if step == spec.EXPORT:
         meta = _artifact_metadata(output, spec.EXPORTED_OUTPUT)
         return f"model version {int(meta['version'])} at {meta['published_uri']}"
     if step == spec.BATCH_PREDICT:
-        meta = _artifact_metadata(output, spec.TABLE_OUTPUT)
+        meta = _artifact_metadata(output, spec.PREDICTIONS_OUTPUT)
         return f"{int(meta['predicted'])} classified, {int(meta['failed'])} failed"
     return ""
 
@@ -195,7 +197,7 @@ def summarise(run_dir: Path, min_accuracy: float) -> Summary:
     predicted = _executor_output(run_dir, spec.BATCH_PREDICT)
     if trained is None:
         raise LocalRunError(f"the {spec.TRAIN} step left no output in {run_dir}")
-    accuracy = trained["parameterValues"][spec.RETURN_VALUE]
+    accuracy = trained["parameterValues"][spec.ACCURACY_OUTPUT]
     gated = accuracy < min_accuracy
     if not gated and (exported is None or predicted is None):
         raise LocalRunError(
@@ -203,7 +205,7 @@ def summarise(run_dir: Path, min_accuracy: float) -> Summary:
             f"{spec.BATCH_PREDICT} left no output in {run_dir}"
         )
     model = _artifact_metadata(exported, spec.EXPORTED_OUTPUT) if exported else {}
-    table = _artifact_metadata(predicted, spec.TABLE_OUTPUT) if predicted else {}
+    table = _artifact_metadata(predicted, spec.PREDICTIONS_OUTPUT) if predicted else {}
     return Summary(
         test_accuracy=accuracy,
         model_uri=model.get("published_uri"),

@@ -1,5 +1,7 @@
 """KFP interface of the batch-predict step: classify every image under a prefix."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import HTML, Markdown, Output
 
@@ -17,9 +19,9 @@ def batch_predict(
     serving_endpoint: str,
     min_confidence: float,
     run_id: str,
-    table: Output[Markdown],
+    predictions: Output[Markdown],
     report: Output[HTML],
-) -> str:
+) -> NamedTuple("Outputs", predictions_uri=str):
     """Classify every image under `images_uri` and publish predictions.csv.
 
     Args:
@@ -32,11 +34,11 @@ def batch_predict(
         serving_endpoint: TF Serving's gRPC host:port to classify through, or `in-step`.
         min_confidence: predictions below this probability are marked low_confidence.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
-        table: the counts and the first rows (Markdown).
+        predictions: the counts and the first rows (Markdown).
         report: each pictured image beside the 28x28 the model saw, the counts, the skipped files.
 
     Returns:
-        The URI of predictions.csv.
+        predictions_uri: the URI of predictions.csv.
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -57,7 +59,7 @@ def batch_predict(
             min_confidence,
             run_id,
         )
-        Path(table.path).write_text(summary.pop("markdown"))
+        Path(predictions.path).write_text(summary.pop("markdown"))
         Path(report.path).write_text(summary.pop("html"))
-        table.metadata.update(summary)
-        return summary["predictions_uri"]
+        predictions.metadata.update(summary)
+        return (summary["predictions_uri"],)

@@ -27,15 +27,20 @@ CHECK_PARAMETERS = "check-parameters"  # the first task: every parameter checked
 STEPS = (CHECK_PARAMETERS, DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT)
 TUNE = "tune"  # the tuning pipeline's Katib step (pipeline/dag.py build_tune_pipeline)
 DEPLOY = "deploy"  # optional (the `deploy` parameter): a KServe InferenceService
-# Names of the tasks' outputs: the component signatures' output parameters, and kfp's name for
-# a return value. A compile test checks them against the compiled components.
-RETURN_VALUE = "Output"
-DATASET_OUTPUT, MODEL_OUTPUT, EXPORTED_OUTPUT, TABLE_OUTPUT = (
+# Names of the tasks' outputs, as the Kubeflow UI lists them: the artifacts, and the output
+# parameters (one-field NamedTuples, so none is kfp's bare "Output"). A compile test checks them
+# against the compiled components.
+DATASET_OUTPUT, MODEL_OUTPUT, EXPORTED_OUTPUT, PREDICTIONS_OUTPUT = (
     "dataset",
     "model",
     "exported",
-    "table",
+    "predictions",
 )
+DATASET_URI_OUTPUT = "dataset_uri"  # unpack-and-upload: the dataset folder in the store
+ACCURACY_OUTPUT = "test_accuracy"  # train: what the accuracy gate compares
+MODEL_URI_OUTPUT = "model_uri"  # export: the published version folder
+PREDICTIONS_URI_OUTPUT = "predictions_uri"  # batch-predict: predictions.csv
+URL_OUTPUT = "url"  # deploy: the InferenceService's predictor URL
 REPORT_OUTPUT = "report"  # the HTML page of train and of batch-predict
 MODEL_FILE = "model.keras"  # what train writes into its Model artifact, and export reads
 

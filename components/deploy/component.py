@@ -1,5 +1,7 @@
 """KFP interface of the optional deploy step: serve the published model with KServe."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import Input, Model
 
@@ -7,7 +9,11 @@ from components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def deploy(model_uri: str, exported: Input[Model], timeout_seconds: int) -> str:
+def deploy(
+    model_uri: str,
+    exported: Input[Model],
+    timeout_seconds: int,
+) -> NamedTuple("Outputs", url=str):
     """Create or patch the InferenceService `mnist` in the run's namespace, wait until Ready.
 
     Args:
@@ -16,7 +22,7 @@ def deploy(model_uri: str, exported: Input[Model], timeout_seconds: int) -> str:
         timeout_seconds: how long to wait for the InferenceService to be Ready.
 
     Returns:
-        The predictor's URL, after one canary request has been answered correctly.
+        url: the predictor's URL, after one canary request has been answered correctly.
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -29,4 +35,4 @@ def deploy(model_uri: str, exported: Input[Model], timeout_seconds: int) -> str:
         result = deploy_model(
             model_uri, Path(exported.path) / names.WARMUP_FILE, timeout=float(timeout_seconds)
         )
-        return result["url"]
+        return (result["url"],)

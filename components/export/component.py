@@ -1,5 +1,7 @@
 """KFP interface of the export step: SavedModel in TF Serving's layout, published to the store."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import Input, Model, Output
 
@@ -9,7 +11,7 @@ from components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def export(
     model: Input[Model], store_uri: str, s3_endpoint: str, task_id: str, exported: Output[Model]
-) -> str:
+) -> NamedTuple("Outputs", model_uri=str):
     """Publish the model as the next `<store>/models/mnist/<version>/` for TF Serving.
 
     Args:
@@ -20,7 +22,7 @@ def export(
         exported: a copy of the published SavedModel, with its URI, version and digests.
 
     Returns:
-        The URI of the published version folder.
+        model_uri: the URI of the published version folder.
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -44,4 +46,4 @@ def export(
                 s3_endpoint,
             )
         exported.metadata.update(meta)
-        return meta["published_uri"]
+        return (meta["published_uri"],)

@@ -1,5 +1,7 @@
 """KFP interface of the train step: fit the CNN, report metrics and the confusion matrix."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Metrics, Model, Output
 
@@ -25,7 +27,7 @@ def train(
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
     report: Output[HTML],
-) -> float:
+) -> NamedTuple("Outputs", test_accuracy=float):
     """Train the CNN on the MNIST dataset at `dataset_uri`.
 
     Args:
@@ -49,7 +51,7 @@ def train(
         report: learning curves, the confusion matrix and the misclassified digits (HTML).
 
     Returns:
-        The test accuracy, which the accuracy gate compares with min_accuracy.
+        test_accuracy: the test accuracy, which the accuracy gate compares with min_accuracy.
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -69,4 +71,4 @@ def train(
         metrics.log_metric("train_seconds", round(result.seconds, 1))
         confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
         model.metadata.update({"framework": "keras", "epochs": epochs, **record})
-        return result.test_accuracy
+        return (result.test_accuracy,)

@@ -1,5 +1,7 @@
 """KFP interface of the unpack-and-upload step: validate the IDX files, then upload them."""
 
+from typing import NamedTuple
+
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
@@ -13,7 +15,7 @@ def unpack_and_upload(
     s3_endpoint: str,
     verify_checksums: bool,
     uploaded: Output[Dataset],
-) -> str:
+) -> NamedTuple("Outputs", dataset_uri=str):
     """Extract and validate every IDX file, then upload them under the store's dataset prefix.
 
     Args:
@@ -24,7 +26,7 @@ def unpack_and_upload(
         uploaded: counts, sizes, each file's sha256 and the dataset digest.
 
     Returns:
-        The URI of the uploaded dataset (its manifest is written last).
+        dataset_uri: the URI of the uploaded dataset (its manifest is written last).
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -50,4 +52,4 @@ def unpack_and_upload(
             )
         uploaded.metadata.update(meta)
         Path(uploaded.path).write_text(json.dumps(meta, indent=2))
-        return meta["dataset_uri"]
+        return (meta["dataset_uri"],)

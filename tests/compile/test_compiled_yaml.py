@@ -61,7 +61,7 @@ def test_five_tasks_in_order(default):
 
 def test_min_accuracy_gate(default):
     condition = all_tasks(default["spec"])["condition-1"]["triggerPolicy"]["condition"]
-    assert "train-Output" in condition and ">=" in condition and "min_accuracy" in condition
+    assert "train-test_accuracy" in condition and ">=" in condition and "min_accuracy" in condition
     gated = default["spec"]["components"]["comp-condition-1"]["dag"]["tasks"]
     assert set(gated) == {"export", "batch-predict", "condition-2"}  # condition-2: deploy
 
@@ -189,10 +189,21 @@ def test_task_and_output_names_are_the_shared_ones(default):
         return set(defs.get("artifacts", {})) | set(defs.get("parameters", {}))
 
     assert spec.DATASET_OUTPUT in outputs(spec.DOWNLOAD)
-    assert spec.RETURN_VALUE in outputs(spec.UNPACK_UPLOAD)
-    assert {spec.MODEL_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.TRAIN)
-    assert {spec.EXPORTED_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.EXPORT)
-    assert {spec.TABLE_OUTPUT, spec.RETURN_VALUE} <= outputs(spec.BATCH_PREDICT)
+    assert spec.DATASET_URI_OUTPUT in outputs(spec.UNPACK_UPLOAD)
+    assert {spec.MODEL_OUTPUT, spec.ACCURACY_OUTPUT} <= outputs(spec.TRAIN)
+    assert {spec.EXPORTED_OUTPUT, spec.MODEL_URI_OUTPUT} <= outputs(spec.EXPORT)
+    assert {spec.PREDICTIONS_OUTPUT, spec.PREDICTIONS_URI_OUTPUT} <= outputs(spec.BATCH_PREDICT)
+
+
+def test_every_output_is_named_for_what_it_is(default):
+    """The KFP UI lists a task's outputs by name: none is kfp's bare `Output` (a plain return
+    value), and each output parameter carries the description its docstring gives."""
+    for name, component in default["spec"]["components"].items():
+        defs = component.get("outputDefinitions", {})
+        named = set(defs.get("artifacts", {})) | set(defs.get("parameters", {}))
+        assert "Output" not in named, f"{name} has an output named Output"
+        for output, definition in defs.get("parameters", {}).items():
+            assert definition.get("description"), f"{name}.{output} has no description"
 
 
 def test_the_ui_can_start_a_run_with_every_default(default):
@@ -233,7 +244,7 @@ def test_deploy_is_optional_after_export(default):
     deploy = tasks["deploy"]
     # inside its condition, export's outputs arrive as the condition's inputs
     assert deploy["inputs"]["parameters"]["model_uri"] == {
-        "componentInputParameter": "pipelinechannel--export-Output"
+        "componentInputParameter": "pipelinechannel--export-model_uri"
     }
     assert deploy["inputs"]["artifacts"]["exported"] == {
         "componentInputArtifact": "pipelinechannel--export-exported"

@@ -219,6 +219,31 @@ def test_docker_runs_go_through_the_module_function_that_local_runs_replace():
     assert "auto_remove=True" in inspect.getsource(function), "kfp dropped auto_remove: " + why
 
 
+# --- local_conditions.py: kfp.local's condition evaluator -----------------------------------
+
+
+def test_conditions_resolve_operands_through_the_method_local_runs_replace():
+    """pipeline/kfp/local_conditions.py replaces ConditionEvaluator._resolve_pipeline_channel,
+    which evaluate_condition calls for each operand, so a dsl.If can compare a named output."""
+    from kfp.local import io
+    from kfp.local.orchestrator import enhanced_dag_orchestrator
+
+    from pipeline.kfp.local_conditions import named_outputs_in_conditions
+
+    why = recheck("local_conditions.py", "how kfp.local resolves a condition's operands")
+    evaluator = enhanced_dag_orchestrator.ConditionEvaluator
+    assert isinstance(evaluator.__dict__["_resolve_pipeline_channel"], staticmethod), why
+    assert "_resolve_pipeline_channel" in evaluator.evaluate_condition.__code__.co_names, why
+    store = io.IOStore()
+    store.put_task_output("train", "test_accuracy", 0.97)
+    condition = "inputs.parameter_values['pipelinechannel--train-test_accuracy'] >= 0.9"
+    assert evaluator.evaluate_condition(condition, store) is False  # kfp's own: not resolved
+    with named_outputs_in_conditions():
+        assert evaluator.evaluate_condition(condition, store) is True
+        assert evaluator.evaluate_condition(condition.replace("0.9", "0.99"), store) is False
+    assert evaluator.evaluate_condition(condition, store) is False  # put back after the block
+
+
 # --- nothing private goes unchecked -------------------------------------------------------
 
 # Each private name the adapter uses, and the test above that pins it.
@@ -230,6 +255,8 @@ CHECKED = {
     "_recurring_run_api": test_a_recurring_run_that_follows_the_newest_version_can_still_be_made,
     "_create_job_config": test_the_spec_a_package_would_be_sent_as,
     "kfp.local.docker_task_handler": test_docker_runs_go_through_the_module_function_that_local_runs_replace,  # noqa: E501
+    "_resolve_pipeline_channel": test_conditions_resolve_operands_through_the_method_local_runs_replace,  # noqa: E501
+    "kfp.local.orchestrator.enhanced_dag_orchestrator": test_conditions_resolve_operands_through_the_method_local_runs_replace,  # noqa: E501
 }
 OURS = {
     "_healthz",
