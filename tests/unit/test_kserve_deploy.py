@@ -14,14 +14,13 @@ import pytest
 
 from components.common.kube import INFERENCE_SERVICE, VERBS, Kube, KubeError
 from components.deploy import kserve
-from tests import servers
-from tests.crds import CRDS, errors
+from tests import needs, servers
+from tests.crds import errors
 from tests.kube_server import client_for, kube_api
 
 CRD = "serving.kserve.io_inferenceservices.yaml"
 MODEL = "s3://mlpipeline/mnist/models/mnist/3"
 READY = {"conditions": [{"type": "Ready", "status": "True"}]}
-pytestmark = pytest.mark.skipif(not (CRDS / CRD).is_file(), reason="needs ../shared/crds")
 
 
 def test_the_inference_service_validates_strictly_against_kserves_crd():
@@ -56,7 +55,7 @@ class Predictor(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def warmup(tmp_path) -> Path:
-    pytest.importorskip("tensorflow")
+    needs.module("tensorflow")
     from components.export.exporter import WARMUP_FILE, check_sample, write_warmup_requests
 
     write_warmup_requests(tmp_path, check_sample()[:8])

@@ -17,11 +17,12 @@ from components.deploy import kserve
 from components.train import tfjob
 from components.tune import katib
 from pipeline.cluster import ClusterOptions, trial_pod
-from tests.crds import CRDS
+from tests import needs
+from tests.crds import crd_file
 from tests.pss import assert_locked_down, assert_restricted
 
 GPU = "nvidia.com/gpu"
-RUNTIME = CRDS / "kserve-tensorflow-serving-runtime.yaml"
+RUNTIME = crd_file("kserve-tensorflow-serving-runtime.yaml")
 
 
 def assert_tmp_is_an_empty_dir(pod: dict, where: str) -> None:
@@ -36,10 +37,9 @@ def predictor_pod(predictor: dict) -> dict:
     """The pod KServe makes of the predictor: its pod fields, and the model's container merged
     over the runtime's (field by field in securityContext, as KServe's strategic merge does)."""
     container = {"name": "kserve-container", **copy.deepcopy(predictor["model"])}
-    if RUNTIME.is_file():
-        (runtime,) = yaml.safe_load(RUNTIME.read_text())["spec"]["containers"]
-        ours = container.get("securityContext", {})
-        container["securityContext"] = {**runtime.get("securityContext", {}), **ours}
+    (runtime,) = yaml.safe_load(RUNTIME.read_text())["spec"]["containers"]
+    ours = container.get("securityContext", {})
+    container["securityContext"] = {**runtime.get("securityContext", {}), **ours}
     pod = {k: v for k, v in predictor.items() if k != "model"}
     return {**pod, "containers": [*predictor.get("containers", []), container]}
 
@@ -99,7 +99,7 @@ def test_katibs_trial_pod_is_restricted():
 def test_katibs_trial_job_is_a_valid_kubernetes_job():
     """Katib keeps the trial's Job as free-form JSON (its models do not check it): the Job,
     securityContext and volumes included, must pass Kubernetes' own schema, strictly."""
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate = needs.module("kubernetes_validate")
     trial_spec, _ = katib_trial_template()
     job = {**trial_spec, "metadata": {"name": "mnist-tune-r1-trial"}}
     kubernetes_validate.validate(job, "1.31.0", strict=True)

@@ -15,9 +15,9 @@ from components.common.kube import Kube, KubeError
 from components.store import LocalStore
 from components.train import tfjob
 from components.train.config import TrainConfig
-from tests import servers
+from tests import needs, servers
 from tests.conftest import REPO
-from tests.crds import CRDS, errors
+from tests.crds import errors
 from tests.kube_server import client_for, kube_api
 
 CRD = "kubeflow.org_tfjobs.yaml"
@@ -32,7 +32,6 @@ POD = {
 CFG = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=42, train_limit=1200)
 
 
-@pytest.mark.skipif(not (CRDS / CRD).is_file(), reason="needs ../shared/crds")
 def test_the_tfjob_validates_strictly_against_the_training_operators_crd():
     job = tfjob.tfjob("mnist-train-r1", "team-a", 3, ["--epochs=2"], POD)
     assert errors(job, CRD, "v1") == []
@@ -90,7 +89,7 @@ def test_a_failed_tfjob_is_one_line(tmp_path):
 
 def test_two_replicas_train_in_step_and_only_the_chief_writes(small_mnist_dir, tmp_path):
     """MultiWorkerMirroredStrategy across two local processes, as a TFJob's chief and worker."""
-    pytest.importorskip("tensorflow")
+    needs.module("tensorflow")
     from components.unpack_upload.unpack import unpack_and_upload
 
     unpack_and_upload(small_mnist_dir, LocalStore(tmp_path / "store"), canonical=False)
