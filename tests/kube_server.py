@@ -1,7 +1,8 @@
 """A stand-in for the Kubernetes API on 127.0.0.1: the custom-objects endpoints that
-components/common/kube.py uses (create, get, merge-patch, delete), answering as the API
-server does (201, 200, 404, 409, 403 Status objects). Tests drive the objects' status
-(`script_status`) and refuse verbs (`forbid`) to reach Ready, Failed, never-ready, 403 and 409.
+components/common/kube.py uses (create, get, list by labels, merge-patch, delete), answering as
+the API server does (201, 200, 404, 409, 403 Status objects). Tests drive the objects' status
+(`script_status`), add what an operator would make (`put`) and refuse verbs (`forbid`) to reach
+Ready, Failed, never-ready, 403 and 409.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import http.server
 import json
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 
 from tests import servers
@@ -46,6 +48,11 @@ class KubeApi:
     def forbid(self, *verbs: str) -> None:
         self.forbidden |= set(verbs)
 
+    def put(self, plural: str, obj: dict) -> None:
+        """Store an object as an operator would have made it (a Katib Trial)."""
+        with self._lock:
+            self.objects[(plural, obj["metadata"]["namespace"], obj["metadata"]["name"])] = obj
+
     def script_status(self, plural: str, name: str, *statuses: dict) -> None:
         """Each GET of the object takes the next status; the last one stays."""
         self._statuses[(plural, name)] = list(statuses)
@@ -58,6 +65,8 @@ class KubeApi:
                 return 404, status_body(404, "NotFound", f"no route {path}")
             group, version, namespace, plural, name = match.groups()
             verb = {"POST": "create", "GET": "get", "PATCH": "patch", "DELETE": "delete"}[method]
+            if method == "GET" and name is None:
+                verb = "list"
             if verb in self.forbidden:
                 return 403, status_body(
                     403, "Forbidden",
@@ -72,6 +81,8 @@ class KubeApi:
                                             "uid": f"uid-{len(self.objects)}"}}  # fmt: skip
                 self.objects[key] = obj
                 return 201, obj
+            if verb == "list":
+                return 200, self._list(plural, namespace, path)
             key = (plural, namespace, name)
             if key not in self.objects:
                 return 404, status_body(404, "NotFound", f'{plural} "{name}" not found')
@@ -84,6 +95,20 @@ class KubeApi:
                 return 200, merge(self.objects[key], body or {})
             del self.objects[key]
             return 200, status_body(200, "", "deleted") | {"status": "Success"}
+
+    def _list(self, plural: str, namespace: str, path: str) -> dict:
+        """A list answer: the objects of `plural` in `namespace` whose labels match the
+        equality selector (`labelSelector=a=b,c=d`), as the API server gives them."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        selector = query.get("labelSelector", [""])[0]
+        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+        items = [
+            obj
+            for (p, ns, _), obj in self.objects.items()
+            if p == plural and ns == namespace
+            and wanted.items() <= ((obj.get("metadata") or {}).get("labels") or {}).items()
+        ]  # fmt: skip
+        return {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
 
 
 @contextlib.contextmanager

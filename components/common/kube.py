@@ -185,6 +185,15 @@ class Kube:
     def get(self, kind: Kind, namespace: str, name: str) -> dict:
         return self._call("get", kind, namespace, name, self.api.get_namespaced_custom_object, name)
 
+    def list_labelled(self, kind: Kind, namespace: str, labels: dict[str, str]) -> list[dict]:
+        """The objects of `kind` in `namespace` that carry every label in `labels`."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        found = self._call(
+            "list", kind, namespace, f"[{selector}]", self.api.list_namespaced_custom_object,
+            label_selector=selector,
+        )  # fmt: skip
+        return list(found.get("items") or [])
+
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self._call("delete", kind, namespace, name, self.api.delete_namespaced_custom_object, name)
 
