@@ -14,7 +14,7 @@ DEMO_ARGS ?= --epochs 2 --learning-rate 0.02
 REGISTRY ?= ghcr.io/mnist-kfp
 PLATFORM ?= linux/amd64
 
-.PHONY: setup demo ui test test-slow test-containers lint compile bench lock images images-local clean
+.PHONY: setup demo ui test test-slow test-containers lint compile bench lock images images-local clean mutation
 
 setup: $(STAMP)
 
@@ -32,6 +32,17 @@ test: setup  ## The suite CI runs: unit, compile and local-run tiers (not the sl
 
 test-slow: setup  ## Full-data runs (several minutes).
 	$(PY) -m pytest -m slow
+
+# Mutation testing of the modules [tool.mutmut] names (pyproject.toml), each mutant against the
+# tests that call its function, two at a time. A fresh run takes about an hour on 2 cores; with
+# MUTANTS (mutmut's names or globs, e.g. MUTANTS='pipeline.cluster.*') only those are run again
+# and the other results of the last run are kept. tests/mutation_report.py prints the figures.
+MUTANTS ?=
+mutation: setup  ## Mutation testing: killed/total per module, the survivors; fails below 90%.
+	$(if $(MUTANTS),,rm -rf mutants)
+	mkdir -p out
+	$(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) > out/mutmut.log 2>&1 || (tail -40 out/mutmut.log; exit 1)
+	$(PY) tests/mutation_report.py
 
 ui: setup  ## The web page to try the model (after make demo): http://127.0.0.1:8000/
 	$(CLI) ui --model ./mnist-store
