@@ -5,6 +5,7 @@ checked out and Keras loaded it. A tiny real Keras model writes real BackupAndRe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import posixpath
@@ -442,6 +443,81 @@ def test_publishing_removes_newer_folders_of_a_timeline_fallen_back_from(tmp_pat
     LocalStore(root).put_bytes(f"{PREFIX}/epoch-0009/{WEIGHTS}", b"broken, fallen back from")
     for store, _ in publish_epochs(root, tmp_path / "local", [3]):
         assert epoch_folders(store) == ["epoch-0003"]
+
+
+class Journal:
+    """A LocalStore that writes down every change it makes: (method, key under the run)."""
+
+    def __init__(self, root: Path):
+        self.store, self.changes = LocalStore(root), []
+
+    def __getattr__(self, name):
+        method = getattr(self.store, name)
+        if name not in ("put_file", "put_bytes", "delete"):
+            return method
+
+        def change(key, *args, **kwargs):
+            self.changes.append((name, key.removeprefix(f"{PREFIX}/")))
+            return method(key, *args, **kwargs)
+
+        return change
+
+
+def test_latest_json_names_a_folder_only_once_it_is_whole(tmp_path):
+    """The order a reader relies on: the epoch's files, its manifest, LATEST.json, and only
+    then the rotation, whose deletions begin with a folder's manifest."""
+    journal, local = Journal(tmp_path / "store"), tmp_path / "local"
+    checkpoints = StoreCheckpoints(journal, PREFIX, local)
+    for epoch in (1, 2, 3):
+        journal.changes.clear()
+        (local / WEIGHTS).write_bytes(f"weights {epoch}".encode())
+        (local / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
+        checkpoints.publish(epoch, [{"epoch": e} for e in range(1, epoch + 1)])
+    names = sorted(["history.json", WEIGHTS, "training_metadata.json"])
+    assert journal.changes == [
+        *[("put_file", f"epoch-0003/{name}") for name in names],
+        ("put_bytes", f"epoch-0003/{MANIFEST}"),
+        ("put_bytes", LATEST),
+        ("delete", f"epoch-0001/{MANIFEST}"),
+        *[("delete", f"epoch-0001/{name}") for name in names],
+    ]
+
+
+def test_a_publish_cut_short_leaves_latest_json_at_the_last_whole_epoch(tmp_path, lines):
+    """The pod dies while copying epoch 2: LATEST.json still names epoch 1, so the retried pod
+    resumes from it without a word about a broken checkpoint."""
+    store, local = LocalStore(tmp_path / "store"), tmp_path / "local"
+    checkpoints = StoreCheckpoints(store, PREFIX, local)
+    for epoch in (1, 2):
+        (local / WEIGHTS).write_bytes(f"weights {epoch}".encode())
+        (local / "training_metadata.json").write_text(json.dumps({"epoch": epoch}))
+        if epoch == 2:
+            store.put_file = dead_after(store.put_file, 1)
+        with contextlib.suppress(PodKilled):
+            checkpoints.publish(epoch, [{"epoch": e} for e in range(1, epoch + 1)])
+    latest = json.loads((tmp_path / "store" / PREFIX / LATEST).read_bytes())
+    assert latest == {"epoch": 1, "folder": "epoch-0001"}
+    fresh = StoreCheckpoints(LocalStore(tmp_path / "store"), PREFIX, tmp_path / "fresh")
+    assert fresh.restore() == (1, [{"epoch": 1}])
+    where = LocalStore(tmp_path / "store").uri(f"{PREFIX}/epoch-0001")
+    assert lines() == [f"resuming after epoch 1 from the checkpoint at {where}"]
+
+
+class PodKilled(Exception):
+    pass
+
+
+def dead_after(put_file, calls: int):
+    """`put_file` that works `calls` times, then dies as the pod does."""
+    done = []
+
+    def put(*args, **kwargs):
+        if len(done) == calls:
+            raise PodKilled
+        done.append(args)
+        return put_file(*args, **kwargs)
+
+    return put
 
 
 # -- the parsers, fuzzed --------------------------------------------------------------------
