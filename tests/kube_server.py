@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tests import servers
 
@@ -44,6 +44,12 @@ class KubeApi:
         self.forbidden: set[str] = set()
         self._statuses: dict[tuple[str, str], list[dict]] = {}
         self._lock = threading.Lock()
+        # What an operator does to an object of a plural at each GET of it (tests/kserve_fake.py)
+        self.controllers: dict[str, Callable[[dict], None]] = {}
+        # A validating webhook per plural: (old or None, new) -> "" to admit, else why not
+        self.admission: dict[str, Callable[[dict | None, dict], str]] = {}
+        # The OpenAPI v3 documents the API server publishes, by path (/openapi/v3/apis/<g>/<v>)
+        self.documents: dict[str, dict] = {}
 
     def forbid(self, *verbs: str) -> None:
         self.forbidden |= set(verbs)
@@ -57,9 +63,22 @@ class KubeApi:
         """Each GET of the object takes the next status; the last one stays."""
         self._statuses[(plural, name)] = list(statuses)
 
+    def _admit(self, plural: str, old: dict | None, new: dict) -> tuple[int, dict] | None:
+        """None when the plural's webhook (if any) admits `new`; else the API server's 403."""
+        why = self.admission[plural](old, new) if plural in self.admission else ""
+        if not why:
+            return None
+        message = f'admission webhook "{plural}.validator" denied the request: {why}'
+        return 403, status_body(403, "Forbidden", message)
+
     def handle(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
         with self._lock:
             self.requests.append((method, path, body))
+            if path.startswith("/openapi/"):
+                document = self.documents.get(path.split("?")[0])
+                if document is None:
+                    return 404, status_body(404, "NotFound", f"no route {path}")
+                return 200, document
             match = PATH.match(path.split("?")[0])
             if not match:
                 return 404, status_body(404, "NotFound", f"no route {path}")
@@ -79,6 +98,9 @@ class KubeApi:
                     return 409, status_body(409, "AlreadyExists", f"{key[2]} already exists")
                 obj = {**body, "metadata": {**body["metadata"], "namespace": namespace,
                                             "uid": f"uid-{len(self.objects)}"}}  # fmt: skip
+                obj["metadata"]["generation"] = 1
+                if denied := self._admit(plural, None, obj):
+                    return denied
                 self.objects[key] = obj
                 return 201, obj
             if verb == "list":
@@ -90,9 +112,18 @@ class KubeApi:
                 script = self._statuses.get((plural, name))
                 if script:
                     self.objects[key]["status"] = script.pop(0) if len(script) > 1 else script[0]
+                if plural in self.controllers:
+                    self.controllers[plural](self.objects[key])
                 return 200, self.objects[key]
             if method == "PATCH":
-                return 200, merge(self.objects[key], body or {})
+                old = self.objects[key]
+                new = merge(json.loads(json.dumps(old)), body or {})
+                if denied := self._admit(plural, old, new):
+                    return denied
+                if new.get("spec") != old.get("spec"):  # the API server counts spec changes
+                    new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+                self.objects[key] = new
+                return 200, new
             del self.objects[key]
             return 200, status_body(200, "", "deleted") | {"status": "Success"}
 

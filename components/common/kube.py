@@ -148,19 +148,25 @@ class Kube:
             api_client = client.ApiClient()
         self.api = client.CustomObjectsApi(api_client)
 
-    def _call(self, verb: str, kind: Kind, namespace: str, name: str, fn, *args, **kwargs):
+    def _call(
+        self, verb: str, kind: Kind, namespace: str, name: str, fn, *args, missing_ok=False, **kw
+    ):
+        """`fn(group, version, namespace, plural, *args)`; with `missing_ok` a 404 is None."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
-            return fn(kind.group, kind.version, namespace, kind.plural, *args, **kwargs)
+            return fn(kind.group, kind.version, namespace, kind.plural, *args, **kw)
         except ApiException as e:
+            if missing_ok and e.status == 404:
+                return None
             raise KubeError(_describe(e, verb, kind, namespace, name)) from None
         except (HTTPError, OSError) as e:  # connection refused, DNS, TLS: urllib3's, after retries
             raise KubeError(_unreachable(e, verb, kind, namespace, name)) from None
 
-    def apply(self, kind: Kind, namespace: str, body: dict) -> dict:
-        """Create `body`, or merge-patch it onto the existing object of the same name."""
+    def apply(self, kind: Kind, namespace: str, body: dict, patch: dict | None = None) -> dict:
+        """Create `body`, or merge-patch `patch` (default: `body`) onto the existing object of
+        the same name; the object as the API server returns it (with its new generation)."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -177,8 +183,9 @@ class Kube:
         except (HTTPError, OSError) as e:
             raise KubeError(_unreachable(e, "create", kind, namespace, name)) from None
         patched = self._call(
-            "patch", kind, namespace, name, self.api.patch_namespaced_custom_object, name, body
-        )
+            "patch", kind, namespace, name, self.api.patch_namespaced_custom_object, name,
+            body if patch is None else patch,
+        )  # fmt: skip
         log.info("patched the existing %s %s/%s", kind.kind, namespace, name)
         return patched
 
@@ -194,6 +201,27 @@ class Kube:
         )  # fmt: skip
         return list(found.get("items") or [])
 
+    def find(self, kind: Kind, namespace: str, name: str) -> dict | None:
+        """The object, or None when there is none."""
+        fn = self.api.get_namespaced_custom_object
+        return self._call("get", kind, namespace, name, fn, name, missing_ok=True)
+
+    def openapi(self, kind: Kind) -> dict:
+        """The OpenAPI v3 document of `kind`'s group/version: the installed CRD's schema, which
+        any account may read (the `system:discovery` ClusterRole)."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        path = f"/openapi/v3/apis/{kind.api_version}"
+        try:
+            return self.api.api_client.call_api(
+                path, "GET", response_type="object", auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )  # fmt: skip
+        except (ApiException, HTTPError, OSError) as e:
+            why = f"HTTP {e.status}" if isinstance(e, ApiException) else "no answer"
+            raise KubeError(f"cannot read {path}: {why}") from None
+
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self._call("delete", kind, namespace, name, self.api.delete_namespaced_custom_object, name)
 
@@ -206,9 +234,11 @@ class Kube:
         timeout: float,
         interval: float = 5.0,
         progress_every: float = 30.0,
+        describe: Callable[[dict], str] = latest_condition,
     ) -> dict:
         """Poll the object until `outcome(obj)` is True (returns it) or False (raises, naming
-        its latest condition); KubeError after `timeout` seconds, naming the last state."""
+        its latest condition); KubeError after `timeout` seconds, naming the last state as
+        `describe` tells it."""
         start = last_line = time.monotonic()
         while True:
             obj = self.get(kind, namespace, name)
@@ -221,7 +251,7 @@ class Kube:
             if now - start >= timeout:
                 raise KubeError(
                     f"{kind.kind} {namespace}/{name} not done after {human_seconds(timeout)}: "
-                    f"{latest_condition(obj)}"
+                    f"{describe(obj)}"
                 )
             if now - last_line >= progress_every:
                 last_line = now
@@ -231,7 +261,7 @@ class Kube:
                     namespace,
                     name,
                     human_seconds(now - start),
-                    latest_condition(obj),
+                    describe(obj),
                 )
             time.sleep(interval)
 
@@ -256,6 +286,8 @@ def _describe(e, verb: str, kind: Kind, namespace: str, name: str) -> str:
     except RecordError:
         message = ""
     what = f"cannot {verb} {kind.kind} {namespace}/{name}: HTTP {e.status}"
+    if e.status == 403 and "admission webhook" in message:  # the operator refused the object
+        return f"{what}: {message}"
     if e.status == 403:
         return (
             f"{what} forbidden: the pipeline's service account needs `{verb}` on "
