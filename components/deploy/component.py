@@ -13,13 +13,17 @@ def deploy(
     model_uri: str,
     exported: Input[Model],
     timeout_seconds: int,
+    s3_endpoint: str = "",
 ) -> NamedTuple("Outputs", url=str):
-    """Create or patch the InferenceService `mnist` in the run's namespace, wait until Ready.
+    """Serve the version `model_uri` with the InferenceService `mnist` in the run's namespace
+    (KServe 0.16 or later), once it is complete in the store; wait until it is rolled out.
 
     Args:
         model_uri: the published version (`<store>/models/mnist/<version>`, s3://).
         exported: the SavedModel export published; its warm-up requests make the canary.
-        timeout_seconds: how long to wait for the InferenceService to be Ready.
+        timeout_seconds: how long to wait for KServe to roll the version out.
+        s3_endpoint: the store's S3 endpoint, to check the version complete (with the store
+            Secret's credentials; without them the check is skipped, with a warning).
 
     Returns:
         url: the predictor's URL, after one canary request has been answered correctly.
@@ -31,8 +35,12 @@ def deploy(
         from pathlib import Path
 
         from components.deploy.kserve import deploy as deploy_model
+        from components.deploy.kserve import models_store
 
         result = deploy_model(
-            model_uri, Path(exported.path) / names.WARMUP_FILE, timeout=float(timeout_seconds)
+            model_uri,
+            Path(exported.path) / names.WARMUP_FILE,
+            timeout=float(timeout_seconds),
+            store=models_store(model_uri, s3_endpoint),
         )
         return (result["url"],)

@@ -70,7 +70,15 @@ MUTANTS = (
     Mutant(
         "kserve-storage-uri-without-s3-scheme",
         KSERVE,
-        ((('"storageUri": models_uri,', '"storageUri": models_uri.removeprefix("s3://"),'),),),
+        (
+            (('"storageUri": models_uri,', '"storageUri": models_uri.removeprefix("s3://"),'),),
+            (  # the version folder in predictor.storageUris, since KServe 0.16 is required
+                (
+                    '{"uri": version_uri.rstrip("/") + "/",',
+                    '{"uri": version_uri.removeprefix("s3://").rstrip("/") + "/",',
+                ),
+            ),
+        ),
         KSERVE_TESTS,
     ),
     Mutant(
