@@ -31,7 +31,7 @@ from components.common.log import get_logger
 from components.common.units import human_bytes
 from components.store import ObjectInfo
 
-COMPLETE_MARKER = "saved_model.pb"  # written last by the export step
+COMPLETE_MARKER = spec.SAVED_MODEL_PB  # written last by the export step
 TEMP_PREFIX = ".sync-"  # hidden, and not an integer: TF Serving never loads it
 
 log = get_logger("serving_sync")

@@ -350,3 +350,27 @@ def wait_for(condition, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_a_version_the_export_has_claimed_is_not_copied_until_it_is_complete(tmp_path):
+    """The export's own writes, stopped at each phase (exporter.publish's `notify`): claimed
+    (CLAIM.json alone), then everything but saved_model.pb; the version reaches TF Serving's
+    folder only once published. The sync already skipped them (it requires saved_model.pb,
+    the export's last write); this pins it to the export's order."""
+    from components.export import exporter
+
+    local = tmp_path / "saved"
+    for rel, data in {**VERSION_FILES, "saved_model.pb": b"graph"}.items():
+        (local / rel).parent.mkdir(parents=True, exist_ok=True)
+        (local / rel).write_bytes(data)
+    store = st.open_store(str(tmp_path / "store"))
+    dest = tmp_path / "models" / "mnist"
+    placed = {}
+
+    def at(phase: str, version: int) -> None:
+        placed[phase] = sync.sync_once(store, spec.MODELS_PREFIX, dest, keep=2)
+
+    exporter.publish(local, store, spec.MODELS_PREFIX, at)
+    assert placed == {"listed": [], "claimed": [], "uploaded": [], "published": [1]}
+    assert sync.COMPLETE_MARKER == spec.SAVED_MODEL_PB == exporter.SAVED_MODEL_PB
+    assert (dest / "1" / "saved_model.pb").read_bytes() == b"graph"
