@@ -245,9 +245,10 @@ def _publish_and_predict(
             model_uri=exported.outputs[spec.MODEL_URI_OUTPUT],
             exported=exported.outputs[spec.EXPORTED_OUTPUT],
             timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
+            s3_endpoint=s3_endpoint,  # to check that the version is complete before serving it
         )
         deployed.set_caching_options(False)
-        _on_cluster(options, deployed, spec.DEPLOY, store=False, retry=cluster.retry_network_io)
+        _on_cluster(options, deployed, spec.DEPLOY, retry=cluster.retry_network_io)
 
 
 def _on_cluster(options, task, name: str, store: bool = True, retry=None) -> None:

@@ -251,6 +251,12 @@ def test_deploy_is_optional_after_export(default):
     }
     assert deploy["retryPolicy"]["maxRetryCount"] == 3
     assert executor(default["spec"], "deploy")["image"] == images.CPU_IMAGE
+    # it reads the store (is the version complete?) at the pipeline's endpoint, with the Secret
+    assert deploy["inputs"]["parameters"]["s3_endpoint"] == {
+        "componentInputParameter": "pipelinechannel--s3_endpoint"
+    }
+    (secret,) = k8s(default, "deploy")["secretAsEnv"]
+    assert secret["secretName"] == spec.MINIO_SECRET
 
 
 def test_multi_worker_training_is_a_parameter_with_the_workers_pod_compiled_in(default):
