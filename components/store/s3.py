@@ -107,6 +107,13 @@ def _client(host: str, secure: bool, bounds: Bounds, pool: int, environment: tup
     return session.client("s3", endpoint_url=url, region_name=region, config=config)
 
 
+# A forked process makes its own clients: one that inherited its parent's pooled connections
+# would write on the same sockets as the parent or a sibling, and two requests interleaved on
+# one keep-alive connection can store one's bytes as the body of the other (seen on SeaweedFS).
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_client.cache_clear)
+
+
 def error_code(exc: Exception) -> str:
     """The S3 error code of a ClientError ('NoSuchKey', 'PreconditionFailed'...), else ''."""
     response = getattr(exc, "response", None) or {}

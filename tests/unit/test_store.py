@@ -1,5 +1,7 @@
 """The store module against a local folder and a real S3 endpoint (moto on 127.0.0.1)."""
 
+import multiprocessing
+
 import pytest
 
 from components import store as st
@@ -109,3 +111,34 @@ def test_the_stores_a_step_opens_share_one_client(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")  # other credentials: another client
     assert st.open_store("s3://bucket-0/p", s3_env).client is not stores[0].client
     assert s3.client(s3_env, s3.Bounds(attempts=1)) is not stores[0].client
+
+
+def _write_from_a_fork(uri: str, endpoint: str, n: int, parents_client: int) -> None:
+    store = st.open_store(uri, endpoint)
+    if id(store.client) == parents_client:  # the very object, inherited with its sockets
+        raise SystemExit(3)
+    for i in range(30):
+        store.put_bytes(f"forked/{n}/{i}", f"process {n}, object {i}; ".encode() * 40)
+
+
+def test_forked_processes_never_share_a_connection(s3_bucket, s3_env):
+    """Processes forked after the parent used the store (exports racing in tests, any forking
+    caller) get clients of their own: on one shared keep-alive connection, requests interleave
+    and one object's body can become another request's bytes."""
+    uri = f"s3://{s3_bucket}/p"
+    parent = st.open_store(uri, s3_env)
+    parent.put_bytes("warm", b"x")  # the parent now holds a pooled connection
+    fork = multiprocessing.get_context("fork")
+    children = [
+        fork.Process(target=_write_from_a_fork, args=(uri, s3_env, n, id(parent.client)))
+        for n in range(3)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0, 0, 0]
+    for n in range(3):
+        for i in range(30):
+            expected = f"process {n}, object {i}; ".encode() * 40
+            assert parent.get_bytes(f"forked/{n}/{i}") == expected, f"forked/{n}/{i}"
