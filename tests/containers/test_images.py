@@ -2,7 +2,7 @@
 
 Run by `make test-containers` (tests/containers/run.sh), which builds the images first and
 sets ENGINE (docker or podman) and, for podman, DOCKER_HOST. Real MNIST is served over loopback
-HTTP and the store is moto's S3 server, both reached from the containers on the host network.
+HTTP and the store is SeaweedFS's S3, both reached from the containers on the host network.
 """
 
 from __future__ import annotations
@@ -101,11 +101,11 @@ def test_slim_steps_run_offline_on_a_read_only_root_as_uid_10001(tmp_path):
 
 @pytest.fixture
 def s3_store(tmp_path, monkeypatch):
-    """A bucket on a moto server on 127.0.0.1, with credentials in the environment."""
+    """A bucket on a SeaweedFS store on 127.0.0.1, with its credentials in the environment."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with servers.moto_s3() as endpoint:
+    with servers.seaweed_s3(FAKE_ACCESS_KEY, FAKE_SECRET_KEY) as endpoint:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         s3.create_bucket(Bucket="mnist")
         yield endpoint, s3

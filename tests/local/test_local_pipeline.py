@@ -1,5 +1,5 @@
 """Local-run tier: the whole DAG through kfp.local, with MNIST served over HTTP on 127.0.0.1 and
-the store on a moto S3 server on 127.0.0.1, driven through the CLI as a user would."""
+the store on a SeaweedFS S3 server on 127.0.0.1, driven through the CLI as a user would."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The download step against real servers on 127.0.0.1: HTTP that misbehaves on cue, moto S3."""
+"""The download step against real servers on 127.0.0.1: HTTP that misbehaves on cue, and S3
+(SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -462,12 +463,28 @@ def test_local_folder(small_mnist_dir, tmp_path, form):
     assert (tmp_path / "out" / GZ[1]).read_bytes() == (small_mnist_dir / GZ[1]).read_bytes()
 
 
-def _s3_put(endpoint: str, bucket: str, files: dict[str, bytes], acl: str = "private") -> None:
+def _s3_put(endpoint: str, bucket: str, files: dict[str, bytes]) -> None:
     import boto3
 
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     for key, data in files.items():
-        client.put_object(Bucket=bucket, Key=key, Body=data, ACL=acl)
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
+def _public_read(endpoint: str, bucket: str, prefix: str) -> None:
+    """Anyone may GET keys under `prefix`: a bucket policy, as on MinIO and AWS (whose object
+    ACLs MinIO ignores and new AWS buckets refuse)."""
+    import boto3
+
+    statement = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{bucket}/{prefix}*"],
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.put_bucket_policy(Bucket=bucket, Policy=policy)
 
 
 def test_s3_base_with_credentials(s3_env, s3_bucket, small_files, tmp_path):
@@ -483,7 +500,8 @@ def test_s3_archive_anonymous_via_env_endpoint(
     s3_env, s3_bucket, small_files, tmp_path, monkeypatch
 ):
     data = zip_bytes(small_files)
-    _s3_put(s3_env, s3_bucket, {"pub/Mnist-Data-Set.zip": data}, acl="public-read")
+    _s3_put(s3_env, s3_bucket, {"pub/Mnist-Data-Set.zip": data})
+    _public_read(s3_env, s3_bucket, "pub/")
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_env)

@@ -20,6 +20,8 @@ from components.batch_predict.predictor import batch_predict, open_images
 from components.download.fetch import download
 from components.download.transport import DownloadError
 from components.store import LocalStore, open_store
+from tests import servers
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 from tests.unit.digit_images import sample_files
 
 
@@ -57,14 +59,45 @@ def test_links_fifos_and_leftovers_in_an_images_folder_are_skipped_by_name(tmp_p
     assert "pipe.png (FIFO: not read)" in summary["markdown"]
 
 
-def test_odd_s3_keys_are_skipped_with_a_reason(s3_env, s3_bucket):
+def _put_all(endpoint: str, bucket: str, keys: tuple[str, ...]) -> None:
     import boto3
 
     files, _ = sample_files()
-    client = boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1")
-    for key in ("in/7.jpg", "in/a//double.png", "in/./dot.png", "in/x/../up.png", "in/.part-1"):
-        client.put_object(Bucket=s3_bucket, Key=key, Body=files["7.jpg"])
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=files["7.jpg"])
+
+
+def test_an_unfinished_upload_on_s3_is_skipped_with_a_reason(s3_env, s3_bucket):
+    _put_all(s3_env, s3_bucket, ("in/7.jpg", "in/.part-1", "in/sub/.part-2"))
     _, keys, skipped = open_images(f"s3://{s3_bucket}/in", s3_env)
+    assert keys == ["7.jpg"]
+    assert dict(skipped) == {
+        ".part-1": "an unfinished write (.part-*)",
+        "sub/.part-2": "an unfinished write (.part-*)",
+    }
+
+
+@pytest.fixture
+def aws_keys_s3(monkeypatch):
+    """moto, not SeaweedFS: AWS stores `a//b`, `./c` and `x/../d` as given; SeaweedFS (like
+    MinIO) folds the `//` and refuses the others, so only an AWS-like server can hold them."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
+
+    with servers.moto_s3() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="odd-keys"
+        )
+        yield endpoint
+
+
+def test_odd_s3_keys_are_skipped_with_a_reason(aws_keys_s3):
+    keys = ("in/7.jpg", "in/a//double.png", "in/./dot.png", "in/x/../up.png", "in/.part-1")
+    _put_all(aws_keys_s3, "odd-keys", keys)
+    _, keys, skipped = open_images("s3://odd-keys/in", aws_keys_s3)
     assert keys == ["7.jpg"]
     reasons = dict(skipped)
     assert reasons[".part-1"] == "an unfinished write (.part-*)"

@@ -1,6 +1,8 @@
-"""The store module against a local folder and a real S3 endpoint (moto on 127.0.0.1)."""
+"""The store module against a local folder and a real S3 store (SeaweedFS on 127.0.0.1)."""
 
 import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -94,14 +96,31 @@ def test_local_key_cannot_escape(tmp_path):
         st.open_store(str(tmp_path)).put_bytes("../evil", b"x")
 
 
-def test_wrong_credentials_error_hides_secret(s3_bucket, s3_env, monkeypatch):
-    # moto accepts any key; a missing bucket is the error it can give.
+def test_a_missing_bucket_is_named_and_never_created(s3_bucket, s3_env):
     s = st.open_store(f"s3://no-such-bucket-{s3_bucket}/p", s3_env)
-    with pytest.raises(st.StoreError) as e:
+    with pytest.raises(st.StoreError, match="NoSuchBucket") as e:
         s.put_bytes("k", b"x")
     msg = str(e.value)
-    assert "no-such-bucket" in msg and "127.0.0.1" in msg
+    assert f"s3://no-such-bucket-{s3_bucket}/p/k" in msg and "127.0.0.1" in msg
     assert "fake-secret" not in msg
+
+
+@pytest.mark.parametrize("which", ["secret", "key"])
+def test_wrong_credentials_are_refused_by_the_server_and_hidden(
+    s3_bucket, s3_env, monkeypatch, which
+):
+    """The server checks every signature: a wrong secret or an unknown key is refused, in one
+    line that names the bucket and never the credentials."""
+    if which == "secret":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-Xy7-do-not-log")
+    else:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY0000")
+    with pytest.raises(st.StoreError) as e:
+        st.open_store(f"s3://{s3_bucket}/p", s3_env).put_bytes("k", b"x")
+    msg = str(e.value)
+    assert ("SignatureDoesNotMatch" if which == "secret" else "InvalidAccessKeyId") in msg
+    assert s3_bucket in msg
+    assert "wrong-secret" not in msg and "fake-secret" not in msg and "AKIAUNKNOWN" not in msg
 
 
 def test_the_stores_a_step_opens_share_one_client(s3_env, monkeypatch):
@@ -111,6 +130,45 @@ def test_the_stores_a_step_opens_share_one_client(s3_env, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")  # other credentials: another client
     assert st.open_store("s3://bucket-0/p", s3_env).client is not stores[0].client
     assert s3.client(s3_env, s3.Bounds(attempts=1)) is not stores[0].client
+
+
+def test_an_exclusive_create_refuses_the_second_writer(any_store):
+    any_store.put_bytes("v/1/CLAIM.json", b"first", exclusive=True)
+    with pytest.raises(st.AlreadyExists, match="CLAIM.json already exists"):
+        any_store.put_bytes("v/1/CLAIM.json", b"second", exclusive=True)
+    assert any_store.get_bytes("v/1/CLAIM.json") == b"first"
+
+
+def test_concurrent_exclusive_creators_get_exactly_one_success(any_store):
+    """Sixteen writers released at once on one key (`If-None-Match: *` on S3): one wins, the
+    fifteen others are told it exists, and the object holds the winner's bytes."""
+    writers = 16
+    start = threading.Barrier(writers)
+
+    def create(n: int) -> int | None:
+        start.wait(timeout=30)
+        try:
+            any_store.put_bytes("race/CLAIM.json", f"writer {n}".encode(), exclusive=True)
+            return n
+        except st.AlreadyExists:
+            return None
+
+    with ThreadPoolExecutor(writers) as pool:
+        won = [n for n in pool.map(create, range(writers)) if n is not None]
+    assert len(won) == 1
+    assert any_store.get_bytes("race/CLAIM.json") == f"writer {won[0]}".encode()
+
+
+def test_a_listing_longer_than_a_page_is_whole_and_sorted(any_store):
+    """S3 answers 1000 keys a page: 2100 keys take three pages, none lost or repeated; deleted
+    keys are gone from the next listing."""
+    keys = [f"many/{i:05d}.png" for i in range(2100)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: any_store.put_bytes(key, b"x"), keys))
+    assert [o.key for o in any_store.list("many")] == keys
+    for key in keys[999:1002]:
+        any_store.delete(key)
+    assert [o.key for o in any_store.list("many")] == keys[:999] + keys[1002:]
 
 
 def _write_from_a_fork(uri: str, endpoint: str, n: int, parents_client: int) -> None:

@@ -91,6 +91,9 @@ def test_server_stopped_mid_upload_then_rerun_completes(small_mnist_dir, tmp_pat
     """A moto server is stopped while the dataset uploads; readers see no dataset; a re-run after
     a restart on the same port completes it, with no duplicate or corrupt object."""
     import boto3
+
+    # moto, not SeaweedFS: stopped and restarted in-process within milliseconds, keeping its
+    # objects, it can be cut off right as the first file lands, which is the fault under test.
     from moto.server import ThreadedMotoServer
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
