@@ -5,9 +5,10 @@ local folder, classified end to end by `batch_predict` (list, read, decode, prep
 write the CSV, one log line per image), against the naive way: one `model.predict` call per
 image, the Keras model loaded once. Targets: >= 5,000 images/s and >= 100x the naive rate.
 
-Goal 2 (store): the same images as single objects on an S3 server (moto, in its own process on
-127.0.0.1), classified by `batch_predict`, against a bare loop that only GETs the same objects
-with the same parallelism and the same client. Target: >= 80% of the bare loop's rate.
+Goal 2 (store): the same images as single objects on a real S3 store (SeaweedFS, `weed mini`,
+on 127.0.0.1), classified by `batch_predict`, against a bare loop that only GETs the same objects
+from the same server with the same parallelism and the same client, in the same run. Target:
+>= 80% of the bare loop's rate.
 
 The model is the pipeline's own CNN (components.train.model.build_model), briefly trained and
 exported with the pipeline's serving signature. Medians over --repeat runs.
@@ -18,17 +19,14 @@ exported with the pipeline's serving signature. Medians over --repeat runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,6 +42,9 @@ from components.batch_predict.stream import available_cpus, preprocess_stream  #
 from components.common import spec  # noqa: E402
 from components.dataset import mnist
 from components.store import open_store  # noqa: E402
+from tests import servers  # noqa: E402
+
+BENCH_KEYS = ("AKIABENCHKEY0001", "bench-secret-key")
 
 
 def digits(n: int, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
@@ -161,40 +162,10 @@ def where_time_goes(args, folder: Path, classify) -> None:
     print(f"  load average now: {os.getloadavg()[0]:.2f}")
 
 
-@contextlib.contextmanager
-def s3_server():
-    """moto's S3 in its own process (its own GIL, as a real store would be) on 127.0.0.1."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(url, timeout=1).close()
-                break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_s3(args, data, classify) -> None:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
-    with s3_server() as endpoint:
+    # the bench's own keys, which the server is configured with and checks on every request
+    os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = BENCH_KEYS
+    with servers.seaweed_s3(*BENCH_KEYS) as endpoint:
         images = open_store("s3://bench/images", endpoint)
         images.ensure_bucket()
         with ThreadPoolExecutor(args.workers) as pool:
