@@ -13,9 +13,12 @@ import base64
 import html
 import io
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:  # Pillow is imported where a picture is drawn: the slim image has none
+    from PIL import Image
 
 STYLE = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px;
@@ -58,6 +61,8 @@ def page(title: str, subtitle: str, sections: Iterable[str]) -> str:
 
 def png_data_uri(pixels: np.ndarray | Image.Image) -> str:
     """A PNG of `pixels` (uint8 grey or an image) as a data: URI."""
+    from PIL import Image
+
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(np.asarray(pixels))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
