@@ -20,7 +20,10 @@ def main(argv: list[str]) -> int:
     outputs = signature(**{spec.SIGNATURE_INPUT: tf.constant(sample, tf.uint8)})
     got = outputs[spec.OUTPUT_PROBABILITIES].numpy()
     classes = outputs[spec.OUTPUT_CLASSES].numpy()
-    if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-4):
+    if got.shape != expected.shape:
+        print(f"probabilities of shape {got.shape}, not {expected.shape}")
+        return 1
+    if not np.allclose(got, expected, atol=1e-4):
         print(f"probabilities differ: max abs diff {np.abs(got - expected).max():.3g}")
         return 1
     if not np.array_equal(classes, expected.argmax(axis=1)):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from components.common import spec
-from components.export import exporter
+from components.export import exporter, verify
 from components.store import LocalStore, open_store
 from components.train import model as train_model
 
@@ -99,3 +99,61 @@ def test_publish_to_s3(saved, s3_bucket, s3_env):
     assert (version, uri) == (1, f"s3://{s3_bucket}/root/models/mnist/1")
     info = store.stat("models/mnist/1/saved_model.pb")
     assert info is not None and info.sha256
+
+
+# -- the infra check's verdicts (components/export/verify.py), in this process ---------------
+
+
+def verify_with(saved: Path, sample: np.ndarray, expected: np.ndarray, tmp_path: Path) -> int:
+    np.save(tmp_path / "sample.npy", sample)
+    np.save(tmp_path / "expected.npy", expected)
+    return verify.main([str(saved), str(tmp_path / "sample.npy"), str(tmp_path / "expected.npy")])
+
+
+def test_the_infra_check_passes_within_its_tolerance_and_says_how_many(
+    model, saved, tmp_path, capsys
+):
+    sample = exporter.check_sample(n=6)
+    expected = np.asarray(model(sample)) + 5e-5  # within atol=1e-4
+    assert verify_with(saved, sample, expected, tmp_path) == 0
+    assert capsys.readouterr().out == "6 predictions match the trained model\n"
+
+
+@pytest.mark.parametrize(
+    "change, line",
+    [
+        (lambda p: p + 2e-3, "probabilities differ: max abs diff 0.002"),
+        (lambda p: p[:3], "probabilities of shape (4, 10), not (3, 10)"),
+    ],
+    ids=["values", "shape"],
+)
+def test_the_infra_check_fails_on_other_probabilities_and_says_how(
+    model, saved, tmp_path, capsys, change, line
+):
+    sample = exporter.check_sample(n=4)
+    assert verify_with(saved, sample, change(np.asarray(model(sample))), tmp_path) == 1
+    assert capsys.readouterr().out == f"{line}\n"
+
+
+def test_the_infra_check_fails_on_classes_that_are_not_the_argmax(tmp_path, capsys):
+    """A serving signature whose classes disagree with its own probabilities."""
+    import tensorflow as tf
+
+    class Contrary(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8)])
+        def serve(self, images):
+            n = tf.shape(images)[0]
+            probabilities = tf.one_hot(tf.fill([n], 3), 10)
+            return {
+                spec.OUTPUT_PROBABILITIES: probabilities,
+                spec.OUTPUT_CLASSES: tf.argmin(probabilities, axis=1),
+            }
+
+    module = Contrary()
+    tf.saved_model.save(
+        module, str(tmp_path / "contrary"), signatures={spec.SIGNATURE: module.serve}
+    )
+    sample = exporter.check_sample(n=2)
+    expected = np.eye(10, dtype=np.float32)[[3, 3]]
+    assert verify_with(tmp_path / "contrary", sample, expected, tmp_path) == 1
+    assert capsys.readouterr().out == "classes differ from the argmax of the probabilities\n"
