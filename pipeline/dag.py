@@ -60,6 +60,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         learning_rate: float = D["learning_rate"],
         seed: int = D["seed"],
         train_limit: int = D["train_limit"],
+        validation_split: float = D["validation_split"],
         train_workers: int = D["train_workers"],
         min_accuracy: float = D["min_accuracy"],
         images_uri: str = D["images_uri"],
@@ -74,7 +75,8 @@ def build_pipeline(options: ClusterOptions | None = None):
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, seed=seed, train_limit=train_limit,
-            train_workers=train_workers, min_accuracy=min_accuracy, images_uri=images_uri,
+            validation_split=validation_split, train_workers=train_workers,
+            min_accuracy=min_accuracy, images_uri=images_uri,
             results_uri=results_uri, min_confidence=min_confidence,
             max_failed_fraction=max_failed_fraction, deploy=deploy,
             serving_endpoint=serving_endpoint,
@@ -84,7 +86,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         )
         trained = _train(
             options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
-            train_limit, train_workers,
+            train_limit, validation_split, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -115,6 +117,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         s3_endpoint: str = D["s3_endpoint"],
         seed: int = D["seed"],
         train_limit: int = D["train_limit"],
+        validation_split: float = D["validation_split"],
         train_workers: int = D["train_workers"],
         min_accuracy: float = D["min_accuracy"],
         images_uri: str = D["images_uri"],
@@ -133,7 +136,8 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
             options,
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
-            train_workers=train_workers, min_accuracy=min_accuracy, images_uri=images_uri,
+            validation_split=validation_split, train_workers=train_workers,
+            min_accuracy=min_accuracy, images_uri=images_uri,
             results_uri=results_uri, min_confidence=min_confidence,
             max_failed_fraction=max_failed_fraction, deploy=deploy,
             serving_endpoint=serving_endpoint, algorithm=algorithm, goal=goal,
@@ -154,7 +158,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         best = searched.outputs
         trained = _train(
             options, dataset, store_uri, s3_endpoint, best["epochs"], best["batch_size"],
-            best["learning_rate"], seed, train_limit, train_workers,
+            best["learning_rate"], seed, train_limit, validation_split, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -191,7 +195,7 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
 
 def _train(
     options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
-    train_limit, train_workers,
+    train_limit, validation_split, train_workers,
 ):  # fmt: skip
     """The train task on a GPU node; a preempted pod is retried and resumes."""
     trained = train(
@@ -203,6 +207,7 @@ def _train(
         learning_rate=learning_rate,
         seed=seed,
         train_limit=train_limit,
+        validation_split=validation_split,
         run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,

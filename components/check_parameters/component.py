@@ -20,6 +20,7 @@ def check_parameters(
     s3_endpoint: str,
     seed: int,
     train_limit: int,
+    validation_split: float,
     train_workers: int,
     min_accuracy: float,
     images_uri: str,

@@ -86,6 +86,15 @@ PARAMETERS: tuple[Param, ...] = (
         checks.within(0, 2**31 - 1),
     ),
     Param(
+        "validation_split",
+        float,
+        0.0,
+        "Hold out this share of the training set (its last examples, after train_limit) to "
+        "measure validation accuracy; Katib's trials optimise it; the test set is then touched "
+        "only to report and by the accuracy gate.",
+        checks.within(0, 0.5),
+    ),
+    Param(
         "train_workers",
         int,
         1,

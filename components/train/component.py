@@ -18,6 +18,7 @@ def train(
     learning_rate: float,
     seed: int,
     train_limit: int,
+    validation_split: float,
     run_name: str,
     run_id: str,
     task_id: str,
@@ -40,13 +41,15 @@ def train(
         learning_rate: peak learning rate of the one-cycle schedule.
         seed: seed of the weights, shuffling and augmentation.
         train_limit: train on the first N of the 60,000 training images.
+        validation_split: hold out this share of them (the last ones) to measure validation
+            accuracy after each epoch.
         run_name: the pipeline run's name (dsl.PIPELINE_JOB_NAME_PLACEHOLDER), for provenance.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
         task_id: this task's ID (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for provenance.
         train_workers: 1 trains here; 2 or more run a TFJob of that many replicas and wait for it.
         worker_pod: the TFJob replicas' image and pod settings (JSON, set at compile time).
         model: the trained Keras model (model.keras) and its provenance.json.
-        metrics: test_accuracy, test_loss, train_seconds.
+        metrics: test_accuracy, test_loss, train_seconds; validation_accuracy when held out.
         confusion: the confusion matrix on the 10,000 test images.
         report: learning curves, the confusion matrix and the misclassified digits (HTML).
 
@@ -58,7 +61,7 @@ def train(
 
     with reported(names.TRAIN, locals()):
         from components.train.config import TrainConfig
-        from components.train.step import run_step
+        from components.train.step import run_step, step_metrics
 
         cfg = TrainConfig.from_values(locals())
         run = {"name": run_name, "id": run_id, "train_task_id": task_id}
@@ -66,9 +69,8 @@ def train(
             cfg, dataset_uri, store_uri, s3_endpoint, train_workers, worker_pod, run,
             model.path, report.path,
         )  # fmt: skip
-        metrics.log_metric("test_accuracy", result.test_accuracy)
-        metrics.log_metric("test_loss", result.test_loss)
-        metrics.log_metric("train_seconds", round(result.seconds, 1))
+        for name, value in step_metrics(result).items():
+            metrics.log_metric(name, value)
         confusion.log_confusion_matrix([str(d) for d in range(10)], result.confusion)
         model.metadata.update({"framework": "keras", "epochs": epochs, **record})
         return (result.test_accuracy,)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from components.common.parameters import BY_NAME, DEFAULTS, check_all
 
-FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "train_limit")  # table names
+# the table names of training's parameters
+FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "train_limit", "validation_split")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,11 @@ class TrainConfig:
     learning_rate: float = DEFAULTS["learning_rate"]
     seed: int = DEFAULTS["seed"]
     train_limit: int = DEFAULTS["train_limit"]  # only the first N training examples
+    # the share of those N held out (the last ones) to measure validation accuracy
+    validation_split: float = DEFAULTS["validation_split"]
     augment: bool = True  # random shifts of up to 2 pixels
+    dropout: float = 0.2  # before the classifier; 0 makes a training step a pure function
+    deterministic: bool = True  # TensorFlow's ops too (model.seed_everything)
 
     def __post_init__(self) -> None:
         """Refuse out-of-range values, naming the parameter and the bound (ParameterError):

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from components.train.callbacks import validation_text
 from components.train.config import FIELDS, TrainConfig, add_flags
 
 RESULT = "result.json"
@@ -49,57 +50,73 @@ def predict(model, images):
     )
 
 
-def fit(strategy, train_data, test_data, cfg, log):
-    """Train with `strategy` (a custom loop); returns (model, history)."""
+def scores(model, images, labels) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of `model` on these examples, from this replica alone."""
     import numpy as np
+
+    probabilities = predict(model, images)
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == labels))
+    loss = float(np.mean(-np.log(probabilities[np.arange(len(labels)), labels] + 1e-7)))
+    return accuracy, loss
+
+
+def train_step(strategy, model, optimizer, global_batch: int):
+    """One step in step on every replica: each one's gradient of its share of the loss summed
+    over replicas is the gradient of the global batch's mean loss, which the step returns."""
     import tensorflow as tf
 
-    from components.train import devices
-    from components.train import model as model_
-
-    images, labels = train_data
-    if cfg.train_limit:
-        images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
-    replicas = strategy.num_replicas_in_sync
-    cfg = devices.scaled(cfg, replicas)
-    steps = -(-len(images) // cfg.batch_size)
-    log.info("%d replicas (MultiWorkerMirroredStrategy): global batch %d", replicas, cfg.batch_size)
-    with strategy.scope():
-        model = model_.build_model(cfg.seed)
-        optimizer = model_.optimizer(cfg, steps)
-        loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(reduction="none")
-    batches = strategy.experimental_distribute_dataset(
-        model_.dataset(images, labels, cfg, training=True)
-    )
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(reduction="none")
 
     @tf.function
     def step(batch):
         def one(x, y):
             with tf.GradientTape() as tape:
                 per_example = loss_fn(y, model(x, training=True))
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=cfg.batch_size)
+                # divided by the GLOBAL batch: the replicas' sum is then the global mean
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss
 
         return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(one, args=batch), None)
 
+    return step
+
+
+def fit(strategy, train_data, test_data, cfg, log):
+    """Train with `strategy` (a custom loop); returns (model, history). Seeded and split as
+    the train step does (components/train/trainer.py): the same seed, the same model."""
+    from components.train import devices
+    from components.train import model as model_
+
+    model_.seed_everything(cfg.seed, cfg.deterministic)
+    (images, labels), validation = model_.split(train_data, cfg)
+    replicas = strategy.num_replicas_in_sync
+    cfg = devices.scaled(cfg, replicas)
+    steps = -(-len(images) // cfg.batch_size)
+    log.info("%d replicas (MultiWorkerMirroredStrategy): global batch %d", replicas, cfg.batch_size)
+    with strategy.scope():
+        model = model_.build_model(dropout=cfg.dropout, synchronized=True)
+        optimizer = model_.optimizer(cfg, steps)
+    step = train_step(strategy, model, optimizer, cfg.batch_size)
+    data_epoch = model_.epoch_variable()
+    batches = strategy.experimental_distribute_dataset(
+        model_.dataset(images, labels, cfg, training=True, epoch=data_epoch)
+    )
     history, start = [], time.monotonic()
-    test_images, test_labels = test_data
     for epoch in range(1, cfg.epochs + 1):
+        data_epoch.assign(epoch - 1)  # Keras' numbering, as the train step's
         total, n = 0.0, 0
         for batch in batches:
             total, n = total + float(step(batch)), n + 1
-        probabilities = predict(model, test_images)
-        accuracy = float(np.mean(probabilities.argmax(axis=1) == test_labels))
-        test_loss = float(
-            np.mean(-np.log(probabilities[np.arange(len(test_labels)), test_labels] + 1e-7))
-        )
-        row = {"epoch": epoch, "train_loss": total / n, "test_accuracy": accuracy,
-               "test_loss": test_loss, "seconds": time.monotonic() - start}  # fmt: skip
+        row = {"epoch": epoch, "train_loss": total / n}
+        if validation:
+            row["validation_accuracy"], row["validation_loss"] = scores(model, *validation)
+        row["test_accuracy"], row["test_loss"] = scores(model, *test_data)
+        row["seconds"] = time.monotonic() - start
         history.append(row)
-        log.info("epoch %d/%d: train loss %.4f, test accuracy %.4f", epoch, cfg.epochs,
-                 row["train_loss"], accuracy)  # fmt: skip
+        log.info("epoch %d/%d: train loss %.4f, %stest accuracy %.4f", epoch, cfg.epochs,
+                 row["train_loss"], validation_text(row), row["test_accuracy"])  # fmt: skip
     return model, history
 
 

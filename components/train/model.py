@@ -4,6 +4,10 @@ its tf.data input pipeline with shift augmentation, and its one-cycle optimizer.
 The model scales its own input (0..255 -> 0..1), so the exported serving signature feeds it
 exactly what an image file holds and training and serving cannot disagree. Shared by the train
 step (trainer.py) and the TFJob replicas (distributed.py).
+
+The same seed gives the same model: `seed_everything` sets every seed once (the weights,
+dropout) and makes TensorFlow's ops deterministic, and the training data of each epoch (its
+order, each batch's shift) is a stateless function of the seed, the epoch and the batch.
 """
 
 from __future__ import annotations
@@ -14,17 +18,38 @@ from components.dataset.mnist import NUM_CLASSES
 from components.train.config import TrainConfig
 
 
-def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
-    """The CNN: uint8 [N, 28, 28] in, class probabilities [N, 10] out."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Python's, NumPy's, TensorFlow's and Keras' seeds from `seed` (the weights, dropout and
+    the shuffle); with `deterministic`, TensorFlow's ops too (same inputs, same outputs, same
+    summation order), for the rest of the process. The cost: benchmarks/bench_determinism.py."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_model(
+    seed: int | None = None,
+    widths: tuple[int, int, int] = (32, 64, 128),
+    dropout: float = 0.2,
+    synchronized: bool = False,
+):
+    """The CNN: uint8 [N, 28, 28] in, class probabilities [N, 10] out. `seed`: set the seeds
+    first (for a model built on its own; training sets them once, in seed_everything).
+    `synchronized`: for replicas training in step, whose batch normalisation then uses the
+    statistics of the global batch, not of each replica's share (what one device would do)."""
     import keras
     from keras import layers
 
-    keras.utils.set_random_seed(seed)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
 
     def conv_bn_relu(x, filters: int, kernel: int, strides: int, padding: str):
         x = layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False)(x)
         # momentum 0.9: the moving statistics settle within an epoch even on small data sets
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.BatchNormalization(momentum=0.9, synchronized=synchronized)(x)
         return layers.Activation("relu")(x)
 
     inputs = keras.Input(shape=(28, 28), dtype="uint8", name="images")
@@ -36,7 +61,7 @@ def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
     x = conv_bn_relu(x, widths[2], 3, 1, "valid")  # 5x5
     # Flatten keeps where each feature is; it learns faster than global average pooling here.
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.2)(x)
+    x = layers.Dropout(dropout)(x)
     # float32 probabilities even under mixed precision (a no-op otherwise)
     outputs = layers.Dense(
         NUM_CLASSES, activation="softmax", name="probabilities", dtype="float32"
@@ -44,40 +69,100 @@ def build_model(seed: int = 42, widths: tuple[int, int, int] = (32, 64, 128)):
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
-def dataset(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, training: bool):
+def split(train_data, cfg: TrainConfig):
+    """(the examples to train on, the held-out validation examples or None): the first
+    `train_limit` examples, the last `validation_split` of them held out (at least one)."""
+    images, labels = train_data
+    if cfg.train_limit:
+        images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
+    if not cfg.validation_split:
+        return (images, labels), None
+    # the nearest whole number of examples (a half rounds up), at least one, never them all
+    held = min(len(images) - 1, max(1, int(len(images) * cfg.validation_split + 0.5)))
+    if held < 1:
+        return (images, labels), None  # one example: nothing to spare
+    keep = len(images) - held
+    return (images[:keep], labels[:keep]), (images[keep:], labels[keep:])
+
+
+def dataset(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, training: bool, epoch=None):
+    """Batches of (uint8 images, int32 labels). For training, the epoch's order and each
+    batch's shift (`cfg.augment`) are stateless functions of (cfg.seed, the epoch, the batch):
+    `epoch` is the int64 tf.Variable (epoch_variable) the training loop sets to the epoch it
+    starts, read when a pass over the data begins. So the data of epoch k is the same on one
+    device or several, in a resumed run, and however many passes Keras or a rate measurement
+    opened before, and the parallel map may shift batches in any order."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
-    if training:
-        ds = ds.shuffle(len(images), seed=cfg.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(cfg.batch_size)
-    if training and cfg.augment:
-        ds = ds.map(_shift, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    if not training:
+        ds = tf.data.Dataset.from_tensor_slices((images, labels.astype("int32")))
+        return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+    epoch = epoch if epoch is not None else epoch_variable()
+    images, labels = tf.constant(images), tf.constant(labels.astype("int32"))
+    fold = tf.random.experimental.stateless_fold_in
+    # two independent streams of seeds: [seed, 0] orders the epochs, [seed, 1] shifts batches
+    order_root = tf.constant([cfg.seed, 0], tf.int64)
+    shift_root = tf.constant([cfg.seed, 1], tf.int64)
+
+    def one_epoch(_):
+        e = epoch.read_value()
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(tf.shape(labels)[0]), fold(order_root, e)
+        )
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size).enumerate()
+        shift_seed = fold(shift_root, e)
+
+        def batch(number, indices):
+            x, y = tf.gather(images, indices), tf.gather(labels, indices)
+            if cfg.augment:
+                x = _shift(x, fold(shift_seed, number))
+            return x, y
+
+        return batches.map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    batches = -(-len(labels) // cfg.batch_size)  # what flat_map cannot tell Keras
+    ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(tf.data.AUTOTUNE)
 
 
-def _shift(images, labels):
-    """Shift a whole batch by up to 2 pixels (pad, then crop at a random offset)."""
+def epoch_variable():
+    """The epoch a training pass is in (dataset), which the training loop sets."""
+    import tensorflow as tf
+
+    return tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+
+def _shift(images, seed):
+    """Shift a whole batch by up to 2 pixels (pad, then crop at an offset that `seed`, a pair
+    of integers, fixes: a stateless random op)."""
     import tensorflow as tf
 
     padded = tf.pad(images, [[0, 0], [2, 2], [2, 2]])
-    dy, dx = tf.unstack(tf.random.uniform([2], 0, 5, dtype=tf.int32))
-    return padded[:, dy : dy + 28, dx : dx + 28], labels
+    offset = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=5, dtype=tf.int32)
+    dy, dx = tf.unstack(offset)
+    return padded[:, dy : dy + 28, dx : dx + 28]
 
 
-def optimizer(cfg: TrainConfig, steps_per_epoch: int):
+def schedule(cfg: TrainConfig, steps_per_epoch: int):
+    """The one-cycle learning rate: a linear warm-up over the first fifth of the steps from a
+    tenth of `cfg.learning_rate` to it, then a cosine decay to a hundredth of it."""
     import keras
 
     total = max(1, cfg.epochs * steps_per_epoch)
     warmup = max(1, total // 5)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=cfg.learning_rate / 10,
         decay_steps=max(1, total - warmup),
         warmup_target=cfg.learning_rate,
         warmup_steps=warmup,
         alpha=0.01,
     )
-    return keras.optimizers.Adam(learning_rate=schedule)
+
+
+def optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    return keras.optimizers.Adam(learning_rate=schedule(cfg, steps_per_epoch))
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> list[list[int]]:

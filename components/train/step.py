@@ -48,6 +48,20 @@ def run_step(
     return result, record
 
 
+def step_metrics(result) -> dict[str, float]:
+    """What the step logs as its metrics (the KFP UI's table): test accuracy and loss, the
+    training time, and the last epoch's validation accuracy when some examples were held out."""
+    metrics = {
+        "test_accuracy": result.test_accuracy,
+        "test_loss": result.test_loss,
+        "train_seconds": round(result.seconds, 1),
+    }
+    last = result.history[-1] if result.history else {}
+    if "validation_accuracy" in last:
+        metrics["validation_accuracy"] = last["validation_accuracy"]
+    return metrics
+
+
 def _train_here(cfg, dataset_uri, store_uri, s3_endpoint, run_id, model_dir, report_path):
     """Train in this process, each epoch checkpointed under the store's checkpoints/<run id>."""
     from components.train.trainer import train_from_store

@@ -42,16 +42,20 @@ def train(
 ) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch.
 
-    With `checkpoints` (a StoreCheckpoints: components/train/checkpoints.py), the training
-    state is saved after every epoch, and a run that finds one resumes after it. With more
-    than one GPU (or `devices`), the replicas train in step (choose_strategy, scaled).
+    The seeds are set once, here, and TensorFlow's ops made deterministic (cfg.deterministic):
+    the same data and config give the same weights. With `cfg.validation_split`, the last
+    share of the training examples is held out and each epoch's row gains its
+    validation_accuracy and validation_loss. With `checkpoints` (a StoreCheckpoints:
+    components/train/checkpoints.py), the training state is saved after every epoch, and a run
+    that finds one resumes after it. With more than one GPU (or `devices`), the replicas train
+    in step (choose_strategy, scaled), their batch normalisation synchronized.
     """
-    images, labels = train_data
-    if cfg.train_limit:
-        images, labels = images[: cfg.train_limit], labels[: cfg.train_limit]
+    model_.seed_everything(cfg.seed, cfg.deterministic)
+    (images, labels), validation = model_.split(train_data, cfg)
     log.info(
-        "training on %d examples, testing on %d, %s; %s",
+        "training on %d examples, validating on %d, testing on %d, %s; %s",
         len(images),
+        len(validation[0]) if validation else 0,
         len(test_data[0]),
         devices_.describe_devices(),
         asdict(cfg),
@@ -72,23 +76,27 @@ def train(
 
         keras.mixed_precision.set_global_policy("mixed_float16")
         log.info("mixed precision (float16 compute): every GPU has compute capability >= 7.0")
-    train_ds = model_.dataset(images, labels, cfg, training=True)
+    epoch = model_.epoch_variable()  # which epoch's order and shifts train_ds yields
+    train_ds = model_.dataset(images, labels, cfg, training=True, epoch=epoch)
     feed = devices_.input_rate(train_ds)
     with strategy.scope():
-        model = model_.build_model(cfg.seed)
+        model = model_.build_model(dropout=cfg.dropout, synchronized=replicas > 1)
         model.compile(
             optimizer=model_.optimizer(cfg, steps),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
     test_ds = model_.dataset(*test_data, cfg=cfg, training=False)
+    validation_ds = model_.dataset(*validation, cfg=cfg, training=False) if validation else None
     callback = callbacks_.epoch_logger(test_ds, on_epoch, cfg.epochs, steps, len(images), feed)
     callbacks = [callback]
     if checkpoints is not None:
         callbacks = _resumed(model, strategy, checkpoints, callback)
+    callbacks.insert(0, callbacks_.epoch_setter(epoch))
     start = time.monotonic()
     model.fit(
         train_ds,
+        validation_data=validation_ds,  # Keras adds val_loss and val_accuracy to the epoch's logs
         epochs=cfg.epochs,
         verbose=0,
         shuffle=False,  # the tf.data pipeline shuffles

@@ -112,6 +112,7 @@ def _steps():
 BAD = {  # a refused value for each parameter a step may receive
     "source": "gopher://mnist", "store_uri": "ftp://x/y", "s3_endpoint": "a@b:1",
     "epochs": 0, "batch_size": 0, "learning_rate": 2.0, "seed": -1, "train_limit": -1,
+    "validation_split": 0.6,
     "train_workers": 0, "min_accuracy": 7.0, "images_uri": "ftp://x", "results_uri": "ftp://x",
     "min_confidence": 2.0, "max_failed_fraction": -1.0, "serving_endpoint": "a b",
     "algorithm": "guess", "goal": 2.0, "max_trials": 0, "parallel_trials": 0, "max_epochs": 0,
