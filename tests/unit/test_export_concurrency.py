@@ -4,19 +4,32 @@ Each "model" here is a folder of distinct random files shaped like a SavedModel;
 which bytes land in which version. Processes are forced to meet at every phase of `publish`
 (after listing, after claiming, after the variables, before the last file), then left to race
 freely many times, on a folder and on S3. Afterwards every complete version must hold exactly
-the files of one model, and no version may have been written twice.
+the files of one model, and no version may have been written twice. The claim those processes
+rely on is also checked step by step in this one process: a version another export claimed
+meanwhile, the phases, what a claim says, the bound on tries, which folders are versions.
 """
 
 from __future__ import annotations
 
+import calendar
+import json
 import multiprocessing
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
 
-from components.export.exporter import CLAIM_FILE, SAVED_MODEL_PB, publish
-from components.store import open_store
+from components.export.exporter import (
+    CLAIM_FILE,
+    SAVED_MODEL_PB,
+    ExportError,
+    claim_version,
+    existing_versions,
+    publish,
+)
+from components.store import AlreadyExists, open_store
 
 PREFIX = "models/mnist"
 FILES = ("saved_model.pb", "variables/variables.index", "variables/variables.data-00000-of-00001")
@@ -122,3 +135,89 @@ def test_a_version_left_half_written_is_skipped_not_reused(tmp_path):
     assert version == 2
     assert store.get_bytes(f"{PREFIX}/1/variables/variables.index") == b"old"
     assert store.stat(f"{PREFIX}/1/{SAVED_MODEL_PB}") is None
+
+
+# -- the claim, in this process: what the racing processes above rely on ----------------------
+
+
+def test_a_version_claimed_between_listing_and_claiming_is_left_to_its_owner(tmp_path, caplog):
+    """Another export claims version 1 after this one listed the store: this one takes 2, and
+    the other's claim is not touched."""
+    store = open_store(str(tmp_path / "store"))
+    _fake_model(tmp_path / "m", 0)
+
+    def other_export_claims(phase: str, version: int) -> None:
+        if phase == "listed":
+            store.put_bytes(f"{PREFIX}/{version}/{CLAIM_FILE}", b"the other export", exclusive=True)
+
+    caplog.set_level("INFO", logger="mnist")
+    assert publish(tmp_path / "m", store, PREFIX, other_export_claims)[0] == 2
+    assert store.get_bytes(f"{PREFIX}/1/{CLAIM_FILE}") == b"the other export"
+    assert [i.key for i in store.list(f"{PREFIX}/1")] == [f"{PREFIX}/1/{CLAIM_FILE}"]
+    assert "version 1 was claimed by another export; trying 2" in caplog.messages
+
+
+def test_each_phase_is_announced_with_its_version(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    _fake_model(tmp_path / "m", 0)
+    phases: list[tuple[str, int]] = []
+    for _ in range(2):
+        publish(tmp_path / "m", store, PREFIX, lambda phase, v: phases.append((phase, v)))
+    assert phases == [
+        (phase, version)
+        for version in (1, 2)
+        for phase in ("listed", "claimed", "uploaded", "published")
+    ]
+
+
+def test_a_claim_says_who_claimed_the_version_and_when(tmp_path, monkeypatch):
+    monkeypatch.setenv("KFP_RUN_ID", "run-42")
+    store = open_store(str(tmp_path / "store"))
+    _fake_model(tmp_path / "m", 0)
+    before = time.time()
+    publish(tmp_path / "m", store, PREFIX)
+    claim = json.loads(store.get_bytes(f"{PREFIX}/1/{CLAIM_FILE}"))
+    assert set(claim) == {"host", "pid", "run", "claimed_at"}
+    assert (claim["host"], claim["pid"], claim["run"]) == (
+        socket.gethostname(),
+        os.getpid(),
+        "run-42",
+    )
+    claimed = calendar.timegm(time.strptime(claim["claimed_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert before - 1 <= claimed <= time.time()
+
+
+def test_a_claim_outside_kfp_names_no_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("KFP_RUN_ID", raising=False)
+    store = open_store(str(tmp_path / "store"))
+    _fake_model(tmp_path / "m", 0)
+    publish(tmp_path / "m", store, PREFIX)
+    assert json.loads(store.get_bytes(f"{PREFIX}/1/{CLAIM_FILE}"))["run"] == ""
+
+
+def test_claiming_gives_up_after_a_hundred_taken_versions(tmp_path):
+    store = open_store(str(tmp_path / "store"))
+    tried = []
+
+    def always_taken(key, data, exclusive=False):
+        tried.append((key, exclusive))
+        raise AlreadyExists(key)
+
+    store.put_bytes = always_taken
+    with pytest.raises(ExportError) as e:
+        claim_version(store, PREFIX)
+    assert str(e.value) == f"could not claim a version under {store.uri(PREFIX)} in 100 tries"
+    assert tried == [(f"{PREFIX}/{v}/{CLAIM_FILE}", True) for v in range(1, 101)]
+
+
+def test_the_next_version_follows_every_numbered_folder_and_nothing_else(tmp_path):
+    """Complete, claimed-only and abandoned versions all count; a folder whose name is not a
+    canonical number (a person's notes, a backup, a zero-padded copy) does not."""
+    store = open_store(str(tmp_path / "store"))
+    for key in ("2/saved_model.pb", f"5/{CLAIM_FILE}", "7/variables/variables.index",
+                "v9/x", "X8/x", "12.bak/x", "011/x", "٣٣/x", "notes.txt"):  # fmt: skip
+        store.put_bytes(f"{PREFIX}/{key}", b"x")
+    store.put_bytes("models/other/30/saved_model.pb", b"another model's versions")
+    assert existing_versions(store, PREFIX) == {2, 5, 7}
+    assert existing_versions(store, PREFIX + "/") == {2, 5, 7}
+    assert claim_version(store, PREFIX) == 8

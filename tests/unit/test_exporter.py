@@ -1,5 +1,6 @@
 """Export: the serving signature, atomic versioned publishing, the infra check, warm-up records."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,63 @@ def test_the_infra_check_fails_on_classes_that_are_not_the_argmax(tmp_path, caps
     expected = np.eye(10, dtype=np.float32)[[3, 3]]
     assert verify_with(tmp_path / "contrary", sample, expected, tmp_path) == 1
     assert capsys.readouterr().out == "classes differ from the argmax of the probabilities\n"
+
+
+# -- the export step's work, end to end in this process --------------------------------------
+
+
+def test_export_publishes_a_checked_version_with_its_lineage_and_drops_the_checkpoints(
+    model, tmp_path, caplog
+):
+    from components.common import provenance
+
+    model_dir, store = tmp_path / "model", LocalStore(tmp_path / "store")
+    model_dir.mkdir()
+    model.save(model_dir / spec.MODEL_FILE)
+    checkpoints = store.uri("checkpoints/r1")
+    lineage = {"dataset_digest": "d1", "run": {"id": "r1"}, "checkpoints_uri": checkpoints}
+    (model_dir / provenance.PROVENANCE_FILE).write_text(json.dumps(lineage))
+    for name in ("epoch-0001/latest.weights.h5", "LATEST.json"):
+        store.put_bytes(f"checkpoints/r1/{name}", b"x")
+    caplog.set_level("INFO", logger="mnist")
+
+    meta = exporter.export_from_artifact(
+        model_dir, tmp_path / "work", store, "models/mnist", tmp_path / "artifact", task_id="t-7"
+    )
+
+    digest = provenance.folder_digest(tmp_path / "artifact")
+    assert meta == {
+        "published_uri": store.uri("models/mnist/1"),
+        "version": 1,
+        "signature": spec.SIGNATURE,
+        "saved_model_digest": digest,
+        "dataset_digest": "d1",
+    }
+    version = tmp_path / "store/models/mnist/1"
+    record = json.loads((version / provenance.PROVENANCE_FILE).read_text())
+    assert record.pop("exported_at")
+    assert record == {
+        "dataset_digest": "d1",
+        "run": {"id": "r1", "export_task_id": "t-7"},
+        "saved_model_digest": digest,
+    }
+    assert (
+        provenance.folder_digest(version, skip=(provenance.PROVENANCE_FILE, "CLAIM.json")) == digest
+    )
+    assert (version / exporter.WARMUP_FILE).is_file() and (
+        version / exporter.SAVED_MODEL_PB
+    ).is_file()
+    assert not list(store.list("checkpoints/r1"))
+    assert f"removed the run's 2 checkpoint file(s) at {checkpoints}" in caplog.messages
+
+
+def test_a_model_without_lineage_is_exported_with_what_export_knows(model, tmp_path):
+
+    store = LocalStore(tmp_path / "store")
+    sample = exporter.check_sample(n=8)
+    meta = exporter.export_and_publish(model, tmp_path / "work", store, "models/mnist", sample)
+    assert (meta["version"], meta["dataset_digest"]) == (1, "")
+    record = json.loads((tmp_path / "store/models/mnist/1/provenance.json").read_text())
+    assert set(record) == {"saved_model_digest", "exported_at"}
+    assert record["saved_model_digest"] == meta["saved_model_digest"]
+    assert list(store.list("checkpoints")) == []
