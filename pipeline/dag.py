@@ -19,11 +19,13 @@ from components.batch_predict.component import batch_predict
 from components.check_parameters.component import check_parameters
 from components.common import spec
 from components.common.parameters import DEFAULTS as D
+from components.common.parameters import TUNE_DEFAULTS as TD
 from components.deploy.component import deploy
 from components.download.component import download
 from components.export.component import export
 from components.train.component import train
 from components.tune.component import tune
+from components.tune.search import unusable_algorithms
 from components.unpack_upload.component import unpack_and_upload
 from pipeline import cluster
 from pipeline.cluster import ClusterOptions
@@ -37,6 +39,13 @@ PIPELINE_DESCRIPTION = (
     "enough, and classify every image under a prefix."
 )
 TUNE_PIPELINE_NAME = "mnist-tune"
+TUNE_PIPELINE_DISPLAY_NAME = (
+    "MNIST digits: tune with Katib, then train, gate, export, batch-predict"
+)
+TUNE_PIPELINE_DESCRIPTION = (
+    "A Katib search over learning_rate, batch_size and epochs, each trial scored on its "
+    "validation split, then the MNIST pipeline with the best trial's values."
+)
 DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
 TUNE_TIMEOUT_SECONDS = 6 * 3600  # for the Katib Experiment to end
 
@@ -99,15 +108,18 @@ def build_pipeline(options: ClusterOptions | None = None):
 
 def build_tune_pipeline(options: ClusterOptions | None = None):
     """The `mnist-tune` pipeline: a Katib search (tune) after unpack-and-upload, then train,
-    gate, export and batch-predict with the best trial's hyper-parameters."""
+    gate, export and batch-predict with the best trial's hyper-parameters. Refused when an
+    algorithm the pipeline offers (ALGORITHMS) cannot search its space."""
     options = options or ClusterOptions()
     options.validate()
+    unusable = unusable_algorithms()
+    if unusable:
+        raise TypeError(f"{TUNE_PIPELINE_NAME} offers an algorithm Katib cannot run: {unusable[0]}")
 
     @dsl.pipeline(
         name=TUNE_PIPELINE_NAME,
-        display_name="MNIST digits: tune with Katib, then train, gate, export, batch-predict",
-        description="A Katib search over learning_rate, batch_size and epochs, then the MNIST "
-        "pipeline with the best trial's values.",
+        display_name=TUNE_PIPELINE_DISPLAY_NAME,
+        description=TUNE_PIPELINE_DESCRIPTION,
     )
     @from_table(TUNING, "Tune with Katib, then train, gate, export, predict.")
     def mnist_tune(
@@ -117,7 +129,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         s3_endpoint: str = D["s3_endpoint"],
         seed: int = D["seed"],
         train_limit: int = D["train_limit"],
-        validation_split: float = D["validation_split"],
+        validation_split: float = TD["validation_split"],
         train_workers: int = D["train_workers"],
         min_accuracy: float = D["min_accuracy"],
         images_uri: str = D["images_uri"],
@@ -148,7 +160,8 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         )
         searched = tune(
             dataset_uri=dataset, s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
-            max_epochs=max_epochs, algorithm=algorithm, goal=goal, max_trials=max_trials,
+            validation_split=validation_split, max_epochs=max_epochs, algorithm=algorithm,
+            goal=goal, max_trials=max_trials,
             parallel_trials=parallel_trials, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             trial_pod=json.dumps(cluster.trial_pod(options), sort_keys=True),
             timeout_seconds=TUNE_TIMEOUT_SECONDS,

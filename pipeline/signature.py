@@ -9,14 +9,24 @@ descriptions the Kubeflow UI shows, is written from the table's help.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 
-from components.common.parameters import PARAMETERS, TUNE_PARAMETERS, Param
+from components.common.parameters import PARAMETERS, TUNE_DEFAULTS, TUNE_PARAMETERS, Param
 
 TUNED = ("epochs", "batch_size", "learning_rate")  # what the tuning pipeline's search sets
 MAIN: tuple[Param, ...] = PARAMETERS
-TUNING: tuple[Param, ...] = tuple(p for p in PARAMETERS if p.name not in TUNED) + TUNE_PARAMETERS
+# The main pipeline's parameters but the searched ones, with the tuning pipeline's own defaults
+# (TUNE_DEFAULTS), then the search's.
+TUNING: tuple[Param, ...] = (
+    tuple(
+        dataclasses.replace(p, default=TUNE_DEFAULTS.get(p.name, p.default))
+        for p in PARAMETERS
+        if p.name not in TUNED
+    )
+    + TUNE_PARAMETERS
+)
 
 
 def drift(func: Callable, params: tuple[Param, ...]) -> list[str]:

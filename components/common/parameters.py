@@ -175,13 +175,16 @@ TUNE_PARAMETERS: tuple[Param, ...] = (
         "goal",
         float,
         0.995,
-        "Stop the search when a trial reaches this test accuracy.",
+        "Stop the search when a trial's last epoch reaches this validation accuracy.",
         checks.within(0, 1),
     ),  # fmt: skip
     Param("max_trials", int, 12, "Trials in all.", checks.within(1, 200)),
     Param("parallel_trials", int, 2, "Trials at once.", checks.within(1, 50)),
     Param("max_epochs", int, 8, "The most epochs a trial trains.", checks.within(1, 100)),
 )
+# The tuning pipeline's own defaults for parameters it shares with the main one: its trials are
+# scored on a validation split, never on the test set, so it holds out a share by default.
+TUNE_DEFAULTS = {"validation_split": 0.1}
 BY_NAME = {p.name: p for p in PARAMETERS}  # the parameters of the main pipeline
 _ALL = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}  # and the tuning pipeline's
 DEFAULTS = {p.name: p.default for p in PARAMETERS + TUNE_PARAMETERS}

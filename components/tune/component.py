@@ -3,6 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
+from kfp.dsl import HTML, Output
 
 from components.images import SLIM_IMAGE
 
@@ -13,6 +14,7 @@ def tune(
     s3_endpoint: str,
     seed: int,
     train_limit: int,
+    validation_split: float,
     max_epochs: int,
     algorithm: str,
     goal: float,
@@ -21,22 +23,26 @@ def tune(
     run_id: str,
     trial_pod: str,
     timeout_seconds: int,
+    report: Output[HTML],
 ) -> NamedTuple("Best", learning_rate=float, batch_size=int, epochs=int):
     """Search learning_rate, batch_size and epochs with Katib; return the best trial's values.
 
     Args:
         dataset_uri: the dataset folder unpack-and-upload wrote.
         s3_endpoint: S3 endpoint of the store, for the trials.
-        seed: the pipeline's seed: every trial trains with it.
+        seed: the pipeline's seed: every trial trains with it, and the search's sampler.
         train_limit: the pipeline's train_limit: every trial trains on the first N images.
+        validation_split: the share of those images a trial holds out and is scored on (above
+            0: the test set is kept for the accuracy gate).
         max_epochs: the largest number of epochs a trial may train.
         algorithm: Katib's search algorithm (tpe, random, grid, bayesianoptimization, ...).
-        goal: stop when a trial reaches this test accuracy.
+        goal: stop when a trial's last epoch reaches this validation accuracy.
         max_trials: trials in all.
         parallel_trials: trials at once.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER): names the Experiment.
         trial_pod: the trials' image and pod settings (JSON, set at compile time).
         timeout_seconds: how long to wait for the Experiment to end.
+        report: every trial's parameters and validation accuracy, the best marked (HTML).
 
     Returns:
         learning_rate, batch_size and epochs of the best trial.
@@ -52,6 +58,7 @@ def tune(
         from components.train.config import TrainConfig
         from components.tune import katib
 
+        fixed = TrainConfig.from_values(locals())  # every training parameter this step gets
         pod = json.loads(trial_pod)
         body = katib.experiment(
             katib.experiment_name(run_id),
@@ -65,7 +72,7 @@ def tune(
             max_trials,
             parallel_trials,
             pod,
-            fixed=TrainConfig(seed=seed, train_limit=train_limit),
+            fixed=fixed,
         )
-        best = katib.tune(body, float(timeout_seconds))
+        best = katib.tune(body, float(timeout_seconds), report_path=report.path)
         return namedtuple("Best", ["learning_rate", "batch_size", "epochs"])(**best)

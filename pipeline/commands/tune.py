@@ -59,6 +59,7 @@ def tune_cmd(
             f"{', '.join(tuned)}: the search sets these; bound epochs with --max-epochs",
             param_hint="--param",
         )
+    _check_search(params, search)
     arguments = {**params, **search}
     experiment = experiment or TUNE_PIPELINE_NAME
     run_name = run_name or default_run_name(TUNE_PIPELINE_NAME)
@@ -72,3 +73,30 @@ def tune_cmd(
             run["run_id"] = start_run(client, kfp_settings, package, **run)
             report_run(client, kfp_settings, run, wait=wait, timeout=timeout,
                        poll_interval=poll_interval, output=output)  # fmt: skip
+
+
+def _check_search(params: dict, search: dict) -> None:
+    """The search's values checked as every parameter is (the table's ranges), then what Katib
+    would refuse once the run is under way (an algorithm's settings, trials with no
+    validation split), refused now in one line (components/tune/search.py)."""
+    from components.common.errors import InputError
+    from components.common.parameters import TUNE_DEFAULTS
+    from components.train.config import TrainConfig
+    from components.tune.search import Search
+    from components.tune.trial import require_validation_split
+    from pipeline.params import ParameterError, validate_arguments
+
+    try:
+        validate_arguments(search)
+    except ParameterError as e:
+        raise click.BadParameter(str(e)) from None
+    problem = Search(
+        search["algorithm"], search["max_epochs"], search["max_trials"], search["parallel_trials"]
+    ).problem()
+    if problem:
+        raise click.UsageError(problem)
+    split = params.get("validation_split", TUNE_DEFAULTS["validation_split"])
+    try:
+        require_validation_split(TrainConfig(validation_split=split))
+    except InputError as e:
+        raise click.BadParameter(str(e), param_hint="--param") from None
