@@ -37,6 +37,13 @@ from pipeline.kfp.pipelines import upload_package
     is_flag=True,
     help="Compile, print what would be uploaded, and stop: no API call.",
 )
+@click.option(
+    "--tune",
+    "tuning",
+    is_flag=True,
+    help="Upload the tuning pipeline (mnist-tune): a Katib search, then train with the best "
+    "trial. [default name: mnist-tune]",
+)
 @output_option
 @cluster_options
 @kfp_options
@@ -46,6 +53,7 @@ def upload_cmd(
     version: str | None,
     description: str | None,
     dry_run: bool,
+    tuning: bool,
     output: str,
     **flags,
 ) -> None:
@@ -59,13 +67,18 @@ def upload_cmd(
     \b
       mnist-pipeline upload                     # then: KFP UI > Pipelines > mnist-digits
       mnist-pipeline upload --version v2-more-epochs
+      mnist-pipeline upload --tune              # the Katib search: Pipelines > mnist-tune
     """
-    from pipeline.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME
+    from pipeline import dag
 
-    name = name or PIPELINE_NAME
-    description = description or PIPELINE_DESCRIPTION
+    default_name, default_description = (
+        (dag.TUNE_PIPELINE_NAME, dag.TUNE_PIPELINE_DESCRIPTION)
+        if tuning
+        else (dag.PIPELINE_NAME, dag.PIPELINE_DESCRIPTION)
+    )
+    name, description = name or default_name, description or default_description
     if dry_run:
-        with compiled_package(flags) as package:
+        with compiled_package(flags, tuning=tuning) as package:
             contents = package_contents(package, {})
         plan = {
             "pipeline": name,
@@ -78,7 +91,7 @@ def upload_cmd(
         }
         emit(plan, output, _show_plan)
         return
-    with compiled_package(flags) as package, kfp_client(kfp_settings) as client:
+    with compiled_package(flags, tuning=tuning) as package, kfp_client(kfp_settings) as client:
         uploaded = upload_package(
             client,
             package,
