@@ -72,17 +72,31 @@ class ClusterOptions:
             raise InputError("--secret-name must not be empty: name the store's Secret")
 
 
-def request_gpu(task: PipelineTask, gpu: GpuOptions) -> PipelineTask:
-    """Accelerator type and limit, node selector and toleration: the one place a GPU is asked."""
+def gpu_settings(gpu: GpuOptions) -> dict:
+    """The GPU limit, node selector and tolerations of a pod that trains, as plain pod-spec
+    values; empty with --no-gpu. The train task's are decided at run time from these
+    (components.common.placement.py)."""
+    if not gpu.enabled:
+        return {}
+    return {
+        "limit": gpu.limit,
+        "nodeSelector": {gpu.node_label_key: gpu.node_label_value},
+        "tolerations": [{"key": gpu.toleration_key, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
+def request_gpu(task: PipelineTask, gpu: GpuOptions, placement: PipelineTask) -> PipelineTask:
+    """The one place the train task asks for a GPU: the accelerator type compiled in, and the
+    limit, node selector and tolerations that `placement` (the check-parameters task) outputs
+    for this run: gpu_settings' when the task trains itself, none when it launches a TFJob."""
     from kfp import kubernetes
 
     if not gpu.enabled:
         return task
-    task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(gpu.limit)
-    kubernetes.add_node_selector(
-        task, label_key=gpu.node_label_key, label_value=gpu.node_label_value
-    )
-    kubernetes.add_toleration(task, key=gpu.toleration_key, operator="Exists", effect="NoSchedule")
+    chosen = placement.outputs
+    task.set_accelerator_type(gpu.accelerator).set_accelerator_limit(chosen[spec.TRAIN_GPUS])
+    kubernetes.add_node_selector_json(task, chosen[spec.TRAIN_NODE_SELECTOR])
+    kubernetes.add_toleration_json(task, chosen[spec.TRAIN_TOLERATIONS])
     return task
 
 
@@ -115,13 +129,10 @@ def trial_pod(options: ClusterOptions) -> dict:
             for key, env in spec.SECRET_KEY_TO_ENV.items()
         ],
     }
-    gpu = options.gpu
-    if gpu.enabled:
-        resources["limits"][gpu.accelerator] = str(gpu.limit)
-        pod["nodeSelector"] = {gpu.node_label_key: gpu.node_label_value}
-        pod["tolerations"] = [
-            {"key": gpu.toleration_key, "operator": "Exists", "effect": "NoSchedule"}
-        ]
+    gpu = gpu_settings(options.gpu)
+    if gpu:
+        resources["limits"][options.gpu.accelerator] = str(gpu["limit"])
+        pod["nodeSelector"], pod["tolerations"] = gpu["nodeSelector"], gpu["tolerations"]
     return pod
 
 

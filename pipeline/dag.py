@@ -94,8 +94,8 @@ def build_pipeline(options: ClusterOptions | None = None):
             options, checked, source, verify_checksums, store_uri, s3_endpoint
         )
         trained = _train(
-            options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
-            train_limit, validation_split, train_workers,
+            options, checked, dataset, store_uri, s3_endpoint, epochs, batch_size,
+            learning_rate, seed, train_limit, validation_split, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -169,9 +169,10 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         searched.set_caching_options(False)
         _on_cluster(options, searched, spec.TUNE, store=False, retry=cluster.retry_network_io)
         best = searched.outputs
+        # The split was the trials' yardstick; the chosen values then train on every image.
         trained = _train(
-            options, dataset, store_uri, s3_endpoint, best["epochs"], best["batch_size"],
-            best["learning_rate"], seed, train_limit, validation_split, train_workers,
+            options, checked, dataset, store_uri, s3_endpoint, best["epochs"],
+            best["batch_size"], best["learning_rate"], seed, train_limit, 0.0, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -184,7 +185,9 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
 
 def _check(options, **parameters):
     """The first task: check-parameters over the pipeline's every parameter."""
-    checked = check_parameters(**parameters)
+    checked = check_parameters(
+        **parameters, train_gpu=json.dumps(cluster.gpu_settings(options.gpu), sort_keys=True)
+    )
     checked.set_caching_options(True)
     _on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
     return checked
@@ -207,10 +210,11 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
 
 
 def _train(
-    options, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
+    options, checked, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
     train_limit, validation_split, train_workers,
 ):  # fmt: skip
-    """The train task on a GPU node; a preempted pod is retried and resumes."""
+    """The train task on a GPU node (when it trains itself: `checked` says, from
+    train_workers); a preempted pod is retried and resumes."""
     trained = train(
         dataset_uri=dataset,
         store_uri=store_uri,
@@ -228,7 +232,7 @@ def _train(
         worker_pod=json.dumps(cluster.trial_pod(options), sort_keys=True),
     )
     trained.set_caching_options(False)
-    cluster.request_gpu(trained, options.gpu)
+    cluster.request_gpu(trained, options.gpu, placement=checked)
     _on_cluster(options, trained, spec.TRAIN, retry=cluster.retry_preemption)
     return trained
 

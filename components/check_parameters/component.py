@@ -7,6 +7,8 @@ again (components/common/failure.py `reported`), so a component reused in anothe
 no less safe. tests/compile checks that this signature is the table's.
 """
 
+from typing import NamedTuple
+
 from kfp import dsl
 
 from components.images import SLIM_IMAGE
@@ -40,13 +42,25 @@ def check_parameters(
     max_trials: int = 12,
     parallel_trials: int = 2,
     max_epochs: int = 8,
-):
+    # Not a pipeline parameter: the train task's GPU settings, compiled in (pipeline/cluster.py).
+    train_gpu: str = "{}",
+) -> NamedTuple("Outputs", train_gpus=int, train_node_selector=dict, train_tolerations=list):
     """Check every pipeline parameter's value (components/common/parameters.py); fail the run
-    with one line naming the first bad one."""
+    with one line naming the first bad one.
+
+    Returns:
+        train_gpus: the GPUs the train task's pod asks for: none when it launches a TFJob.
+        train_node_selector: its node selector (the GPU nodes', or none).
+        train_tolerations: its tolerations (the GPU taint's, or none).
+    """
     from components.common import spec as names
     from components.common.failure import reported
 
     with reported(names.CHECK_PARAMETERS, locals()):
+        import json
+
         from components.common.log import get_logger
+        from components.common.placement import train_placement
 
         get_logger(names.CHECK_PARAMETERS).info("every parameter is within its bounds")
+        return train_placement(train_workers, json.loads(train_gpu))

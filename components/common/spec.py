@@ -41,6 +41,12 @@ ACCURACY_OUTPUT = "test_accuracy"  # train: what the accuracy gate compares
 MODEL_URI_OUTPUT = "model_uri"  # export: the published version folder
 PREDICTIONS_URI_OUTPUT = "predictions_uri"  # batch-predict: predictions.csv
 URL_OUTPUT = "url"  # deploy: the InferenceService's predictor URL
+# check-parameters: what the train task's pod asks for (components.common.placement.py)
+TRAIN_GPUS, TRAIN_NODE_SELECTOR, TRAIN_TOLERATIONS = (
+    "train_gpus",
+    "train_node_selector",
+    "train_tolerations",
+)
 REPORT_OUTPUT = "report"  # the HTML page of train and of batch-predict
 MODEL_FILE = "model.keras"  # what train writes into its Model artifact, and export reads
 

@@ -66,16 +66,68 @@ def test_without_pod_retries_no_task_is_retried(tmp_path):
     assert not [name for name, task in all_tasks(doc["spec"]).items() if "retryPolicy" in task]
 
 
+def train_pod(doc: dict, train_workers: int) -> dict:
+    """The train pod's GPU limit, node selector and tolerations as the KFP backend resolves them
+    in a run with `train_workers`: the check-parameters task runs (its own function, with the
+    constant the YAML gives it), and the train task's placeholders take its outputs."""
+    import inspect
+    import json
+
+    from components.check_parameters.component import check_parameters
+    from components.common.parameters import DEFAULTS
+
+    checked = all_tasks(doc["spec"])[spec.CHECK_PARAMETERS]["inputs"]["parameters"]
+    takes = inspect.signature(check_parameters.python_func).parameters
+    values = {name: DEFAULTS[name] for name in takes if name in DEFAULTS}
+    values |= {"train_workers": train_workers}
+    values["train_gpu"] = checked["train_gpu"]["runtimeValue"]["constant"]
+    names = (spec.TRAIN_GPUS, spec.TRAIN_NODE_SELECTOR, spec.TRAIN_TOLERATIONS)
+    outputs = dict(zip(names, check_parameters.python_func(**values), strict=True))
+    train = all_tasks(doc["spec"])["train"]["inputs"]["parameters"]
+
+    def output(wire: dict):
+        source = wire["taskOutputParameter"]
+        assert source["producerTask"] == spec.CHECK_PARAMETERS
+        return json.loads(json.dumps(outputs[source["outputParameterKey"]]))
+
+    pod = {"gpus": None, "nodeSelector": {}, "tolerations": []}
+    accelerator = executor(doc["spec"], "train").get("resources", {}).get("accelerator")
+    if accelerator:
+        count = accelerator["resourceCount"]  # {{$.inputs.parameters['<input>']}}
+        pod["gpus"] = (accelerator["resourceType"], output(train[count.split("'")[1]]))
+    platform = k8s(doc, "train")
+    if "nodeSelector" in platform:
+        pod["nodeSelector"] = output(platform["nodeSelector"]["nodeSelectorJson"])
+    for toleration in platform.get("tolerations", []):
+        pod["tolerations"] += output(toleration["tolerationJson"])
+    return pod
+
+
 def test_the_train_task_asks_for_the_configured_gpus_on_the_configured_nodes(custom):
-    accelerator = executor(custom["spec"], "train")["resources"]["accelerator"]
-    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("amd.com/gpu", "2")
-    platform = k8s(custom, "train")
-    assert platform["nodeSelector"]["labels"] == {"pool": "a100"}
-    assert platform["tolerations"] == [
-        {"key": "dedicated-gpu", "operator": "Exists", "effect": "NoSchedule"}
-    ]
+    assert train_pod(custom, train_workers=1) == {
+        "gpus": ("amd.com/gpu", 2),
+        "nodeSelector": {"pool": "a100"},
+        "tolerations": [{"key": "dedicated-gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }
     for task in set(TASKS) - {"train"}:
         assert "nodeSelector" not in k8s(custom, task) and "tolerations" not in k8s(custom, task)
+        assert "accelerator" not in executor(custom["spec"], task).get("resources", {})
+
+
+@pytest.mark.parametrize("workers", [2, 8])
+def test_a_train_task_that_launches_a_tfjob_holds_no_gpu(custom, workers):
+    """With train_workers >= 2 the train task only creates the TFJob and waits: its replicas
+    hold the GPUs (tests/unit/test_trial_pod.py), the waiting pod none, on no GPU node."""
+    assert train_pod(custom, workers) == {
+        "gpus": ("amd.com/gpu", 0),
+        "nodeSelector": {},
+        "tolerations": [],
+    }
+
+
+def test_without_a_gpu_the_train_task_asks_for_none(tmp_path):
+    doc = compiled(tmp_path, ClusterOptions(gpu=GpuOptions(enabled=False)))
+    assert train_pod(doc, 1) == {"gpus": None, "nodeSelector": {}, "tolerations": []}
 
 
 @pytest.mark.parametrize("task", [*TASKS, spec.CHECK_PARAMETERS])

@@ -53,7 +53,8 @@ def test_five_tasks_in_order(default):
     assert set(TASKS) <= set(tasks)
     deps = {name: set(tasks[name].get("dependentTasks", [])) for name in TASKS}
     assert deps["unpack-and-upload"] == {"download"}
-    assert deps["train"] == {"unpack-and-upload"}
+    # and on check-parameters, whose outputs say whether its pod holds a GPU (train_workers)
+    assert deps["train"] == {"unpack-and-upload", "check-parameters"}
     assert deps["batch-predict"] == {"export"}
     condition = tasks["condition-1"]
     assert condition["dependentTasks"] == ["train"]
@@ -67,33 +68,21 @@ def test_min_accuracy_gate(default):
 
 
 def test_train_requests_gpu_node(default):
-    resources = executor(default["spec"], "train")["resources"]
-    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert resources["accelerator"]["resourceCount"] == "1"
-    platform = k8s(default, "train")
-    assert platform["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
-    assert platform["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-    ]
+    """The defaults; tests/compile/test_cluster_settings.py resolves the run-time values."""
+    from tests.compile.test_cluster_settings import train_pod
+
+    assert train_pod(default, 1) == {
+        "gpus": ("nvidia.com/gpu", 1),
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    }
     for other in set(TASKS) - {"train"}:
         assert "accelerator" not in executor(default["spec"], other).get("resources", {})
 
 
-def test_gpu_settings_configurable_at_compile_time(tmp_path):
-    gpu = GpuOptions(
-        limit=2, node_label_key="pool", node_label_value="a100", toleration_key="dedicated"
-    )
-    doc = compiled(tmp_path, ClusterOptions(gpu=gpu, secret_name="my-store"))
-    assert executor(doc["spec"], "train")["resources"]["accelerator"]["resourceCount"] == "2"
-    assert k8s(doc, "train")["nodeSelector"]["labels"] == {"pool": "a100"}
-    assert k8s(doc, "train")["tolerations"][0]["key"] == "dedicated"
+def test_store_secret_configurable_at_compile_time(tmp_path):
+    doc = compiled(tmp_path, ClusterOptions(secret_name="my-store"))
     assert k8s(doc, "export")["secretAsEnv"][0]["secretName"] == "my-store"
-
-
-def test_no_gpu_option(tmp_path):
-    doc = compiled(tmp_path, ClusterOptions(gpu=GpuOptions(enabled=False)))
-    assert "accelerator" not in executor(doc["spec"], "train").get("resources", {})
-    assert "nodeSelector" not in k8s(doc, "train")
 
 
 def test_bad_gpu_options_refused_at_build_time():
@@ -297,6 +286,21 @@ def test_every_parameter_is_checked_by_the_first_task_before_anything_runs(tmp_p
     assert tasks[spec.DOWNLOAD]["dependentTasks"] == [spec.CHECK_PARAMETERS]
     inputs = pipeline_spec["root"]["inputDefinitions"]["parameters"]
     wired = checked["inputs"]["parameters"]
+    gpu = wired.pop("train_gpu")  # the train pod's GPU settings, compiled in: not a parameter
+    assert "runtimeValue" in gpu
     assert {name: wire["componentInputParameter"] for name, wire in wired.items()} == {
         name: name for name in inputs
     }
+
+
+def test_the_tuned_model_trains_on_every_image_the_trials_split(tmp_path):
+    """Katib's trials score a held-out validation split (the pipeline's validation_split); the
+    final train task, with the best trial's values, trains on the whole training set."""
+    out = tmp_path / "tune.yaml"
+    compile_pipeline(str(out), tuning=True)
+    tasks = all_tasks(next(yaml.safe_load_all(out.read_text())))
+    assert tasks[spec.TUNE]["inputs"]["parameters"]["validation_split"] == {
+        "componentInputParameter": "validation_split"
+    }
+    split = tasks[spec.TRAIN]["inputs"]["parameters"]["validation_split"]
+    assert split["runtimeValue"]["constant"] == 0.0

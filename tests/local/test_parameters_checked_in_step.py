@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 
 import kfp.local
 import pytest
@@ -73,8 +74,9 @@ def test_a_source_urlsplit_cannot_read_ends_the_check_step_in_one_line(tmp_path,
 
 
 def test_the_check_step_takes_every_parameter_of_both_pipelines_with_the_tables_types():
-    signature = inspect.signature(check_parameters.python_func).parameters
+    signature = dict(inspect.signature(check_parameters.python_func).parameters)
     table = {p.name: p for p in PARAMETERS + TUNE_PARAMETERS}
+    signature.pop("train_gpu")  # not a parameter: the train pod's GPU settings, compiled in
     assert set(signature) == set(table)
     for name, arg in signature.items():
         assert arg.annotation in (table[name].type, table[name].type.__name__), name
@@ -86,7 +88,15 @@ def test_good_values_pass_the_check_step(tmp_path):
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
     values = {p.name: p.default for p in PARAMETERS}
     task = check_parameters(**values)
-    assert task.outputs == {}
+    # no GPU settings compiled in: the train pod asks for none
+    assert task.outputs == {"train_gpus": 0, "train_node_selector": {}, "train_tolerations": []}
+    gpu = {"limit": 1, "nodeSelector": {"gpu": "yes"}, "tolerations": [{"key": "gpu"}]}
+    task = check_parameters(**values, train_gpu=json.dumps(gpu))
+    assert task.outputs == {
+        "train_gpus": 1,
+        "train_node_selector": {"gpu": "yes"},
+        "train_tolerations": [{"key": "gpu"}],
+    }
 
 
 def test_the_pipeline_function_reads_as_written():
