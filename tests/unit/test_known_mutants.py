@@ -159,7 +159,14 @@ MUTANTS = (
     Mutant(
         "trial-pod-loses-the-gpu-node-selector",
         CLUSTER,
-        ((('        pod["nodeSelector"] = {gpu.node_label_key: gpu.node_label_value}\n', ""),),),
+        (
+            (
+                (
+                    'pod["nodeSelector"], pod["tolerations"] = gpu["nodeSelector"], gpu["tolerations"]',  # noqa: E501
+                    'pod["tolerations"] = gpu["tolerations"]',
+                ),
+            ),
+        ),
         GPU_TESTS,
     ),
     Mutant(
@@ -168,12 +175,18 @@ MUTANTS = (
         (
             (
                 (
-                    'resources["limits"][gpu.accelerator] = str(gpu.limit)',
-                    'resources["limits"][gpu.accelerator] = "1"',
+                    'resources["limits"][options.gpu.accelerator] = str(gpu["limit"])',
+                    'resources["limits"][options.gpu.accelerator] = "1"',
                 ),
             ),
         ),
         GPU_TESTS,
+    ),
+    Mutant(  # not one of the review's twelve: the TFJob launcher's GPU (issue 23)
+        "tfjob-launcher-holds-a-gpu",
+        "components/common/placement.py",
+        ((("if train_workers > 1 or not gpu:", "if not gpu:"),),),
+        ("tests/compile/test_cluster_settings.py",),
     ),
     Mutant(
         "checkpoints-previous-epoch-folder-never-removed",
