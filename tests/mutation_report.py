@@ -4,11 +4,18 @@ the survivors by name, and a non-zero exit when a module is below the goal.
     python tests/mutation_report.py                 # every module [tool.mutmut] mutates
     python tests/mutation_report.py pipeline/ components/store/   # only these
     python tests/mutation_report.py --survivors     # the names alone, for `mutmut run NAME...`
+    python tests/mutation_report.py --diffs         # and what each survivor changed
 
 It reads mutmut's own per-file results (mutants/<path>.meta, the exit code of each mutant's
 tests). A mutant counts as killed when its tests failed or timed out (mutmut's badge counts the
 same way); one mutmut skipped is left out of the total. Survivors, mutants no test reached and
 mutants never run count against the ratio: a module whose tests did not run is not a good one.
+
+A survivor that cannot change behaviour (an equivalent mutant) is listed, with the text of its
+change and why, under [tool.mutation-report] `equivalent` in pyproject.toml; it is then left
+out of the total and shown apart. Each entry is checked against the mutant's code in mutants/:
+when the code has moved on and the name now stands for another change, the entry is reported
+as stale and the mutant counts again.
 """
 
 from __future__ import annotations
@@ -31,17 +38,19 @@ KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout"
           255: "timeout", 37: "type check"}  # fmt: skip
 NOT_KILLED = {0: "survived", 5: "no tests", 33: "no tests", None: "not run"}
 SKIPPED = {34}
+LEFT_OUT = ("skipped", "equivalent")
 
 
 @dataclass
 class Module:
     path: str
     counts: Counter = field(default_factory=Counter)
-    survivors: list[str] = field(default_factory=list)
+    survivors: list[tuple[str, str]] = field(default_factory=list)  # (name, status)
+    equivalent: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return sum(n for status, n in self.counts.items() if status != "skipped")
+        return sum(n for status, n in self.counts.items() if status not in LEFT_OUT)
 
     @property
     def killed(self) -> int:
@@ -52,9 +61,13 @@ class Module:
         return self.killed / self.total if self.total else 1.0
 
 
-def mutated_paths(repo: Path) -> list[str]:
+def settings(repo: Path) -> tuple[dict, list[dict]]:
+    tool = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]
+    return tool["mutmut"], tool.get("mutation-report", {}).get("equivalent", [])
+
+
+def mutated_paths(conf: dict, repo: Path) -> list[str]:
     """The files [tool.mutmut] mutates (source_paths narrowed by only_mutate)."""
-    conf = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["mutmut"]
     files = sorted(
         str(p.relative_to(repo))
         for root in conf["source_paths"]
@@ -76,35 +89,91 @@ def status(exit_code: int | None) -> str:
     return KILLED.get(exit_code) or NOT_KILLED.get(exit_code) or "suspicious"
 
 
-def read(repo: Path, paths: list[str]) -> list[Module]:
-    modules = []
+def dotted(path: str) -> str:
+    """The module mutmut names a file's mutants after (a package's own: without __init__)."""
+    return path.removesuffix(".py").replace("/", ".").removesuffix(".__init__")
+
+
+def mutant_source(repo: Path, path: str, name: str) -> str:
+    """The code of mutant `name` as mutmut wrote it into mutants/<path> (its .spans index)."""
+    function = name.removeprefix(dotted(path) + ".")
+    spans = json.loads((repo / "mutants" / f"{path}.spans").read_text())["spans"]
+    if function not in spans:
+        return ""
+    start, end = spans[function]
+    lines = (repo / "mutants" / path).read_text().splitlines()
+    return "\n".join(lines[start - 1 : end])
+
+
+def equivalent_here(repo: Path, path: str, entries: list[dict]) -> tuple[set[str], list[str]]:
+    """(the names of this file's equivalent mutants whose change is still what the entry says,
+    a line for each entry that no longer is)."""
+    module = dotted(path)
+    good, stale = set(), []
+    for entry in entries:
+        name = entry["name"]
+        if not name.startswith(module + ".") or "." in name[len(module) + 1 :]:
+            continue
+        if entry["change"] in mutant_source(repo, path, name):
+            good.add(name)
+        else:
+            stale.append(f"{name}: no longer {entry['change']!r}; update or remove its entry")
+    return good, stale
+
+
+def read(repo: Path, paths: list[str], entries: list[dict]) -> tuple[list[Module], list[str]]:
+    modules, stale = [], []
     for path in paths:
         module = Module(path)
         meta = repo / "mutants" / f"{path}.meta"
         if meta.is_file():
+            equivalent, out_of_date = equivalent_here(repo, path, entries)
+            stale += out_of_date
             for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
                 s = status(code)
+                if s == "survived" and name in equivalent:
+                    s = "equivalent"
+                    module.equivalent.append(name)
                 module.counts[s] += 1
-                if s not in KILLED.values() and s != "skipped":
-                    module.survivors.append(f"{name}  ({s})")
+                if s not in KILLED.values() and s not in LEFT_OUT:
+                    module.survivors.append((name, s))
         modules.append(module)
-    return [m for m in modules if m.counts]  # a file with no function has no mutant
+    return [m for m in modules if m.counts], stale  # a file with no function has no mutant
 
 
 def table(modules: list[Module], goal: float) -> str:
     width = max([len(m.path) for m in modules] + [len("module")])
-    lines = [f"{'module':<{width}}  {'killed/total':>12}  {'ratio':>6}  not killed"]
+    lines = [f"{'module':<{width}}  {'killed/total':>12}  {'ratio':>6}  not counted; not killed"]
     for m in modules:
+        apart = ", ".join(f"{m.counts[s]} {s}" for s in LEFT_OUT if m.counts[s]) or "-"
         rest = ", ".join(
-            f"{n} {s}" for s, n in sorted(m.counts.items()) if s not in KILLED.values() and n
+            f"{n} {s}"
+            for s, n in sorted(m.counts.items())
+            if s not in KILLED.values() and s not in LEFT_OUT and n
         )
         mark = "" if m.ratio >= goal else "  < goal"
         lines.append(
-            f"{m.path:<{width}}  {f'{m.killed}/{m.total}':>12}  {m.ratio:>6.1%}  {rest}{mark}"
+            f"{m.path:<{width}}  {f'{m.killed}/{m.total}':>12}  {m.ratio:>6.1%}  "
+            f"{apart}; {rest or '-'}{mark}"
         )
     killed, total = sum(m.killed for m in modules), sum(m.total for m in modules)
     lines.append(f"{'all':<{width}}  {f'{killed}/{total}':>12}  {killed / max(total, 1):>6.1%}")
     return "\n".join(lines)
+
+
+def diff(name: str, repo: Path) -> str:
+    """What the mutant changed, as `mutmut show` prints it (only the -/+ lines)."""
+    import subprocess
+
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "mutmut"), "show", name],
+        cwd=repo, capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return "\n".join(
+        f"      {line}"
+        for line in shown.splitlines()
+        if line[:1] in "-+" and not line.startswith(("---", "+++"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,29 +181,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("prefixes", nargs="*", help="only the modules under these paths")
     parser.add_argument("--goal", type=float, default=GOAL, help="the least ratio per module")
     parser.add_argument("--survivors", action="store_true", help="print the survivors' names")
+    parser.add_argument("--diffs", action="store_true", help="show what each survivor changed")
     parser.add_argument("--repo", type=Path, default=REPO)
     args = parser.parse_args(argv)
 
     if not (args.repo / "mutants").is_dir():
         print("no mutants/ folder: run `make mutation` first", file=sys.stderr)
         return 2
+    conf, entries = settings(args.repo)
     paths = [
-        p
-        for p in mutated_paths(args.repo)
-        if not args.prefixes or p.startswith(tuple(args.prefixes))
+        p for p in mutated_paths(conf, args.repo) if p.startswith(tuple(args.prefixes or [""]))
     ]
-    modules = read(args.repo, paths)
+    modules, stale = read(args.repo, paths, entries)
     if args.survivors:
-        for m in modules:
-            for name in m.survivors:
-                print(name.split()[0])
+        print("\n".join(name for m in modules for name, _ in m.survivors))
         return 0
     print(table(modules, args.goal))
-    below = [m for m in modules if m.ratio < args.goal]
     for m in modules:
         if m.survivors:
             print(f"\n{m.path}: {len(m.survivors)} not killed (`mutmut show NAME` shows one)")
-            print("\n".join(f"  {name}" for name in m.survivors))
+            for name, s in m.survivors:
+                print(f"  {name}  ({s})")
+                if args.diffs and s == "survived":
+                    print(diff(name, args.repo))
+        if m.equivalent:
+            print(f"\n{m.path}: {len(m.equivalent)} equivalent, not counted (pyproject.toml)")
+    for line in stale:
+        print(f"stale equivalent entry: {line}")
+    below = [m for m in modules if m.ratio < args.goal]
     if below:
         print(f"\nbelow {args.goal:.0%} killed: {', '.join(m.path for m in below)}")
         return 1
