@@ -55,7 +55,10 @@ def published(tmp_path_factory):
     import keras
 
     root = tmp_path_factory.mktemp("published")
-    checkpoints = StoreCheckpoints(LocalStore(root), PREFIX, root.parent / "published-local")
+    # a folder of its own each time: pytest makes a module's fixture again when the tests of
+    # the module do not run together (mutmut's order), and Keras would resume from the last one
+    local = tmp_path_factory.mktemp("published-local")
+    checkpoints = StoreCheckpoints(LocalStore(root), PREFIX, local)
     model, snapshots, history = tiny_model(seed=1), {}, []
 
     class Publish(keras.callbacks.Callback):
@@ -606,7 +609,7 @@ def trained(small_mnist_dir, tmp_path_factory):
     data = mnist.load_split(small_mnist_dir, "train"), mnist.load_split(small_mnist_dir, "test")
     cfg = trainer.TrainConfig(epochs=2, batch_size=50, learning_rate=0.01, train_limit=200)
     root = tmp_path_factory.mktemp("trained")
-    local = root.parent / "trained-local"
+    local = tmp_path_factory.mktemp("trained-local")  # its own, as published's
     trainer.train(*data, cfg, checkpoints=StoreCheckpoints(LocalStore(root), PREFIX, local))
     return data, cfg, root
 
