@@ -120,6 +120,15 @@ def test_the_infra_check_passes_within_its_tolerance_and_says_how_many(
     assert capsys.readouterr().out == "6 predictions match the trained model\n"
 
 
+def test_the_infra_check_feeds_the_signature_uint8_whatever_the_samples_type(
+    model, saved, tmp_path, capsys
+):
+    sample = exporter.check_sample(n=3)
+    expected = np.asarray(model(sample))
+    assert verify_with(saved, sample.astype(np.int64), expected, tmp_path) == 0
+    assert capsys.readouterr().out == "3 predictions match the trained model\n"
+
+
 @pytest.mark.parametrize(
     "change, line",
     [

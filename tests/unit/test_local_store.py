@@ -263,3 +263,20 @@ def test_a_folder_that_is_not_empty_or_is_linked_stays(store, tmp_path):
     (store.root / "in").symlink_to(tmp_path / "elsewhere")
     assert store.remove_empty_folders("in") == 0
     assert (tmp_path / "elsewhere" / "empty").is_dir()
+
+
+def test_a_folder_that_cannot_be_removed_is_not_counted(store, monkeypatch):
+    (store.root / "a" / "b").mkdir(parents=True)
+
+    def refuse(self):
+        raise OSError(39, "Directory not empty")  # filled between the check and the removal
+
+    monkeypatch.setattr(Path, "rmdir", refuse)
+    assert store.remove_empty_folders("a") == 0
+
+
+def test_a_folder_that_became_a_file_is_left_alone(store):
+    """Each folder is checked just before its removal: what is no longer a folder stays."""
+    store.put_bytes("a/was-a-folder", b"x")
+    assert store._rmdir_if_empty(store.root / "a" / "was-a-folder") is False
+    assert files(store.root) == ["a/was-a-folder"]

@@ -56,6 +56,7 @@ class Client:
         self.calls: list[tuple[str, dict]] = []
         self.failures: dict[str, Exception] = {}
         self.bodies: list[Body] = []
+        self.without_metadata: set[str] = set()
 
     def _call(self, name: str, **kwargs):
         self.calls.append((name, kwargs))
@@ -78,6 +79,8 @@ class Client:
     def head_object(self, **kw):
         self._call("head_object", **kw)
         data = self.objects[kw["Key"]]
+        if kw["Key"] in self.without_metadata:
+            return {"ContentLength": len(data)}
         return {"ContentLength": len(data), "Metadata": {SHA256_META: "d" * 64}}
 
     def delete_object(self, **kw):
@@ -242,6 +245,12 @@ def test_stat_gives_size_and_digest_and_none_for_a_missing_object(client):
         assert store().stat("b") is None
 
 
+def test_an_object_written_by_another_tool_has_no_digest(client):
+    client.objects["root/a"] = b"12345"
+    client.without_metadata.add("root/a")
+    assert store().stat("a") == ObjectInfo("a", 5, None)
+
+
 def test_a_stat_that_fails_otherwise_says_so(client):
     client.failures["head_object"] = client_error("AccessDenied", 403, "no")
     with pytest.raises(StoreError) as e:
@@ -303,6 +312,13 @@ def test_scan_names_what_it_does_not_read(client):
     ]
 
 
+def test_an_unfinished_write_is_found_at_any_depth_and_the_whole_store_is_scanned(client):
+    client.objects.update({"root/d/sub/.part-x": b"x", "root/top": b"x"})
+    found, skipped = store().scan()
+    assert found == [ObjectInfo("top", 1)]
+    assert skipped == [Skipped("d/sub/.part-x", "an unfinished write (.part-*)")]
+
+
 def test_delete_asks_for_the_full_key_and_says_when_it_fails(client):
     store().delete("a/b")
     assert client.calls == [("delete_object", {"Bucket": "bkt", "Key": "root/a/b"})]
@@ -313,6 +329,8 @@ def test_delete_asks_for_the_full_key_and_says_when_it_fails(client):
 
 
 def test_unfinished_uploads_are_listed_relative_to_the_store_and_aborted_by_id(client):
+    assert store().incomplete_uploads() == [("big/x.bin", "u1")]
+    assert client.calls.pop() == ("list_multipart_uploads", {"Bucket": "bkt", "Prefix": "root"})
     assert store().incomplete_uploads("big") == [("big/x.bin", "u1")]
     store().abort_upload("big/x.bin", "u1")
     assert client.calls == [
@@ -321,9 +339,19 @@ def test_unfinished_uploads_are_listed_relative_to_the_store_and_aborted_by_id(c
     ]
 
 
+def test_listing_unfinished_uploads_that_fails_says_so(client):
+    client.failures["list_multipart_uploads"] = client_error("AccessDenied", 403, "no")
+    with pytest.raises(StoreError) as e:
+        store().incomplete_uploads("big")
+    assert str(e.value) == (
+        "listing uploads under s3://bkt/root/big at endpoint minio.example:9000 failed: "
+        "AccessDenied: no"
+    )
+
+
 def test_a_bucket_is_created_only_when_it_is_missing(client):
     store().ensure_bucket()
-    assert [name for name, _ in client.calls] == ["head_bucket"]
+    assert client.calls == [("head_bucket", {"Bucket": "bkt"})]
     client.failures["head_bucket"] = client_error("404", 404)
     store().ensure_bucket()
     assert client.calls[-1] == ("create_bucket", {"Bucket": "bkt"})
