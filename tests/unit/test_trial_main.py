@@ -1,0 +1,159 @@
+"""A Katib trial's code (components/tune/trial.py) run in this process: the lines Katib's StdOut
+collector reads, each out of the process as soon as its epoch ends; and the refusal of a trial
+with no validation split, in one line, before anything is fetched.
+
+tests/unit/test_katib_tune.py runs the trial as a process too (what Katib runs)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+
+import pytest
+
+from components.common.failure import ERROR_FILE_ENV
+from components.common.log import get_logger
+from components.store import LocalStore
+from components.tune import trial
+
+# The log's handler is made once, on the stdout of the moment: here, not inside a test that
+# has swapped sys.stdout for its own stream.
+get_logger("trial")
+
+
+@pytest.fixture(scope="module")
+def dataset_uri(small_mnist_dir, tmp_path_factory) -> str:
+    """The small data set (1200 training and 300 test images) uploaded as the pipeline does."""
+    from components.unpack_upload.unpack import unpack_and_upload
+
+    root = tmp_path_factory.mktemp("trial-store")
+    unpack_and_upload(small_mnist_dir, LocalStore(root), canonical=False)
+    return f"{root}/datasets/mnist"
+
+
+# train_limit=300 and validation_split=0.2: 240 examples trained on, the last 60 scored
+FLAGS = ["--learning-rate=0.01", "--batch-size=60", "--train-limit=300", "--validation-split=0.2"]
+HELD = 60
+
+
+class Stdout:
+    """A stand-in for the process's stdout with a buffer as a pipe's: what was written but not
+    flushed stays in `buffered`, what Katib's collector could read is in `out`."""
+
+    def __init__(self):
+        self.raw = io.BytesIO()
+        self.stream = io.TextIOWrapper(self.raw, encoding="utf-8", write_through=False)
+
+    @property
+    def out(self) -> str:
+        return self.raw.getvalue().decode()
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def collector_lines(text: str) -> list[str]:
+    """The `name=value` lines (the log's own lines have a date, a level and a `:`)."""
+    return [line for line in text.splitlines() if re.match(r"^\w+=", line)]
+
+
+def run_trial(monkeypatch, argv: list[str]):
+    """trial.main(argv) with its stdout captured and each epoch's row recorded, with what the
+    collector could read of stdout once the trial had reported that epoch."""
+    import components.train.trainer as trainer
+
+    stdout, rows, results = Stdout(), [], []
+    real_report, real_train = trial.report, trainer.train
+
+    def report(row):
+        real_report(row)
+        rows.append((dict(row), stdout.out))
+
+    def train(*args, **kwargs):
+        results.append(real_train(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(trial, "report", report)
+    monkeypatch.setattr(trainer, "train", train)
+    saved, sys.stdout = sys.stdout, stdout.stream
+    try:
+        code = trial.main(argv)
+    finally:
+        sys.stdout = saved
+    stdout.stream.flush()
+    return code, stdout.out, rows, results
+
+
+def test_each_epoch_prints_its_number_then_its_validation_accuracy_and_loss(
+    dataset_uri, monkeypatch
+):
+    """Three lines an epoch, in order, the values with 6 decimals (`name=value`: what the
+    StdOut collector parses), each epoch's out of the process as the epoch ends; the accuracy
+    is that of the 60 held-out examples (a multiple of 1/60)."""
+    code, out, rows, _ = run_trial(
+        monkeypatch, [f"--dataset-uri={dataset_uri}", "--epochs=2", *FLAGS]
+    )
+    assert code == 0
+    lines = collector_lines(out)
+    assert [line.split("=")[0] for line in lines] == [
+        "epoch", "validation_accuracy", "validation_loss"] * 2  # fmt: skip
+    assert [lines[0], lines[3]] == ["epoch=1", "epoch=2"]
+    assert [row["epoch"] for row, _ in rows] == [1, 2]
+    for (row, seen), epoch in zip(rows, (lines[:3], lines[3:]), strict=True):
+        accuracy, loss = epoch[1], epoch[2]
+        assert re.fullmatch(r"validation_accuracy=[01]\.\d{6}", accuracy), accuracy
+        assert re.fullmatch(r"validation_loss=\d+\.\d{6}", loss), loss
+        value = float(accuracy.split("=")[1])
+        assert 0 <= value <= 1 and float(loss.split("=")[1]) >= 0
+        assert accuracy == f"validation_accuracy={row['validation_accuracy']:.6f}"
+        assert loss == f"validation_loss={row['validation_loss']:.6f}"
+        assert value * HELD == pytest.approx(round(value * HELD), abs=1e-3)
+        # flushed: the collector has read this epoch's three lines by the time it ends
+        assert collector_lines(seen)[-3:] == epoch
+
+
+@pytest.mark.parametrize("split", ["0", "0.0"])
+def test_a_trial_without_a_validation_split_is_refused_in_one_line_before_any_fetch(
+    tmp_path, monkeypatch, split
+):
+    """The data set named does not exist: the refusal comes first, as one logged line (and
+    the same in $MNIST_ERROR_FILE, what `run --local` shows), exit status 1, no store opened
+    and nothing on stdout for the collector."""
+    import components.store
+
+    opened = []
+    monkeypatch.setattr(components.store, "open_store", lambda *a: opened.append(a))
+    errors = tmp_path / "errors"
+    monkeypatch.setenv(ERROR_FILE_ENV, str(errors))
+    records = Records()
+    logging.getLogger("mnist").addHandler(records)
+    stdout = Stdout()
+    saved, sys.stdout = sys.stdout, stdout.stream
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            trial.main([f"--dataset-uri={tmp_path}/none", "--learning-rate=0.01", "--epochs=2",
+                        "--batch-size=64", f"--validation-split={split}"])  # fmt: skip
+    finally:
+        logging.getLogger("mnist").removeHandler(records)
+        sys.stdout = saved
+    assert exit_.value.code == 1
+    line = (
+        "trial: validation_split=0.0: a Katib trial is scored on its validation split and this "
+        "one holds out nothing; set validation_split above 0 (mnist-tune's default is 0.1), "
+        "the test set is kept for the accuracy gate"
+    )
+    assert [(r.levelname, r.name, r.getMessage()) for r in records.records] == [
+        ("ERROR", "mnist.trial", line)
+    ]
+    assert errors.read_text() == line + "\n"
+    assert opened == []
+    stdout.stream.flush()
+    assert collector_lines(stdout.out) == []
