@@ -26,9 +26,10 @@ log = get_logger("train")
 @dataclass
 class TrainResult:
     model: object  # keras.Model
-    test_accuracy: float
-    test_loss: float
-    confusion: list[list[int]]
+    # None, the three of them, when trained with no test set (a Katib trial: train's test_data)
+    test_accuracy: float | None
+    test_loss: float | None
+    confusion: list[list[int]] | None
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     # per test image: the predicted class and its probability (for the report's mistakes)
@@ -41,6 +42,9 @@ def train(
     train_data, test_data, cfg: TrainConfig, on_epoch=None, checkpoints=None, devices=None
 ) -> TrainResult:
     """Fit on `train_data` (images, labels), evaluate on `test_data`; log each epoch.
+
+    `test_data` None (a Katib trial, scored on its validation split): no test set is evaluated,
+    after an epoch nor at the end; the rows have no test columns, the result no test figures.
 
     The seeds are set once, here, and TensorFlow's ops made deterministic (cfg.deterministic):
     the same data and config give the same weights. With `cfg.validation_split`, the last
@@ -56,7 +60,7 @@ def train(
         "training on %d examples, validating on %d, testing on %d, %s; %s",
         len(images),
         len(validation[0]) if validation else 0,
-        len(test_data[0]),
+        len(test_data[0]) if test_data is not None else 0,
         devices_.describe_devices(),
         asdict(cfg),
     )
@@ -86,7 +90,7 @@ def train(
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-    test_ds = model_.dataset(*test_data, cfg=cfg, training=False)
+    test_ds = model_.dataset(*test_data, cfg=cfg, training=False) if test_data is not None else None
     validation_ds = model_.dataset(*validation, cfg=cfg, training=False) if validation else None
     callback = callbacks_.epoch_logger(test_ds, on_epoch, cfg.epochs, steps, len(images), feed)
     callbacks = [callback]
@@ -102,7 +106,10 @@ def train(
         shuffle=False,  # the tf.data pipeline shuffles
         callbacks=callbacks,
     )
-    return _evaluated(model, test_ds, test_data[1], callback.history, time.monotonic() - start)
+    seconds = time.monotonic() - start
+    if test_ds is None:
+        return TrainResult(model, None, None, None, callback.history, seconds)
+    return _evaluated(model, test_ds, test_data[1], callback.history, seconds)
 
 
 def _resumed(model, strategy, checkpoints, callback) -> list:

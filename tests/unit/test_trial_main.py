@@ -1,6 +1,7 @@
 """A Katib trial's code (components/tune/trial.py) run in this process: the lines Katib's StdOut
-collector reads, each out of the process as soon as its epoch ends; and the refusal of a trial
-with no validation split, in one line, before anything is fetched.
+collector reads, each out of the process as soon as its epoch ends; the refusal of a trial with
+no validation split, in one line, before anything is fetched; and a trial that never evaluates
+the test set (it is scored on its validation split alone).
 
 tests/unit/test_katib_tune.py runs the trial as a process too (what Katib runs)."""
 
@@ -118,6 +119,63 @@ def test_each_epoch_prints_its_number_then_its_validation_accuracy_and_loss(
         assert value * HELD == pytest.approx(round(value * HELD), abs=1e-3)
         # flushed: the collector has read this epoch's three lines by the time it ends
         assert collector_lines(seen)[-3:] == epoch
+
+
+def test_a_trial_never_evaluates_the_test_set(dataset_uri, monkeypatch):
+    """Katib scores a trial on its validation split: the test split is not loaded, no dataset
+    of it is made, no epoch nor the end evaluates it, and no row or result has test figures
+    (the full run's 10,000 test images each epoch, for nothing)."""
+    from components.dataset import mnist
+    from components.train import model as model_
+
+    splits, scored = [], []
+    real_load, real_dataset = mnist.load_split, model_.dataset
+
+    def load_split(folder, split, limit=0):
+        splits.append(split)
+        return real_load(folder, split, limit)
+
+    def dataset(images, labels, cfg, training, epoch=None):
+        if not training:
+            scored.append(len(labels))
+        return real_dataset(images, labels, cfg, training, epoch)
+
+    monkeypatch.setattr(mnist, "load_split", load_split)
+    monkeypatch.setattr(model_, "dataset", dataset)
+    records = Records()
+    logging.getLogger("mnist").addHandler(records)
+    try:
+        code, _, rows, (result,) = run_trial(
+            monkeypatch, [f"--dataset-uri={dataset_uri}", "--epochs=1", *FLAGS]
+        )
+    finally:
+        logging.getLogger("mnist").removeHandler(records)
+    assert code == 0
+    assert splits == ["train"]
+    assert scored == [HELD]  # the validation examples, nothing else
+    ((row, _),) = rows
+    assert set(row) == {"epoch", "train_loss", "validation_accuracy", "validation_loss",
+                        "seconds", "samples_per_second"}  # fmt: skip
+    assert result.history == [row]
+    assert (result.test_accuracy, result.test_loss, result.confusion) == (None, None, None)
+    assert result.predicted is None and result.confidence is None
+    (line,) = [r.getMessage() for r in records.records if r.getMessage().startswith("epoch 1/1")]
+    assert line.startswith(
+        f"epoch 1/1: train loss {row['train_loss']:.4f}, "
+        f"validation accuracy {row['validation_accuracy']:.4f}, {row['seconds']:.1f} s, "
+    )
+
+
+def test_an_epochs_line_shows_the_scores_its_row_has():
+    """The train step's rows have a test accuracy (and a validation one with a split); a
+    trial's only a validation one."""
+    from components.train.callbacks import scores_text
+
+    both = {"validation_accuracy": 0.98124, "test_accuracy": 0.99046}
+    assert scores_text(both) == "validation accuracy 0.9812, test accuracy 0.9905, "
+    assert scores_text({"test_accuracy": 0.99046}) == "test accuracy 0.9905, "
+    assert scores_text({"validation_accuracy": 0.98124}) == "validation accuracy 0.9812, "
+    assert scores_text({}) == ""
 
 
 @pytest.mark.parametrize("split", ["0", "0.0"])
