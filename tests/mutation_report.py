@@ -12,7 +12,8 @@ same way); one mutmut skipped is left out of the total. Survivors, mutants no te
 mutants never run count against the ratio: a module whose tests did not run is not a good one.
 
 A survivor that cannot change behaviour (an equivalent mutant) is listed, with the text of its
-change and why, under [tool.mutation-report] `equivalent` in pyproject.toml; it is then left
+change and why, in tests/mutation_equivalents/<area>.toml (`[[equivalent]]` tables: name,
+change, why) or under [tool.mutation-report] `equivalent` in pyproject.toml; it is then left
 out of the total and shown apart. Each entry is checked against the mutant's code in mutants/:
 when the code has moved on and the name now stands for another change, the entry is reported
 as stale and the mutant counts again.
@@ -31,6 +32,7 @@ from pathlib import Path
 import tomllib
 
 REPO = Path(__file__).resolve().parent.parent
+EQUIVALENTS = Path(__file__).resolve().parent / "mutation_equivalents"
 GOAL = 0.90
 
 # mutmut 3's exit codes (mutmut/stats.py: status_by_exit_code), folded into what the ratio needs.
@@ -61,9 +63,14 @@ class Module:
         return self.killed / self.total if self.total else 1.0
 
 
-def settings(repo: Path) -> tuple[dict, list[dict]]:
+def settings(repo: Path, equivalents: Path = EQUIVALENTS) -> tuple[dict, list[dict]]:
+    """([tool.mutmut], the equivalent mutants' entries: pyproject's and those of the files in
+    `equivalents`)."""
     tool = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]
-    return tool["mutmut"], tool.get("mutation-report", {}).get("equivalent", [])
+    entries = list(tool.get("mutation-report", {}).get("equivalent", []))
+    for path in sorted(equivalents.glob("*.toml")):
+        entries += tomllib.loads(path.read_text()).get("equivalent", [])
+    return tool["mutmut"], entries
 
 
 def mutated_paths(conf: dict, repo: Path) -> list[str]:
@@ -182,13 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--goal", type=float, default=GOAL, help="the least ratio per module")
     parser.add_argument("--survivors", action="store_true", help="print the survivors' names")
     parser.add_argument("--diffs", action="store_true", help="show what each survivor changed")
-    parser.add_argument("--repo", type=Path, default=REPO)
+    parser.add_argument("--repo", type=Path, default=REPO, help="where mutants/ is")
+    parser.add_argument(
+        "--equivalents", type=Path, default=EQUIVALENTS, help="the equivalent mutants' files"
+    )
     args = parser.parse_args(argv)
 
     if not (args.repo / "mutants").is_dir():
         print("no mutants/ folder: run `make mutation` first", file=sys.stderr)
         return 2
-    conf, entries = settings(args.repo)
+    conf, entries = settings(args.repo, args.equivalents)
     paths = [
         p for p in mutated_paths(conf, args.repo) if p.startswith(tuple(args.prefixes or [""]))
     ]
@@ -205,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.diffs and s == "survived":
                     print(diff(name, args.repo))
         if m.equivalent:
-            print(f"\n{m.path}: {len(m.equivalent)} equivalent, not counted (pyproject.toml)")
+            print(f"\n{m.path}: {len(m.equivalent)} equivalent, not counted")
     for line in stale:
         print(f"stale equivalent entry: {line}")
     below = [m for m in modules if m.ratio < args.goal]
