@@ -69,6 +69,7 @@ def collector_lines(text: str) -> list[str]:
 def run_trial(monkeypatch, argv: list[str]):
     """trial.main(argv) with its stdout captured and each epoch's row recorded, with what the
     collector could read of stdout once the trial had reported that epoch."""
+    pytest.importorskip("tensorflow")
     import components.train.trainer as trainer
 
     stdout, rows, results = Stdout(), [], []
