@@ -43,9 +43,9 @@ TUNE_PIPELINE_DISPLAY_NAME = (
     "MNIST digits: tune with Katib, then train, gate, export, batch-predict"
 )
 TUNE_PIPELINE_DESCRIPTION = (
-    "A Katib search over learning_rate, batch_size and epochs, each trial scored on its "
-    "validation split, then the MNIST pipeline with the best trial's values."
-)
+    "A Katib search over the learning rate, batch size and number of epochs, each trial scored "
+    "on its validation split, then the MNIST pipeline with the best trial's values."
+)  # plain words: the KFP UI renders a description as Markdown (`_x_` is emphasis)
 DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
 TUNE_TIMEOUT_SECONDS = 6 * 3600  # for the Katib Experiment to end
 

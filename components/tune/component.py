@@ -45,7 +45,9 @@ def tune(
         report: every trial's parameters and validation accuracy, the best marked (HTML).
 
     Returns:
-        learning_rate, batch_size and epochs of the best trial.
+        learning_rate: the best trial's learning rate.
+        batch_size: the best trial's batch size.
+        epochs: the best trial's number of epochs.
     """
     from components.common import spec as names
     from components.common.failure import reported
