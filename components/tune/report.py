@@ -10,6 +10,8 @@ is the Experiment's own `currentOptimalTrial`. Every value from the cluster is e
 
 from __future__ import annotations
 
+import math
+
 from components.common.report import esc, page
 
 UNAVAILABLE = "unavailable"  # Katib's value of a metric a trial never reported
@@ -31,7 +33,7 @@ def trials_report(experiment: dict, trials: list[dict], problem: str = "") -> st
     optimal = status.get("currentOptimalTrial") or {}
     best = optimal.get("bestTrialName", "")
     if not trials and optimal.get("parameterAssignments"):
-        trials = [_optimal_as_trial(optimal, objective)]
+        trials = [_optimal_as_trial(best, optimal)]
     names = [p.get("name", "") for p in spec.get("parameters") or []]
     rows = sorted(
         (_row(trial, objective, metrics, names, best) for trial in trials),
@@ -60,7 +62,7 @@ def objective_value(trial: dict, objective: dict, metric: str) -> str | None:
     for m in observed:
         if m.get("name") == metric:
             value = m.get(strategy)
-            if value in (None, UNAVAILABLE) and strategy != "latest":
+            if value in (None, UNAVAILABLE):
                 value = m.get("latest")
             return None if value in (None, "", UNAVAILABLE) else str(value)
     return None
@@ -107,10 +109,13 @@ def _order(row: dict, kind: str | None) -> tuple:
 
 
 def _number(text: str | None) -> float | None:
+    """`text` as a number to order by; None when there is none, when it is not a number, or
+    when it is not finite (a diverged trial's nan loss), so it sorts with those that have none."""
     try:
-        return float(text) if text is not None else None
-    except ValueError:
+        value = float(text)  # None: TypeError
+    except (TypeError, ValueError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def _tr(row: dict) -> str:
@@ -144,12 +149,12 @@ def _subtitle(experiment: dict, trials: list[dict], metric: str, strategy: str) 
     )
 
 
-def _optimal_as_trial(optimal: dict, objective: dict) -> dict:
-    """The Experiment's best trial, shaped as a Trial, for a report whose trials are missing."""
+def _optimal_as_trial(name: str, optimal: dict) -> dict:
+    """The Experiment's best trial `name`, shaped as a Trial, for a report whose trials are
+    missing. It carries no objective: it is read by the Experiment's."""
     return {
-        "metadata": {"name": optimal.get("bestTrialName", "")},
-        "spec": {"parameterAssignments": optimal.get("parameterAssignments") or [],
-                 "objective": objective},
-        "status": {"observation": optimal.get("observation") or {},
+        "metadata": {"name": name},
+        "spec": {"parameterAssignments": optimal["parameterAssignments"]},
+        "status": {"observation": optimal.get("observation"),
                    "conditions": [{"type": "Succeeded", "status": "True"}]},
     }  # fmt: skip
