@@ -153,16 +153,29 @@ def unusable_algorithms() -> list[str]:
 
 
 def grid_points(parameters: list[dict]) -> int:
-    """How many points Katib's grid has over `parameters` (an int steps by 1 by default)."""
+    """How many points Katib's grid has over `parameters`, listed as its service lists them
+    (pkg/suggestion/v1beta1/internal/search_space.py convert_to_combinations): an int's range
+    by its step (1 by default), a double's numpy.arange(min, max + step, step) less a last
+    value past max, a list's values."""
     points = 1
     for p in parameters:
         space = p["feasibleSpace"]
-        if "list" in space:
-            points *= len(space["list"])
+        if p["parameterType"] == "int":
+            step = int(space.get("step") or 1)
+            points *= len(range(int(space["min"]), int(space["max"]) + 1, step))
+        elif p["parameterType"] == "double":
+            points *= _arange_length(*(float(space[k]) for k in ("min", "max", "step")))
         else:
-            step = float(space.get("step") or 1)
-            points *= int((float(space["max"]) - float(space["min"])) // step) + 1
+            points *= len(space["list"])
     return points
+
+
+def _arange_length(low: float, high: float, step: float) -> int:
+    """len(numpy.arange(low, high + step, step)) less its last value when that is past high:
+    numpy makes ceil((stop - start) / step) values, start + i * (its second less its first)."""
+    count = math.ceil((high + step - low) / step)
+    delta = (low + step) - low
+    return count - 1 if low + (count - 1) * delta > high else count
 
 
 def hyperband_parallel(r_l: float, eta: int) -> int:

@@ -1,0 +1,79 @@
+"""How many points Katib's grid has (components/tune/search.py grid_points), the figure the
+grid's max_trials check stands on: Katib's grid takes exactly that many trials and refuses one
+more, over ints stepped or not, doubles stepped by values that do not divide their range
+evenly in floating point (0 to 1 by 0.1 is 11 values, 0.1 to 0.3 by 0.1 is 3), and lists
+(tests/katib_controller.py mirrors the service's count)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from components.tune.search import grid_points
+from tests import katib_controller as controller
+
+BOUNDS = ("0", "0.001", "0.01", "0.1", "0.2", "0.3", "0.5", "0.7", "1", "1.5", "3")
+STEPS = ("0.001", "0.005", "0.01", "0.05", "0.1", "0.2", "0.3", "0.5", "1")
+
+
+def double(low: str, high: str, step: str) -> dict:
+    return {"name": "learning_rate", "parameterType": "double",
+            "feasibleSpace": {"min": low, "max": high, "step": step}}  # fmt: skip
+
+
+def integer(low: str, high: str, step: str | None = None) -> dict:
+    space = {"min": low, "max": high, **({"step": step} if step else {})}
+    return {"name": "epochs", "parameterType": "int", "feasibleSpace": space}
+
+
+def listed(*values: str) -> dict:
+    return {"name": "batch_size", "parameterType": "discrete", "feasibleSpace": {"list": [*values]}}
+
+
+def katib_takes_exactly(parameters: list[dict], points: int) -> bool:
+    """Whether Katib's grid takes `points` trials over `parameters` and refuses one more."""
+    return (
+        controller._grid_error(parameters, points) is None
+        and controller._grid_error(parameters, points + 1) is not None
+    )
+
+
+def test_a_stepped_doubles_points_are_katibs_over_a_sweep():
+    spaces = [
+        double(low, high, step)
+        for low, high, step in itertools.product(BOUNDS, BOUNDS, STEPS)
+        if float(low) <= float(high)
+    ]
+    wrong = [
+        (s["feasibleSpace"], grid_points([s]))
+        for s in spaces
+        if not katib_takes_exactly([s], grid_points([s]))
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    "space, points",
+    [
+        (double("0", "1", "0.1"), 11),  # 1 // 0.1 is 9.0 in floating point
+        (double("0.1", "0.3", "0.1"), 3),  # (0.3 - 0.1) // 0.1 is 1.0
+        (double("0.001", "0.05", "0.001"), 50),
+        (double("0", "0.25", "0.1"), 3),  # 0, 0.1, 0.2: the step does not reach 0.25
+        (double("0.5", "0.5", "0.1"), 1),
+        (integer("1", "8"), 8),
+        (integer("1", "8", "2"), 4),  # 1, 3, 5, 7
+        (integer("1", "9", "2"), 5),
+        (integer("3", "3"), 1),
+        (listed("64", "128", "256"), 3),
+    ],
+)
+def test_each_kind_of_parameter_counts_as_katib_lists_it(space, points):
+    assert grid_points([space]) == points
+    assert katib_takes_exactly([space], points)
+
+
+def test_the_points_of_several_parameters_multiply():
+    space = [double("0", "1", "0.1"), integer("1", "9", "2"), listed("64", "128", "256")]
+    assert grid_points(space) == 11 * 5 * 3
+    assert katib_takes_exactly(space, 11 * 5 * 3)
