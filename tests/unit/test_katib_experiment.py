@@ -1,0 +1,122 @@
+"""The tune step's wait on its Katib Experiment (components/tune/katib.py tune, best_parameters,
+write_report) as the operator and the next step see it: the best trial's values typed for the
+train step, the line logged about it, one line when the Experiment ended without a best trial,
+and the trials report written (in UTF-8 whatever the pod's locale, the listed trials of this
+Experiment only, and when they cannot be listed a warning saying the same as the page's note).
+Against a Kubernetes API stand-in (tests/kube_server.py)."""
+
+from __future__ import annotations
+
+import copy
+import locale
+import logging
+
+import pytest
+
+from components.common.kube import Kube, KubeError
+from components.tune import katib
+from tests.kube_server import client_for, kube_api
+from tests.unit.test_katib_report import Page, seen, trial
+from tests.unit.test_katib_tune import SUCCEEDED, body
+
+NAME = "mnist-tune-run-1"
+
+
+def run(status: dict, *trials: dict, forbid: str = "", report: str | None = None) -> dict:
+    """tune() over an Experiment that ends with `status`, its namespace holding `trials`."""
+    with kube_api() as (api, url):
+        api.script_status("experiments", NAME, {"conditions": []}, status)
+        for obj in trials:
+            api.put("trials", obj)
+        if forbid:
+            api.forbid(forbid)
+        return katib.tune(body(), 30, Kube(client_for(url)), 0.05, report_path=report)
+
+
+def labelled(obj: dict, experiment: str = NAME) -> dict:
+    obj["metadata"]["labels"] = {"katib.kubeflow.org/experiment": experiment}
+    return obj
+
+
+def test_the_best_trials_values_are_typed_for_the_train_step_and_logged_in_one_line(caplog):
+    status = copy.deepcopy(SUCCEEDED)
+    status["currentOptimalTrial"]["parameterAssignments"] = [
+        {"name": "epochs", "value": "5"},  # Katib's order is not the pipeline's
+        {"name": "learning_rate", "value": "1e-3"},
+        {"name": "batch_size", "value": "128"},
+    ]
+    with caplog.at_level(logging.INFO, logger="mnist.tune"):
+        best = run(status)
+    assert best == {"learning_rate": 0.001, "batch_size": 128, "epochs": 5}
+    assert [type(best[k]) for k in ("learning_rate", "batch_size", "epochs")] == [float, int, int]
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("best trial")]
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == (
+        "best trial mnist-tune-run-1-abc: {'learning_rate': 0.001, 'batch_size': 128, "
+        "'epochs': 5} (validation_accuracy=0.9925, validation_loss=0.033)"
+    )
+
+
+@pytest.mark.parametrize(
+    "optimal",
+    [
+        {"observation": {}},  # Katib's status when no trial reported the objective
+        {"bestTrialName": "t", "parameterAssignments": [{"name": "learning_rate", "value": "0.01"},
+                                                        {"name": "batch_size", "value": "64"}]},
+        {"bestTrialName": "t", "parameterAssignments": [{"name": "learning_rate", "value": "0.01"},
+                                                        {"name": "batch_size", "value": "big"},
+                                                        {"name": "epochs", "value": "2"}]},
+    ],
+)  # fmt: skip
+def test_an_experiment_that_ended_without_a_best_trial_says_so_in_one_line(optimal):
+    status = {**SUCCEEDED, "currentOptimalTrial": optimal}
+    with pytest.raises(KubeError) as e:
+        run(status)
+    assert str(e.value) == f"Experiment {NAME} ended without a best trial: {optimal}"
+    assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_the_report_lists_this_experiments_trials_with_no_note(tmp_path):
+    report = tmp_path / "report.html"
+    ours = [
+        labelled(trial("mnist-tune-run-1-abc", ("0.0213", "128", "5"), seen("0.9925"))),
+        labelled(trial("mnist-tune-run-1-aaa", ("0.001", "256", "2"), seen("0.9710"))),
+    ]
+    other = labelled(trial("mnist-tune-run-2-xyz", ("0.01", "64", "1"), seen("0.999")), "other")
+    run(SUCCEEDED, *ours, other, report=str(report))
+    page = Page(report.read_text(encoding="utf-8"))
+    assert page.notes == []
+    assert [(cls, cells[1]) for cls, cells in page.trials] == [
+        ("best", "mnist-tune-run-1-abc"),
+        (None, "mnist-tune-run-1-aaa"),
+    ]
+
+
+def test_trials_that_cannot_be_listed_are_a_warning_saying_what_the_page_says(caplog, tmp_path):
+    report = tmp_path / "report.html"
+    with caplog.at_level(logging.INFO, logger="mnist.tune"):
+        best = run(SUCCEEDED, forbid="list", report=str(report))
+    assert best["epochs"] == 5  # the search succeeded: its result stands
+    (note,) = Page(report.read_text(encoding="utf-8")).notes
+    problem = note.removeprefix("The trials could not be listed: ")
+    assert problem.startswith("cannot list Trial team-a/") and "\n" not in problem
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage() == f"trials report without the trials: {problem}"
+
+
+def test_the_report_is_utf_8_whatever_the_locale(tmp_path):
+    """The KFP UI reads the page as the UTF-8 it declares; a pod whose locale is ASCII (or
+    Latin-1) still writes the star and the dash of the page as UTF-8."""
+    report = tmp_path / "report.html"
+    trials = [labelled(trial("mnist-tune-run-1-abc", ("0.0213", "128", "5"), seen("0.9925")))]
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        run(SUCCEEDED, *trials, report=str(report))
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    text = report.read_bytes().decode("utf-8")
+    assert '<meta charset="utf-8">' in text
+    (row,) = Page(text).trials
+    assert row == ("best", ["★ best", "mnist-tune-run-1-abc", "Succeeded", "0.0213", "128", "5",
+                            "0.9925", "—"])  # fmt: skip
