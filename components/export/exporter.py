@@ -32,6 +32,7 @@ WARMUP_FILE = spec.WARMUP_FILE
 SAVED_MODEL_PB = spec.SAVED_MODEL_PB
 CLAIM_FILE = "CLAIM.json"  # created exclusively, first: who claimed the version, and when
 _MAX_CLAIM_TRIES = 100
+_CHECK_TIMEOUT_S = 600.0  # the infra check loads TensorFlow and the model: seconds, not minutes
 Phase = Callable[[str, int], None]
 
 
@@ -88,19 +89,24 @@ def verify_in_fresh_process(saved_model: Path, sample: np.ndarray, expected: np.
     """Load the SavedModel in a new interpreter; its probabilities must match `expected`."""
     np.save(saved_model.parent / "verify-sample.npy", sample)
     np.save(saved_model.parent / "verify-expected.npy", expected)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.export.verify",
-            str(saved_model),
-            str(saved_model.parent / "verify-sample.npy"),
-            str(saved_model.parent / "verify-expected.npy"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "components.export.verify",
+                str(saved_model),
+                str(saved_model.parent / "verify-sample.npy"),
+                str(saved_model.parent / "verify-expected.npy"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=_CHECK_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise ExportError(
+            f"the exported SavedModel failed its check: no verdict within {_CHECK_TIMEOUT_S:g} s"
+        ) from None
     if result.returncode != 0:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
         raise ExportError(f"the exported SavedModel failed its check: {' / '.join(tail)}")
@@ -112,7 +118,7 @@ def existing_versions(store: Store, prefix: str) -> set[int]:
     base = prefix.strip("/")
     versions = set()
     for info in store.list(prefix):
-        version = spec.version_number(info.key[len(base) :].lstrip("/").split("/", 1)[0])
+        version = spec.version_number(info.key[len(base) :].lstrip("/").partition("/")[0])
         if version is not None:
             versions.add(version)
     return versions
@@ -217,8 +223,8 @@ def export_from_artifact(
     store: Store,
     prefix: str,
     artifact_dir: Path,
-    task_id: str = "",
-    s3_endpoint: str = "",
+    task_id: str,
+    s3_endpoint: str,
 ) -> dict:
     """Export the `model.keras` in `model_dir`; keep a copy of the SavedModel in `artifact_dir`.
 

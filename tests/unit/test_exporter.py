@@ -188,7 +188,7 @@ def test_export_publishes_a_checked_version_with_its_lineage_and_drops_the_check
     caplog.set_level("INFO", logger="mnist")
 
     meta = exporter.export_from_artifact(
-        model_dir, tmp_path / "work", store, "models/mnist", tmp_path / "artifact", task_id="t-7"
+        model_dir, tmp_path / "work", store, "models/mnist", tmp_path / "artifact", "t-7", ""
     )
 
     digest = provenance.folder_digest(tmp_path / "artifact")
