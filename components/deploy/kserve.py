@@ -101,7 +101,7 @@ def check_complete(store, version: int) -> None:
     )
 
 
-def models_store(model_uri: str, s3_endpoint: str = ""):
+def models_store(model_uri: str, s3_endpoint: str):
     """The store holding `model_uri`'s versions (its models prefix), for check_complete; None
     where this step has no store credentials (AWS_ACCESS_KEY_ID) to read it with."""
     import os
