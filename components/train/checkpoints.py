@@ -21,6 +21,7 @@ the store side (publish, rotate, restore with fallback, remove) and the Keras lo
 from __future__ import annotations
 
 import json
+import posixpath
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +82,7 @@ class StoreCheckpoints:
         problems, candidates = self._candidates(tree)
         for folder in candidates:
             try:
-                history = self._fetch(folder, tree.get(folder, {}), load)
+                history = self._fetch(folder, tree.get(folder), load)
             except CheckpointError as e:
                 problems.append(f"checkpoint {folder} is broken ({e})")
                 continue
@@ -123,10 +124,10 @@ class StoreCheckpoints:
     def _read(self, key: str, size: int, limit: int) -> bytes:
         """A small object under the run's prefix, its listed size checked first."""
         if size > limit:
-            raise CheckpointError(f"{key.rsplit('/', 1)[-1]}: larger than {limit} bytes")
+            raise CheckpointError(f"{posixpath.basename(key)}: larger than {limit} bytes")
         return self.store.get_bytes(join(self.prefix, key))
 
-    def _fetch(self, folder: str, present: dict[str, int], load) -> list[dict]:
+    def _fetch(self, folder: str, present: dict[str, int] | None, load) -> list[dict]:
         """Copy `folder` into the emptied local folder and check it: the manifest's files with
         their sizes and digests, Keras' metadata, the history, then `load`. Its history."""
         self._clear_local()
@@ -219,20 +220,19 @@ def _load(load: Callable[[Path], None], local: Path) -> None:
 
 
 def keras_loader(model) -> Callable[[Path], None]:
-    """Load a local folder's state into `model` as BackupAndRestore will when fit begins
-    (weights and optimizer, its step included), so that a checkpoint Keras cannot take is
-    found before anything is claimed. A failed load puts back the state the model had, so
+    """Load a local folder's state into the compiled `model` as BackupAndRestore will when fit
+    begins (weights and optimizer, its step included), so that a checkpoint Keras cannot take
+    is found before anything is claimed. A failed load puts back the state the model had, so
     that a fresh start does not begin from half a checkpoint."""
-    if model.optimizer is not None and not model.optimizer.built:
+    if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)  # as BackupAndRestore does
-    variables = [*model.weights, *(model.optimizer.variables if model.optimizer else [])]
-    initial = [v.numpy() for v in variables]
+    saved = [(v, v.numpy()) for v in [*model.weights, *model.optimizer.variables]]
 
     def load(local: Path) -> None:
         try:
             model.load_weights(str(local / WEIGHTS))
         except BaseException:
-            for variable, value in zip(variables, initial, strict=True):
+            for variable, value in saved:
                 variable.assign(value)
             raise
 
