@@ -72,7 +72,12 @@ _CLIENT_ENV = (
 )  # fmt: skip
 
 
-def client(endpoint: str = "", bounds: Bounds | None = None, pool: int = 32):
+# Connections one client keeps: the 16 writers of an export's images, and s3transfer's 10
+# threads for each large file, without waiting for one another.
+_POOL = 32
+
+
+def client(endpoint: str = "", bounds: Bounds | None = None):
     """A boto3 S3 client for `endpoint` with bounded timeouts and retries.
 
     One per process for the same endpoint, bounds and credentials: the stores a step opens (its
@@ -81,11 +86,11 @@ def client(endpoint: str = "", bounds: Bounds | None = None, pool: int = 32):
     """
     host, secure = resolve_endpoint(endpoint)
     environment = tuple(os.environ.get(name) for name in _CLIENT_ENV)
-    return _client(host, secure, bounds or Bounds.from_env(), pool, environment)
+    return _client(host, secure, bounds or Bounds.from_env(), environment)
 
 
 @functools.lru_cache(maxsize=8)
-def _client(host: str, secure: bool, bounds: Bounds, pool: int, environment: tuple):
+def _client(host: str, secure: bool, bounds: Bounds, environment: tuple):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -95,8 +100,9 @@ def _client(host: str, secure: bool, bounds: Bounds, pool: int, environment: tup
     config = Config(
         connect_timeout=bounds.connect,
         read_timeout=bounds.read,
-        retries={"max_attempts": bounds.attempts, "mode": "standard"},
-        max_pool_connections=pool,
+        # total_max_attempts counts the first try; botocore's max_attempts would count retries
+        retries={"total_max_attempts": bounds.attempts, "mode": "standard"},
+        max_pool_connections=_POOL,
         signature_version=None if session.get_credentials() else UNSIGNED,
         s3={"addressing_style": "path"} if custom else None,
         request_checksum_calculation="when_required",
@@ -114,15 +120,18 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_client.cache_clear)
 
 
+def _answer(exc: BaseException, part: str) -> dict:
+    """One part ('Error', 'ResponseMetadata') of a failed call's answer; {} when there is none."""
+    return (getattr(exc, "response", None) or {}).get(part) or {}
+
+
 def error_code(exc: Exception) -> str:
     """The S3 error code of a ClientError ('NoSuchKey', 'PreconditionFailed'...), else ''."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
+    return str(_answer(exc, "Error").get("Code", ""))
 
 
 def http_status(exc: Exception) -> int:
-    response = getattr(exc, "response", None) or {}
-    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return int(_answer(exc, "ResponseMetadata").get("HTTPStatusCode") or 0)
 
 
 def reason(exc: BaseException, bounds: Bounds | None = None) -> str:
@@ -132,9 +141,10 @@ def reason(exc: BaseException, bounds: Bounds | None = None) -> str:
     bounds = bounds or Bounds.from_env()
     if isinstance(exc, bx.ClientError):
         code, status = error_code(exc), http_status(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
+        message = _answer(exc, "Error").get("Message")
         if status >= 500:
-            what = f"HTTP {status} {code}".strip()
+            # an answer with no body has its status for a code: "HTTP 503", not "HTTP 503 503"
+            what = f"HTTP {status} {code}" if code not in ("", str(status)) else f"HTTP {status}"
             return f"the server kept answering {what} ({bounds.attempts} attempt(s))"
         return f"{code}: {message}" if message else f"{code} (HTTP {status})"
     if isinstance(exc, bx.ConnectTimeoutError):

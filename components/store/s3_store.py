@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,15 +139,15 @@ class S3Store:
         return ObjectInfo(key, head["ContentLength"], head.get("Metadata", {}).get(SHA256_META))
 
     def _listing(self, prefix: str) -> tuple[str, int]:
-        """The bucket-level prefix to list for `prefix`, and how much of a listed key to cut
-        to make it relative to the store root."""
+        """The bucket-level prefix to list for `prefix`, ending at a folder's boundary (`a/`
+        lists `a/x`, never `ab/x`), and how much of a listed key to cut to make it relative to
+        the store root."""
         full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
-        return full, len(self.prefix) + 1 if self.prefix else 0
+        return f"{full}/" if full else "", len(self.prefix) + 1 if self.prefix else 0
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix`, recursively, sorted by key."""
         full, strip = self._listing(prefix)
-        full = full + "/" if full and not full.endswith("/") else full
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
@@ -161,7 +162,7 @@ class S3Store:
         """The objects under `prefix` the pipeline reads, and the others and why (as a folder)."""
         found, skipped = [], []
         for info in self.list(prefix):
-            name = info.key.rsplit("/", 1)[-1]
+            name = posixpath.basename(info.key)
             if name.startswith(".part-"):
                 skipped.append(Skipped(info.key, "an unfinished write (.part-*)"))
             elif any(part in ("", ".", "..") for part in info.key.split("/")):

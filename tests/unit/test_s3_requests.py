@@ -330,11 +330,11 @@ def test_delete_asks_for_the_full_key_and_says_when_it_fails(client):
 
 def test_unfinished_uploads_are_listed_relative_to_the_store_and_aborted_by_id(client):
     assert store().incomplete_uploads() == [("big/x.bin", "u1")]
-    assert client.calls.pop() == ("list_multipart_uploads", {"Bucket": "bkt", "Prefix": "root"})
+    assert client.calls.pop() == ("list_multipart_uploads", {"Bucket": "bkt", "Prefix": "root/"})
     assert store().incomplete_uploads("big") == [("big/x.bin", "u1")]
     store().abort_upload("big/x.bin", "u1")
     assert client.calls == [
-        ("list_multipart_uploads", {"Bucket": "bkt", "Prefix": "root/big"}),
+        ("list_multipart_uploads", {"Bucket": "bkt", "Prefix": "root/big/"}),
         ("abort_multipart_upload", {"Bucket": "bkt", "Key": "root/big/x.bin", "UploadId": "u1"}),
     ]
 
