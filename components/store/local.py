@@ -93,14 +93,14 @@ class LocalStore:
             with tmp:
                 fill(tmp)
                 os.fchmod(tmp.fileno(), 0o666 & ~_UMASK)  # not mkstemp's 0600
-            if exclusive:
-                os.link(tmp.name, dest)
-                os.unlink(tmp.name)
-            else:
+            if not exclusive:
                 os.replace(tmp.name, dest)
-        except FileExistsError:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise AlreadyExists(f"{self.uri(key)} already exists; not overwriting it") from None
+                return
+            try:
+                os.link(tmp.name, dest)
+            except FileExistsError:
+                raise AlreadyExists(f"{self.uri(key)} already exists; not overwriting it") from None
+            os.unlink(tmp.name)
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise
