@@ -361,3 +361,10 @@ def test_a_server_that_keeps_failing_is_asked_as_many_times_as_the_message_says(
     assert str(e.value).endswith("failed: the server kept answering HTTP 503 (2 attempt(s))")
     assert [header(r, "amz-sdk-request") for r in sent] == [
         "attempt=1; max=2", "attempt=2; max=2"]  # fmt: skip
+
+
+def test_an_answer_whose_code_is_404_is_no_object_even_without_a_status(client):
+    """A HEAD has no body, so botocore gives its status as the code: the code alone suffices."""
+    client.objects["root/a"] = b"x"
+    client.failures["head_object"] = bx.ClientError({"Error": {"Code": "404"}}, "HeadObject")
+    assert s3_store().stat("a") is None
