@@ -154,6 +154,19 @@ def test_a_failed_write_reports_its_own_failure_when_its_part_file_is_already_go
     assert not (local.root / "k").exists()
 
 
+def test_a_scan_without_a_prefix_is_the_whole_store_at_every_depth(local):
+    local.put_bytes("top", b"1")
+    local.put_bytes("a/b/deep", b"22")
+    (local.root / "a" / "b" / ".part-x").write_bytes(b"half")
+    os.mkfifo(local.root / "fifo")
+    found, skipped = local.scan()
+    assert found == [ObjectInfo("a/b/deep", 2), ObjectInfo("top", 1)]
+    assert skipped == [
+        Skipped("a/b/.part-x", "an unfinished write (.part-*)"),
+        Skipped("fifo", "FIFO: not read"),
+    ]
+
+
 def test_a_read_below_a_file_says_what_the_system_said(local):
     local.put_bytes("f", b"x")
     with pytest.raises(StoreError) as e:
