@@ -18,7 +18,7 @@ import shlex
 
 from components.common.kube import Kind, Kube, name_for, restrict, succeeded
 from components.common.log import get_logger
-from components.common.parameters import TUNE_DEFAULTS
+from components.common.parameters import DEFAULTS, TUNE_DEFAULTS
 from components.train.config import TrainConfig
 from components.tune.search import REFERENCES, Search
 from components.tune.trial import LOSS, METRIC, require_validation_split
@@ -44,10 +44,10 @@ def experiment(
     dataset_uri: str,
     s3_endpoint: str,
     max_epochs: int,
-    algorithm: str = "tpe",
-    goal: float = 0.995,
-    max_trials: int = 12,
-    parallel_trials: int = 2,
+    algorithm: str = DEFAULTS["algorithm"],
+    goal: float = DEFAULTS["goal"],
+    max_trials: int = DEFAULTS["max_trials"],
+    parallel_trials: int = DEFAULTS["parallel_trials"],
     pod: dict | None = None,
     fixed: TrainConfig | None = None,
 ) -> dict:
@@ -56,7 +56,8 @@ def experiment(
     rate, batch size and epochs the search picks. `pod` adds scheduling (nodeSelector,
     tolerations, resources) and env to the trial pods, as the train step gets them
     (pipeline/cluster.py). Trials run restricted (components/common/kube.py restrict).
-    A search Katib would refuse, or a config with no validation split, is an InputError."""
+    A search Katib would refuse, or a config with no validation split, is an InputError.
+    The search's values not given are the pipeline's defaults."""
     fixed = fixed or TrainConfig(**TUNE_DEFAULTS)
     require_validation_split(fixed)
     search = Search(algorithm, max_epochs, max_trials, parallel_trials, fixed.seed).check()

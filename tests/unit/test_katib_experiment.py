@@ -3,7 +3,9 @@ write_report) as the operator and the next step see it: the best trial's values 
 train step, the line logged about it, one line when the Experiment ended without a best trial,
 and the trials report written (in UTF-8 whatever the pod's locale, the listed trials of this
 Experiment only, and when they cannot be listed a warning saying the same as the page's note).
-Against a Kubernetes API stand-in (tests/kube_server.py)."""
+Against a Kubernetes API stand-in (tests/kube_server.py). And the Experiment's own values:
+the pipeline's defaults when none are given, the search seeded as the trials are, a quarter of
+the trials allowed to fail."""
 
 from __future__ import annotations
 
@@ -14,7 +16,10 @@ import logging
 import pytest
 
 from components.common.kube import Kube, KubeError
+from components.common.parameters import DEFAULTS
+from components.train.config import TrainConfig
 from components.tune import katib
+from tests import katib_controller as controller
 from tests.kube_server import client_for, kube_api
 from tests.unit.test_katib_report import Page, seen, trial
 from tests.unit.test_katib_tune import SUCCEEDED, body
@@ -120,3 +125,31 @@ def test_the_report_is_utf_8_whatever_the_locale(tmp_path):
     (row,) = Page(text).trials
     assert row == ("best", ["★ best", "mnist-tune-run-1-abc", "Succeeded", "0.0213", "128", "5",
                             "0.9925", "—"])  # fmt: skip
+
+
+def test_an_experiment_given_no_search_values_has_the_pipelines():
+    spec = body()["spec"]
+    assert spec["algorithm"]["algorithmName"] == DEFAULTS["algorithm"]
+    assert spec["objective"]["goal"] == DEFAULTS["goal"]
+    assert spec["maxTrialCount"] == DEFAULTS["max_trials"]
+    assert spec["parallelTrialCount"] == DEFAULTS["parallel_trials"]
+    settings = {s["name"]: s["value"] for s in spec["algorithm"]["algorithmSettings"]}
+    assert settings["random_state"] == str(DEFAULTS["seed"])
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "grid", "bayesianoptimization"])
+def test_the_search_is_seeded_with_the_trials_seed(algorithm):
+    """A search can be repeated: its random_state is the seed the trials train with."""
+    fixed = TrainConfig(seed=7, validation_split=0.1)
+    experiment = body(algorithm=algorithm, fixed=fixed)
+    settings = experiment["spec"]["algorithm"]["algorithmSettings"]
+    assert {s["name"]: s["value"] for s in settings}["random_state"] == "7"
+
+
+@pytest.mark.parametrize(
+    "max_trials, failed", [(1, 1), (2, 1), (3, 1), (4, 1), (7, 1), (8, 2), (12, 3), (13, 3)]
+)
+def test_a_quarter_of_the_trials_may_fail_and_at_least_one(max_trials, failed):
+    experiment = body(max_trials=max_trials, parallel_trials=1)
+    assert experiment["spec"]["maxFailedTrialCount"] == failed
+    assert controller.webhook_errors(experiment) == []

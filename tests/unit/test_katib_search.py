@@ -2,7 +2,8 @@
 grid's max_trials check stands on: Katib's grid takes exactly that many trials and refuses one
 more, over ints stepped or not, doubles stepped by values that do not divide their range
 evenly in floating point (0 to 1 by 0.1 is 11 values, 0.1 to 0.3 by 0.1 is 3), and lists
-(tests/katib_controller.py mirrors the service's count)."""
+(tests/katib_controller.py mirrors the service's count). And what Katib's grid can search
+at all: a double only with a step."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import itertools
 
 import pytest
 
-from components.tune.search import grid_points
+from components.tune.search import grid_points, unusable
 from tests import katib_controller as controller
 
 BOUNDS = ("0", "0.001", "0.01", "0.1", "0.2", "0.3", "0.5", "0.7", "1", "1.5", "3")
@@ -77,3 +78,17 @@ def test_the_points_of_several_parameters_multiply():
     space = [double("0", "1", "0.1"), integer("1", "9", "2"), listed("64", "128", "256")]
     assert grid_points(space) == 11 * 5 * 3
     assert katib_takes_exactly(space, 11 * 5 * 3)
+
+
+def test_grid_can_search_a_double_with_a_step():
+    """Katib's grid refuses a double without a step, and takes one with a step."""
+    space = [double("0.01", "0.05", "0.01"), integer("1", "8"), listed("64", "128")]
+    assert unusable("grid", space) is None
+    spec = {"algorithm": {"algorithmName": "grid", "algorithmSettings": []},
+            "parameters": space, "maxTrialCount": 80, "parallelTrialCount": 2}  # fmt: skip
+    assert controller.suggestion_error({"spec": spec}) is None
+    del space[0]["feasibleSpace"]["step"]
+    assert unusable("grid", space) == (
+        "algorithm grid: learning_rate is a double with no step, and Katib's grid needs a step "
+        "for every double parameter"
+    )
