@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import stat
 import sys
 import uuid
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 
 from components.common import provenance, spec
+from components.common.records import RecordError
 from components.export import exporter
 from components.export.exporter import CLAIM_FILE, ExportError
 from components.store import LocalStore, StoreError, open_store, sha256_file
@@ -325,6 +327,28 @@ def test_saving_the_serving_model_prints_nothing(keras_model, tmp_path, capfd):
     assert capfd.readouterr().out == ""
 
 
+@pytest.fixture(scope="module")
+def model_keras(keras_model, tmp_path_factory) -> Path:
+    """The model as train leaves it in its artifact: model.keras."""
+    path = tmp_path_factory.mktemp("trained") / spec.MODEL_FILE
+    keras_model.save(path)
+    return path
+
+
+def test_a_provenance_whose_run_is_not_an_object_is_refused_naming_it(model_keras, tmp_path):
+    (tmp_path / "model").mkdir()
+    shutil.copy(model_keras, tmp_path / "model")
+    lineage = tmp_path / "model" / provenance.PROVENANCE_FILE
+    lineage.write_text(json.dumps({"dataset_digest": "d1", "run": "r1"}))
+    store = LocalStore(tmp_path / "store")
+    with pytest.raises(RecordError) as e:
+        exporter.export_from_artifact(
+            tmp_path / "model", tmp_path / "work", store, PREFIX, tmp_path / "artifact", "t", ""
+        )
+    assert str(e.value) == f"{lineage}: field 'run' is a str"
+    assert list(store.list("")) == []
+
+
 def files_under(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
@@ -334,12 +358,12 @@ def files_under(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def to_folder(keras_model, tmp_path_factory):
+def to_folder(model_keras, tmp_path_factory):
     """A model with no provenance.json, exported to a folder store where an abandoned claim
     holds version 2, into an artifact folder KFP already made, with no task ID."""
     tmp = tmp_path_factory.mktemp("to-folder")
     (tmp / "model").mkdir()
-    keras_model.save(tmp / "model" / spec.MODEL_FILE)
+    shutil.copy(model_keras, tmp / "model")
     store = LocalStore(tmp / "store")
     store.put_bytes(f"{PREFIX}/2/{CLAIM_FILE}", b"{}")
     (tmp / "artifact").mkdir()
@@ -403,7 +427,7 @@ def test_the_artifact_holds_the_published_version_but_its_claim(to_folder):
 
 
 @pytest.fixture(scope="module")
-def to_s3(keras_model, s3_endpoint, tmp_path_factory):
+def to_s3(model_keras, s3_endpoint, tmp_path_factory):
     """A model whose provenance names its dataset and its run's checkpoints (on S3), but no
     run; exported to S3."""
     import boto3
@@ -425,7 +449,7 @@ def to_s3(keras_model, s3_endpoint, tmp_path_factory):
         for name in ("epoch-0001/latest.weights.h5", "LATEST.json"):
             store.put_bytes(f"checkpoints/r2/{name}", b"x")
         (tmp / "model").mkdir()
-        keras_model.save(tmp / "model" / spec.MODEL_FILE)
+        shutil.copy(model_keras, tmp / "model")
         lineage = {"dataset_digest": "d9", "checkpoints_uri": checkpoints}
         (tmp / "model" / provenance.PROVENANCE_FILE).write_text(json.dumps(lineage))
         with logged() as lines:
