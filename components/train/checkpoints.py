@@ -172,9 +172,10 @@ class StoreCheckpoints:
         return path.read_bytes()
 
     def _clear_local(self) -> None:
-        """Nothing half-copied or from another epoch for BackupAndRestore to pick up."""
+        """Nothing half-copied or from another epoch for BackupAndRestore to pick up: a folder
+        that is gone is made again, one that cannot be emptied fails (FileExistsError)."""
         shutil.rmtree(self.local, ignore_errors=True)
-        self.local.mkdir(parents=True, exist_ok=True)
+        self.local.mkdir(parents=True)
 
     def publish(self, epoch: int, history: list[dict]) -> None:
         """Copy the local folder (as Keras left it after `epoch`) to the store, write its

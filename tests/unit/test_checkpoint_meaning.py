@@ -146,6 +146,20 @@ def test_a_restore_after_the_local_folder_and_its_parent_went_still_resumes(tmp_
     assert lines() == [f"resuming after epoch 2 from the checkpoint at {folder(root, 2)}"]
 
 
+def test_a_local_folder_that_cannot_be_emptied_is_not_handed_to_keras(tmp_path, lines):
+    """What is left in it would be read by BackupAndRestore as the state to resume from, while
+    the line said otherwise: the restore fails instead (a link here, which rmtree refuses)."""
+    root = published(tmp_path, [1])
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / WEIGHTS).write_bytes(b"another run's weights")
+    (tmp_path / "linked").symlink_to(stale)
+    checkpoints = StoreCheckpoints(LocalStore(root), PREFIX, tmp_path / "linked")
+    with pytest.raises(FileExistsError):
+        checkpoints.restore()
+    assert not [line for line in lines() if "resuming" in line or "fresh" in line]
+
+
 def test_files_in_subfolders_come_back_where_they_were(tmp_path):
     nested = {"variables/deep/x.data-00000-of-00001": b"\x00\x01 nested", "assets/vocab": b"v"}
     root = published(tmp_path, [1], nested)
