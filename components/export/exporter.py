@@ -242,7 +242,7 @@ def export_from_artifact(
         else {}
     )
     lineage.setdefault("run", {})["export_task_id"] = task_id
-    checkpoints_uri = lineage.pop("checkpoints_uri", "")
+    checkpoints_uri = lineage.pop("checkpoints_uri", None)
     meta = export_and_publish(model, work, store, prefix, check_sample(), lineage)
     if checkpoints_uri:
         from components.store import delete_all, open_store
