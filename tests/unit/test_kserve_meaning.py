@@ -109,8 +109,9 @@ def test_a_new_inference_service_is_created_as_written_and_one_without_spec_gets
 def test_the_version_is_checked_in_the_store_that_holds_the_models(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKETESTKEY0042")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-Zq9xW3-do-not-log")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     s3 = kserve.models_store(f"{MODELS}/3/", "http://127.0.0.1:9")
-    assert s3.uri("3") == f"{MODELS}/3"
+    assert (s3.uri("3"), s3.endpoint) == (f"{MODELS}/3", "127.0.0.1:9")
     local = kserve.models_store(f"{tmp_path}/models/mnist/3/", "")
     assert local.uri("3") == str(tmp_path / "models" / "mnist" / "3")
 
