@@ -349,6 +349,21 @@ def test_a_provenance_whose_run_is_not_an_object_is_refused_naming_it(model_kera
     assert list(store.list("")) == []
 
 
+def test_a_model_that_fails_its_check_publishes_nothing_and_claims_no_version(
+    keras_model, monkeypatch, tmp_path
+):
+    stand_in(monkeypatch, tmp_path, stdout="probabilities differ: max abs diff 0.3\n", code=1)
+    store = LocalStore(tmp_path / "store")
+    with pytest.raises(ExportError) as e:
+        exporter.export_and_publish(
+            keras_model, tmp_path / "work", store, PREFIX, exporter.check_sample(n=4)
+        )
+    assert str(e.value) == (
+        "the exported SavedModel failed its check: probabilities differ: max abs diff 0.3"
+    )
+    assert list(store.list("")) == []
+
+
 def files_under(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
