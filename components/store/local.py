@@ -50,7 +50,7 @@ class LocalStore:
         self.root = _resolved(root, str(root))
 
     def uri(self, key: str = "") -> str:
-        return str(self.root / key) if key else str(self.root)
+        return str(self.root / key)  # the root itself for "": a Path joined with "" is unchanged
 
     def _path(self, key: str) -> Path:
         # normpath, not resolve(): this runs for every image read, and resolve() costs a

@@ -222,6 +222,19 @@ def test_an_abort_that_fails_names_the_upload_and_the_endpoint(client):
     )
 
 
+def test_a_download_cut_short_says_so_and_leaves_nothing(client, tmp_path, monkeypatch):
+    client.objects["root/a"] = b"123456789"
+    real = client.get_object
+    monkeypatch.setattr(client, "get_object", lambda **kw: real(**kw, _fail_after=5))
+    with pytest.raises(StoreError) as e:
+        s3_store().get_file("a", tmp_path / "a")
+    assert str(e.value) == (
+        "download of s3://bkt/root/a at endpoint minio.example:9000 failed: "
+        "the connection was dropped (3 attempt(s))"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failure_names_the_bounds_the_store_was_opened_with(client, monkeypatch):
     monkeypatch.setenv("MNIST_S3_ATTEMPTS", "2")
     store = s3_store()
