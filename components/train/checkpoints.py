@@ -91,7 +91,7 @@ class StoreCheckpoints:
             if problems:
                 log.warning("%s; %s instead", "; ".join(problems), line)
             else:
-                log.info("%s", line)
+                log.info(line)
             return epoch, history
         self._clear_local()
         if problems:

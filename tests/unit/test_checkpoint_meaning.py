@@ -194,6 +194,26 @@ def test_latest_json_that_is_a_folder_is_not_a_pointer(tmp_path, lines):
     assert lines() == [instead(root, f"{where}/{LATEST}: a folder, not a file", 2)]
 
 
+def test_past_epoch_9999_the_newest_folder_is_still_the_highest_epoch(tmp_path, lines):
+    """Folder names grow a fifth digit: epoch-10000 sorts before epoch-9999 as text, and is
+    still the one a scan without LATEST.json takes first."""
+    root = published(tmp_path, [9999, 10000])
+    (root / PREFIX / LATEST).unlink()
+    epoch, history, local = retried(root, tmp_path)
+    assert (epoch, len(history)) == (10000, 10000)
+    assert (local / WEIGHTS).read_bytes() == b"weights 10000"
+    assert lines() == [instead(root, "no LATEST.json", 10000)]
+
+
+def test_keras_metadata_that_is_not_json_is_named(tmp_path, lines):
+    root = published(tmp_path, [1, 2])
+    (folder(root, 2) / METADATA).write_bytes(b'{"epoch": 2, "ba')  # cut short before the manifest
+    reseal(folder(root, 2))
+    assert retried(root, tmp_path)[0] == 1
+    why = f"checkpoint epoch-0002 is broken ({METADATA}: not valid JSON (JSONDecodeError))"
+    assert lines() == [instead(root, why, 1)]
+
+
 def test_a_pointer_of_exactly_the_size_bound_is_read(tmp_path, lines):
     root = published(tmp_path, [1, 2])
     pointer = json.dumps({"epoch": 1, "folder": "epoch-0001"}).encode()
