@@ -245,31 +245,39 @@ def test_a_predictor_that_does_not_answer_is_given_up_on_in_the_time_given(silen
     assert str(e.value) == f"canary request to {url} failed: timed out"
 
 
-def test_an_answer_that_never_ends_is_cut_at_the_records_bound():
-    stop = threading.Event()
+FLOOD = 64 << 20  # bytes: far more than the 4 MB read and the sockets' buffers hold
 
-    class Endless(http.server.BaseHTTPRequestHandler):
+
+def test_an_answer_far_too_large_is_read_no_further_than_the_records_bound():
+    """The predictor sends up to 64 MB; the step reads 4 MB and one byte, refuses the answer
+    and hangs up: the predictor could not send it all (the rest would have been read into
+    memory for nothing, and an answer that never ends, forever)."""
+    sent, done = [], threading.Event()
+
+    class Flood(http.server.BaseHTTPRequestHandler):
         def log_message(self, format, *args):  # noqa: A002
             pass
 
         def do_POST(self):
             self.send_response(200)
             self.end_headers()
-            chunk = b" " * 65536
+            chunk, total = b" " * 65536, 0
             try:
-                while not stop.is_set():
+                while total < FLOOD:
                     self.wfile.write(chunk)
+                    total += len(chunk)
             except OSError:
                 pass
+            finally:
+                sent.append(total)
+                done.set()
 
-    try:
-        with servers.serve(Endless) as url, pytest.raises(KubeError) as e:
-            kserve.canary(url.rstrip("/"), np.zeros((1, 28, 28), np.uint8))
-    finally:
-        stop.set()
+    with servers.serve(Flood) as url, pytest.raises(KubeError) as e:
+        kserve.canary(url.rstrip("/"), np.zeros((1, 28, 28), np.uint8))
     assert str(e.value) == (
         f"canary answer from {url.rstrip('/')}: larger than 4 MB; not a record of ours"
     )
+    assert done.wait(30) and sent[0] < FLOOD
 
 
 def test_no_predictor_there_and_no_http_answer_are_one_line_each():
