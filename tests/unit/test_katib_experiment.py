@@ -153,3 +153,34 @@ def test_a_quarter_of_the_trials_may_fail_and_at_least_one(max_trials, failed):
     experiment = body(max_trials=max_trials, parallel_trials=1)
     assert experiment["spec"]["maxFailedTrialCount"] == failed
     assert controller.webhook_errors(experiment) == []
+
+
+class Clock:
+    """time.monotonic and time.sleep for components.common.kube: a sleep moves the clock."""
+
+    def __init__(self):
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize("interval, sleeps", [(7.0, [7.0, 7.0]), (None, [15.0, 15.0])])
+def test_the_experiment_is_polled_at_the_interval_given_else_every_15_s(
+    interval, sleeps, monkeypatch
+):
+    """The tune step passes none: it asks the Kubernetes API about its Experiment every 15 s."""
+    from components.common import kube as kube_module
+
+    clock = Clock()
+    monkeypatch.setattr(kube_module, "time", clock)
+    given = {} if interval is None else {"interval": interval}
+    with kube_api() as (api, url):
+        api.script_status("experiments", NAME, {"conditions": []}, {"conditions": []}, SUCCEEDED)
+        best = katib.tune(body(), 3600, Kube(client_for(url)), **given)
+    assert best["epochs"] == 5
+    assert clock.sleeps == sleeps
