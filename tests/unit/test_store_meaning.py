@@ -167,6 +167,21 @@ def test_a_scan_without_a_prefix_is_the_whole_store_at_every_depth(local):
     ]
 
 
+def test_a_folder_swapped_for_a_loop_of_links_under_a_write_is_named_in_one_line(
+    local, monkeypatch
+):
+    """The folder is made, then (another process) replaced by a loop: the write is refused in
+    one line naming the object, and nothing is written."""
+    local.root.mkdir(parents=True)
+    (local.root / "a").symlink_to(local.root / "b")
+    (local.root / "b").symlink_to(local.root / "a")
+    monkeypatch.setattr(local_module.Path, "mkdir", lambda self, **kwargs: None)
+    with pytest.raises(StoreError) as e:
+        local.put_bytes("a/k", b"x")
+    assert str(e.value) == f"{local.uri('a/k')}: a loop of symbolic links"
+    assert sorted(p.name for p in local.root.iterdir()) == ["a", "b"]
+
+
 def test_a_read_below_a_file_says_what_the_system_said(local):
     local.put_bytes("f", b"x")
     with pytest.raises(StoreError) as e:
