@@ -5,7 +5,7 @@ and the trials report written (in UTF-8 whatever the pod's locale, the listed tr
 Experiment only, and when they cannot be listed a warning saying the same as the page's note).
 Against a Kubernetes API stand-in (tests/kube_server.py). And the Experiment's own values:
 the pipeline's defaults when none are given, the search seeded as the trials are, a quarter of
-the trials allowed to fail."""
+the trials allowed to fail, a failed trial run once, a trial pod scheduled as given and no more."""
 
 from __future__ import annotations
 
@@ -184,3 +184,41 @@ def test_the_experiment_is_polled_at_the_interval_given_else_every_15_s(
         best = katib.tune(body(), 3600, Kube(client_for(url)), **given)
     assert best["epochs"] == 5
     assert clock.sleeps == sleeps
+
+
+def trial_job(experiment: dict) -> dict:
+    """The Job Katib's controller makes of the Experiment's template for one suggestion."""
+    assignments = {"learning_rate": "0.01", "batch_size": "64", "epochs": "2"}
+    return controller.run_spec(experiment, f"{NAME}-x7k2m9qd", "team-a", assignments)
+
+
+def test_a_failed_trial_runs_once_and_counts_as_failed():
+    """Neither the pod nor the Job runs a failed trial again: Katib counts it failed (against
+    maxFailedTrialCount), and a second run would append a second series of metric lines to
+    the collector's file."""
+    job = trial_job(body())
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+ENV = [{"name": "AWS_REGION", "value": "eu-1"}]
+LIMITS = {"limits": {"cpu": "2"}}
+TOLERATIONS = [{"key": "k", "operator": "Exists"}]
+
+
+@pytest.mark.parametrize(
+    "pod, in_container, in_pod",
+    [
+        (None, {}, {}),
+        ({"env": ENV}, {"env": ENV}, {}),
+        ({"resources": LIMITS}, {"resources": LIMITS}, {}),
+        ({"nodeSelector": {"pool": "cpu"}}, {}, {"nodeSelector": {"pool": "cpu"}}),
+        ({"tolerations": TOLERATIONS}, {}, {"tolerations": TOLERATIONS}),
+        ({"env": [], "resources": {}, "nodeSelector": {}, "tolerations": []}, {}, {}),
+    ],
+)
+def test_a_trial_pod_gets_the_scheduling_given_and_nothing_else(pod, in_container, in_pod):
+    spec = trial_job(body(pod=pod))["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert {k: container[k] for k in ("env", "resources") if k in container} == in_container
+    assert {k: spec[k] for k in ("nodeSelector", "tolerations") if k in spec} == in_pod
