@@ -2,10 +2,10 @@
 
 Fast first, without a model: the infra check's command and verdicts (a stand-in interpreter
 plays the fresh process), the version a publish claims and the line it logs, what is left
-when a publish fails midway, the warm-up records, the check's fixed batch. Then two real
-exports of one built Keras model, made once for the module (one to a folder, one to S3): the
-version folder's layout, its lineage record, its warm-up requests, the step's log lines, the
-artifact's copy and the run's checkpoints.
+when a publish fails midway, the warm-up records, the check's fixed batch. Then real exports
+of one Keras model, built once for the module: one refused for its provenance, one failing its
+check, one to a folder and one to S3 (the version folder's layout, its lineage record, its
+warm-up requests, the step's log lines, the artifact's copy and the run's checkpoints).
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import stat
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -372,147 +370,110 @@ def files_under(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="module")
-def to_folder(model_keras, tmp_path_factory):
+# Each real export is one test: mutmut credits what a shared fixture runs to the first test
+# that uses it alone, so every assertion about an export sits in the test that makes it.
+
+
+def test_an_export_to_a_folder_is_one_complete_version_with_its_record_warmup_and_copy(
+    model_keras, tmp_path
+):
     """A model with no provenance.json, exported to a folder store where an abandoned claim
     holds version 2, into an artifact folder KFP already made, with no task ID."""
-    tmp = tmp_path_factory.mktemp("to-folder")
-    (tmp / "model").mkdir()
-    shutil.copy(model_keras, tmp / "model")
-    store = LocalStore(tmp / "store")
+    (tmp_path / "model").mkdir()
+    shutil.copy(model_keras, tmp_path / "model")
+    store = LocalStore(tmp_path / "store")
     store.put_bytes(f"{PREFIX}/2/{CLAIM_FILE}", b"{}")
-    (tmp / "artifact").mkdir()
+    (tmp_path / "artifact").mkdir()
     with logged() as lines:
         meta = exporter.export_from_artifact(
-            tmp / "model", tmp / "work", store, PREFIX, tmp / "artifact", task_id="", s3_endpoint=""
+            tmp_path / "model", tmp_path / "work", store, PREFIX, tmp_path / "artifact", "", ""
         )
-    return {"meta": meta, "lines": lines, "store": store, "tmp": tmp}
 
-
-def test_the_version_is_tf_servings_layout_and_complete(to_folder):
-    version = to_folder["tmp"] / "store" / PREFIX / "3"
-    assert to_folder["meta"]["version"] == 3
-    assert to_folder["meta"]["published_uri"] == to_folder["store"].uri(f"{PREFIX}/3")
-    names = set(files_under(version))
+    # the next version after the abandoned claim, in TF Serving's layout, and nothing else
+    version = tmp_path / "store" / PREFIX / "3"
+    assert (meta["version"], meta["published_uri"]) == (3, store.uri(f"{PREFIX}/3"))
+    published = files_under(version)
     assert {
         spec.SAVED_MODEL_PB, "variables/variables.index", spec.WARMUP_FILE,
         provenance.PROVENANCE_FILE, CLAIM_FILE,
-    } <= names  # fmt: skip
-    assert {name.split("/")[0] for name in names} <= {
+    } <= set(published)  # fmt: skip
+    assert {name.split("/")[0] for name in published} <= {
         *spec.MODEL_VERSION_ENTRIES,
         provenance.PROVENANCE_FILE,
         CLAIM_FILE,
     }
-    assert not any(name.endswith(".npy") for name in names)
 
-
-def test_a_model_without_provenance_gets_a_record_of_the_export_alone(to_folder):
-    version = to_folder["tmp"] / "store" / PREFIX / "3"
-    record = json.loads((version / provenance.PROVENANCE_FILE).read_text())
+    # the lineage record: the export's own fields alone
+    record = json.loads(published[provenance.PROVENANCE_FILE])
     assert record.pop("exported_at")
     assert record == {
         "run": {"export_task_id": ""},
-        "saved_model_digest": to_folder["meta"]["saved_model_digest"],
+        "saved_model_digest": meta["saved_model_digest"],
     }
-    assert to_folder["meta"]["dataset_digest"] == ""
+    assert meta["dataset_digest"] == ""
 
-
-def test_the_published_warmup_is_the_checks_first_image_then_its_first_eight(to_folder):
-    requests = warmup_requests(to_folder["tmp"] / "store" / PREFIX / "3")
+    # TF Serving's warm-up: the check's first image, then its first eight
+    requests = warmup_requests(version)
     sample = exporter.check_sample()
     assert [r.model_spec.name for r in requests] == ["mnist", "mnist"]
     np.testing.assert_array_equal(images_of(requests[0]), sample[:1])
     np.testing.assert_array_equal(images_of(requests[1]), sample[:8])
 
-
-def test_the_step_logs_each_stage_and_removes_no_checkpoints_it_was_not_given(to_folder):
-    published = files_under(to_folder["tmp"] / "work" / "saved_model")
-    assert to_folder["lines"] == [
+    # the step's log: each stage, and no checkpoints removed when none were named
+    assert lines == [
         "saving the SavedModel",
         "checking it in a fresh process",
         "infra check passed: 32 predictions match the trained model",
-        f"publishing version 3 ({len(published)} files) to {to_folder['meta']['published_uri']}",
+        f"publishing version 3 ({len(published) - 1} files) to {meta['published_uri']}",
     ]
 
-
-def test_the_artifact_holds_the_published_version_but_its_claim(to_folder):
-    version = files_under(to_folder["tmp"] / "store" / PREFIX / "3")
-    del version[CLAIM_FILE]
-    assert files_under(to_folder["tmp"] / "artifact") == version
+    # the artifact's copy: the version but its claim
+    del published[CLAIM_FILE]
+    assert files_under(tmp_path / "artifact") == published
 
 
-@pytest.fixture(scope="module")
-def to_s3(model_keras, s3_endpoint, tmp_path_factory):
+def test_an_export_to_s3_keeps_the_lineage_removes_the_checkpoints_and_digests_each_object(
+    model_keras, s3_bucket, s3_env, tmp_path
+):
     """A model whose provenance names its dataset and its run's checkpoints (on S3), but no
     run; exported to S3."""
-    import boto3
+    store = open_store(f"s3://{s3_bucket}/root", s3_env)
+    checkpoints = f"s3://{s3_bucket}/root/checkpoints/r2"
+    for name in ("epoch-0001/latest.weights.h5", "LATEST.json"):
+        store.put_bytes(f"checkpoints/r2/{name}", b"x")
+    (tmp_path / "model").mkdir()
+    shutil.copy(model_keras, tmp_path / "model")
+    lineage = {"dataset_digest": "d9", "checkpoints_uri": checkpoints}
+    (tmp_path / "model" / provenance.PROVENANCE_FILE).write_text(json.dumps(lineage))
+    with logged() as lines:
+        meta = exporter.export_from_artifact(
+            tmp_path / "model", tmp_path / "work", store, PREFIX, tmp_path / "artifact", "t-9",
+            s3_env,
+        )  # fmt: skip
 
-    from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
-
-    tmp = tmp_path_factory.mktemp("to-s3")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
-        env.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_ENDPOINT_URL", raising=False)
-        bucket = f"test-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-            Bucket=bucket
-        )
-        store = open_store(f"s3://{bucket}/root", s3_endpoint)
-        checkpoints = f"s3://{bucket}/root/checkpoints/r2"
-        for name in ("epoch-0001/latest.weights.h5", "LATEST.json"):
-            store.put_bytes(f"checkpoints/r2/{name}", b"x")
-        (tmp / "model").mkdir()
-        shutil.copy(model_keras, tmp / "model")
-        lineage = {"dataset_digest": "d9", "checkpoints_uri": checkpoints}
-        (tmp / "model" / provenance.PROVENANCE_FILE).write_text(json.dumps(lineage))
-        with logged() as lines:
-            meta = exporter.export_from_artifact(
-                tmp / "model", tmp / "work", store, PREFIX, tmp / "artifact", "t-9", s3_endpoint
-            )
-        left = [info.key for info in store.list("checkpoints")]
-        record = json.loads(store.get_bytes(f"{PREFIX}/1/{provenance.PROVENANCE_FILE}"))
-        digests = {info.key: store.stat(info.key).sha256 for info in store.list(f"{PREFIX}/1")}
-    return {
-        "meta": meta, "lines": lines, "left": left, "record": record, "digests": digests,
-        "bucket": bucket, "checkpoints": checkpoints, "tmp": tmp,
-    }  # fmt: skip
-
-
-def test_an_export_to_s3_reports_the_version_and_the_dataset(to_s3):
-    assert to_s3["meta"] == {
-        "published_uri": f"s3://{to_s3['bucket']}/root/{PREFIX}/1",
+    assert meta == {
+        "published_uri": f"s3://{s3_bucket}/root/{PREFIX}/1",
         "version": 1,
         "signature": spec.SIGNATURE,
-        "saved_model_digest": provenance.folder_digest(to_s3["tmp"] / "artifact"),
+        "saved_model_digest": provenance.folder_digest(tmp_path / "artifact"),
         "dataset_digest": "d9",
     }
-
-
-def test_a_lineage_without_a_run_gains_one_naming_the_export_task(to_s3):
-    record = dict(to_s3["record"])
+    # the lineage carried into the version, gaining a run that names the export task
+    record = json.loads(store.get_bytes(f"{PREFIX}/1/{provenance.PROVENANCE_FILE}"))
     assert record.pop("exported_at")
     assert record == {
         "dataset_digest": "d9",
         "run": {"export_task_id": "t-9"},
-        "saved_model_digest": to_s3["meta"]["saved_model_digest"],
+        "saved_model_digest": meta["saved_model_digest"],
     }
-
-
-def test_the_runs_checkpoints_on_s3_are_removed_once_published(to_s3):
-    assert to_s3["left"] == []
-    assert to_s3["lines"][-1] == (
-        f"removed the run's 2 checkpoint file(s) at {to_s3['checkpoints']}"
-    )
-
-
-def test_each_object_of_the_version_on_s3_carries_the_sha256_of_the_artifacts_copy(to_s3):
-    work = to_s3["tmp"] / "work" / "saved_model"
-    published = {
-        key.split(f"{PREFIX}/1/", 1)[1]: digest
-        for key, digest in to_s3["digests"].items()
-        if not key.endswith(CLAIM_FILE)
+    # the run's checkpoints, on the same S3 endpoint, removed once the version is published
+    assert list(store.list("checkpoints")) == []
+    assert lines[-1] == f"removed the run's 2 checkpoint file(s) at {checkpoints}"
+    # each object of the version carries the sha256 of what was uploaded
+    work = tmp_path / "work" / "saved_model"
+    digests = {
+        info.key.split(f"{PREFIX}/1/", 1)[1]: store.stat(info.key).sha256
+        for info in store.list(f"{PREFIX}/1")
+        if not info.key.endswith(CLAIM_FILE)
     }
-    assert published == {name: sha256_file(work / name) for name in files_under(work)}
-    assert os.path.isdir(to_s3["tmp"] / "artifact" / "variables")
+    assert digests == {name: sha256_file(work / name) for name in files_under(work)}
