@@ -142,7 +142,7 @@ class S3Store:
         """The bucket-level prefix to list for `prefix`, ending at a folder's boundary (`a/`
         lists `a/x`, never `ab/x`), and how much of a listed key to cut to make it relative to
         the store root."""
-        full = self._key(prefix.strip("/")) if prefix.strip("/") else self.prefix
+        full = self._key(prefix.strip("/"))  # the store's own prefix for ""
         return f"{full}/" if full else "", len(self.prefix) + 1 if self.prefix else 0
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

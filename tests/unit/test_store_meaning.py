@@ -250,6 +250,16 @@ def test_a_download_cut_short_says_so_and_leaves_nothing(client, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_refused_upload_names_the_object_and_the_endpoint(client):
+    client.failures["put_object"] = client_error("AccessDenied", 403, "no")
+    with pytest.raises(StoreError) as e:
+        s3_store().put_bytes("models/1/CLAIM.json", b"{}", exclusive=True)
+    assert str(e.value) == (
+        "upload to s3://bkt/root/models/1/CLAIM.json at endpoint minio.example:9000 failed: "
+        "AccessDenied: no"
+    )
+
+
 def test_a_failure_names_the_bounds_the_store_was_opened_with(client, monkeypatch):
     monkeypatch.setenv("MNIST_S3_ATTEMPTS", "2")
     store = s3_store()
