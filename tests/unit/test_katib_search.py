@@ -74,10 +74,11 @@ def test_each_kind_of_parameter_counts_as_katib_lists_it(space, points):
     assert katib_takes_exactly([space], points)
 
 
-def test_the_points_of_several_parameters_multiply():
-    space = [double("0", "1", "0.1"), integer("1", "9", "2"), listed("64", "128", "256")]
-    assert grid_points(space) == 11 * 5 * 3
-    assert katib_takes_exactly(space, 11 * 5 * 3)
+def test_the_points_of_several_parameters_multiply_in_any_order():
+    kinds = [double("0", "1", "0.1"), integer("1", "9", "2"), listed("64", "128", "256")]
+    for space in itertools.permutations(kinds):
+        assert grid_points(list(space)) == 11 * 5 * 3, space
+        assert katib_takes_exactly(list(space), 11 * 5 * 3)
 
 
 def test_grid_can_search_a_double_with_a_step():
