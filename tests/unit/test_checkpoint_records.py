@@ -59,8 +59,10 @@ def shown(value) -> str:
 
 
 @pytest.mark.parametrize(
-    "epoch, name", [(1, "epoch-0001"), (42, "epoch-0042"), (12345, "epoch-12345")]
-)
+    "epoch, name",
+    [(1, "epoch-0001"), (42, "epoch-0042"), (1000, "epoch-1000"), (10000, "epoch-10000"),
+     (12345, "epoch-12345")],
+)  # fmt: skip
 def test_an_epoch_folder_is_named_with_at_least_four_digits(epoch, name):
     assert folder_name(epoch) == name
     assert folder_epoch(name) == epoch
