@@ -40,7 +40,7 @@ def local(tmp_path) -> LocalStore:
 
 class Uploads(Client):
     """The recording client, with unfinished multipart uploads listed as S3 lists them: every
-    upload whose key starts with the asked prefix."""
+    upload whose key starts with the asked prefix, and no Uploads at all when there is none."""
 
     def __init__(self, uploads: list[str]):
         super().__init__()
@@ -49,7 +49,7 @@ class Uploads(Client):
     def list_multipart_uploads(self, **kw):
         self._call("list_multipart_uploads", **kw)
         keys = [(n, k) for n, k in enumerate(self.uploads) if k.startswith(kw["Prefix"])]
-        return {"Uploads": [{"Key": k, "UploadId": f"u{n}"} for n, k in keys]}
+        return {"Uploads": [{"Key": k, "UploadId": f"u{n}"} for n, k in keys]} if keys else {}
 
 
 @pytest.fixture
@@ -315,11 +315,13 @@ def test_unfinished_uploads_are_those_in_the_folder_and_nowhere_else(client):
         "root/p.csv",
     ]
     assert s3_store().incomplete_uploads("predictions") == [("predictions/a.csv", "u0")]
+    assert s3_store().incomplete_uploads("predictions/a") == []
     in_root = [("predictions/a.csv", "u0"), ("predictions-by-hand/b.csv", "u1"), ("p.csv", "u3")]
     assert s3_store().incomplete_uploads() == in_root
     assert s3_store(prefix="").incomplete_uploads("root") == [
         (f"root/{key}", upload) for key, upload in in_root]  # fmt: skip
-    assert [kw["Prefix"] for _, kw in client.calls] == ["root/predictions/", "root/", "root/"]
+    assert [kw["Prefix"] for _, kw in client.calls] == [
+        "root/predictions/", "root/predictions/a/", "root/", "root/"]  # fmt: skip
 
 
 # The requests a real boto3 client sends --------------------------------------------------------
