@@ -340,6 +340,20 @@ def test_a_step_given_no_namespace_serves_in_its_own_and_says_so(images, monkeyp
     )
 
 
+def test_the_step_polls_kserve_at_the_interval_it_is_given(images, monkeypatch):
+    import time
+
+    from components.common import kube as kube_module
+
+    slept, sleep = [], time.sleep
+    monkeypatch.setattr(kube_module.time, "sleep", lambda s: slept.append(s) or sleep(0.001))
+    monkeypatch.setenv(rollout.VERSION_ENV, "0.16")
+    with kserve_api(KServe(lag=1, rollout=2)) as (_, url):
+        kserve.deploy(f"{MODELS}/3", Path("-"), "team-a", kube=Kube(client_for(url)),
+                      timeout=60, interval=0.25)  # fmt: skip
+    assert slept and set(slept) == {0.25}
+
+
 @pytest.mark.parametrize(
     "uri, why",
     [(f"{MODELS}/3X", f"{MODELS}/3X does not end in a numbered version folder"),
