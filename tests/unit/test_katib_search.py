@@ -11,7 +11,8 @@ import itertools
 
 import pytest
 
-from components.tune.search import grid_points, unusable
+from components.common.errors import InputError
+from components.tune.search import Search, grid_points, unusable
 from tests import katib_controller as controller
 
 BOUNDS = ("0", "0.001", "0.01", "0.1", "0.2", "0.3", "0.5", "0.7", "1", "1.5", "3")
@@ -93,3 +94,47 @@ def test_grid_can_search_a_double_with_a_step():
         "algorithm grid: learning_rate is a double with no step, and Katib's grid needs a step "
         "for every double parameter"
     )
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2, 8])
+def test_a_grid_search_may_have_as_many_trials_as_points_and_not_one_more(max_epochs):
+    points = 6 * 3 * max_epochs  # learning rates x batch sizes x epochs
+    assert grid_points(Search("grid", max_epochs).parameters()) == points
+    fits = Search("grid", max_epochs, max_trials=points, parallel_trials=1)
+    assert fits.problem() is None and fits.check() is fits
+    assert controller._grid_error(fits.parameters(), points) is None
+    over = Search("grid", max_epochs, max_trials=points + 1, parallel_trials=1)
+    assert over.problem() == (
+        f"algorithm grid: max_trials={points + 1} is more than the {points} points of its grid "
+        f"(6 learning rates x 3 batch sizes x {max_epochs} epochs); lower max_trials or raise "
+        "max_epochs"
+    )
+
+
+@pytest.mark.parametrize(
+    "algorithm, space, line",
+    [
+        ("grid", [double("0.001", "0.05", "0.001"), integer("1", "8"), listed("64")], None),
+        ("grid", [{**double("0.001", "0.05", "0.001"), "feasibleSpace": {"min": "0.001",
+                                                                        "max": "0.05"}}],
+         "algorithm grid: learning_rate is a double with no step, and Katib's grid needs a step "
+         "for every double parameter"),
+        ("cmaes", [integer("1", "8"), listed("64")],
+         "algorithm cmaes: Katib's CMA-ES needs two or more double or int parameters, the "
+         "search space has 1"),
+        ("hyperband", [listed("64")],
+         "algorithm hyperband: its resource_name epochs is not searched"),
+    ],
+)  # fmt: skip
+def test_a_search_over_a_space_its_algorithm_cannot_search_is_refused(
+    algorithm, space, line, monkeypatch
+):
+    """The pipeline build refuses such an algorithm (tests/unit/test_katib_algorithms.py);
+    the Experiment is refused too, in the same line, should one be built anyway."""
+    monkeypatch.setattr(Search, "parameters", lambda self: space)
+    search = Search(algorithm, max_epochs=8, max_trials=12, parallel_trials=3)
+    assert search.problem() == line
+    if line:
+        with pytest.raises(InputError) as e:
+            search.check()
+        assert str(e.value) == line
