@@ -2,8 +2,9 @@
 grid's max_trials check stands on: Katib's grid takes exactly that many trials and refuses one
 more, over ints stepped or not, doubles stepped by values that do not divide their range
 evenly in floating point (0 to 1 by 0.1 is 11 values, 0.1 to 0.3 by 0.1 is 3), and lists
-(tests/katib_controller.py mirrors the service's count). And what Katib's grid can search
-at all: a double only with a step."""
+(tests/katib_controller.py mirrors the service's count), and a grid search with as many
+trials as points taken, one more refused. And what an algorithm can search at all (grid: a
+double only with a step), refused in one line."""
 
 from __future__ import annotations
 
