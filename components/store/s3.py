@@ -59,8 +59,8 @@ class Bounds:
         return f"{self.attempts} attempt(s), each within {self.connect:g}+{self.read:g} s"
 
 
-def resolve_endpoint(endpoint: str = "") -> tuple[str, bool]:
-    """(host:port, secure) of `endpoint`, else $AWS_ENDPOINT_URL, else AWS."""
+def resolve_endpoint(endpoint: str) -> tuple[str, bool]:
+    """(host:port, secure) of `endpoint`, else (when it is "") $AWS_ENDPOINT_URL, else AWS."""
     return parse_endpoint(endpoint or os.environ.get(ENDPOINT_ENV) or AWS_HOST)
 
 
