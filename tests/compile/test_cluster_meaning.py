@@ -118,3 +118,12 @@ def test_without_a_gpu_no_task_asks_for_one_or_for_a_gpu_node(tmp_path, retries)
         assert ("retryPolicy" in all_tasks(doc["spec"])[task]) == (
             retries and task != spec.CHECK_PARAMETERS
         ), task
+
+
+def test_a_blank_secret_name_is_refused_when_the_pipeline_is_built(tmp_path):
+    from components.common.errors import InputError
+    from pipeline.dag import build_pipeline
+
+    with pytest.raises(InputError) as e:
+        build_pipeline(ClusterOptions(secret_name=" \t"))
+    assert str(e.value) == "--secret-name must not be empty: name the store's Secret"
