@@ -216,3 +216,74 @@ def test_a_trial_without_a_validation_split_is_refused_in_one_line_before_any_fe
     assert opened == []
     stdout.stream.flush()
     assert collector_lines(stdout.out) == []
+
+
+@pytest.mark.parametrize(
+    "missing", ["--dataset-uri", "--learning-rate", "--batch-size", "--epochs"]
+)
+def test_each_flag_katib_or_the_template_sets_is_required_and_named(missing, capsys):
+    """A trial template that drops a searched value (or the data set) fails at once, naming the
+    flag and the trial's command, not by training with a default Katib never chose."""
+    given = {"--dataset-uri": "/data", "--learning-rate": "0.01", "--batch-size": "64",
+             "--epochs": "2"}  # fmt: skip
+    argv = [f"{flag}={value}" for flag, value in given.items() if flag != missing]
+    with pytest.raises(SystemExit) as exit_:
+        trial.parser().parse_args(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m components.tune.trial ")
+    assert "the following arguments are required: " + missing in err
+
+
+def test_no_s3_endpoint_is_the_empty_one():
+    argv = ["--dataset-uri=/data", "--learning-rate=0.01", "--batch-size=64", "--epochs=2"]
+    assert trial.parser().parse_args(argv).s3_endpoint == ""
+
+
+def test_each_collector_line_leaves_the_process_as_it_is_printed(monkeypatch):
+    """Katib's collector reads the trial's stdout through a pipe: each line is flushed by itself,
+    so a trial killed (or timed out) between two lines has reported every line before."""
+    seen: list[str] = []
+
+    class Flushed(io.StringIO):
+        def flush(self):
+            seen.append(self.getvalue())
+
+    monkeypatch.setattr(sys, "stdout", Flushed())
+    trial.report({"epoch": 3, trial.METRIC: 0.5, trial.LOSS: 1.25})
+    assert seen == [
+        "epoch=3\n",
+        "epoch=3\nvalidation_accuracy=0.500000\n",
+        "epoch=3\nvalidation_accuracy=0.500000\nvalidation_loss=1.250000\n",
+    ]
+
+
+def test_the_data_set_is_read_from_the_uri_and_endpoint_given(monkeypatch, tmp_path):
+    """The trial opens the store the template names, with its S3 endpoint, and fetches the whole
+    data set folder (the manifest at the uri's root) before training."""
+    import components.dataset.manifest as manifest
+    import components.store as store
+
+    calls = []
+
+    class Fetched(Exception):
+        pass
+
+    def open_store(uri, endpoint=""):
+        calls.append(("open", uri, endpoint))
+        return "the store"
+
+    def fetch_dataset(where, prefix, dest):
+        calls.append(("fetch", where, prefix))
+        raise Fetched
+
+    monkeypatch.setattr(store, "open_store", open_store)
+    monkeypatch.setattr(manifest, "fetch_dataset", fetch_dataset)
+    argv = ["--dataset-uri=s3://mnist/datasets/mnist", "--s3-endpoint=http://minio:9000", *FLAGS,
+            "--epochs=1"]  # fmt: skip
+    with pytest.raises(Fetched):
+        trial.main(argv)
+    assert calls == [
+        ("open", "s3://mnist/datasets/mnist", "http://minio:9000"),
+        ("fetch", "the store", ""),
+    ]
