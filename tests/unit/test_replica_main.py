@@ -9,6 +9,7 @@ in-process) calls the same functions directly, so a wrong change to them fails a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -370,3 +371,90 @@ def test_a_replica_that_is_not_the_chief_trains_and_writes_nothing(
     assert fits == [cfg]
     assert writes == []
     assert not out.exists() or list(out.rglob("*")) == []
+
+
+def test_worker_0_of_a_cluster_without_a_chief_writes_the_outputs(
+    dataset_store, tmp_path, monkeypatch
+):
+    """The Training Operator may start only workers: worker 0 is then the chief, by its own
+    index in that cluster, and its lines are the train step's (logger mnist.train)."""
+    import logging
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    chiefless = {"worker": ["worker-0:2222", "worker-1:2222"]}
+    monkeypatch.setattr(distributed, "task", lambda: ("worker", 0, chiefless))
+    names = []
+
+    class Names(logging.Handler):
+        def emit(self, record):
+            names.append(record.name)
+
+    handler = Names()
+    logging.getLogger("mnist").addHandler(handler)
+    try:
+        uri, _ = dataset_store
+        out = tmp_path / "out"
+        cfg = replace(CFG, epochs=1)
+        assert distributed.main([f"--dataset-uri={uri}", f"--out={out}", *cfg.as_flags()]) == 0
+    finally:
+        logging.getLogger("mnist").removeHandler(handler)
+    assert sorted(p.name for p in out.iterdir()) == ["model.keras", "report.html", "result.json"]
+    assert names and set(names) == {"mnist.train"}
+
+
+REQUIRED = ["--dataset-uri=/data", "--out=/out", *CFG.as_flags()]
+
+
+@pytest.mark.parametrize("missing", ["--dataset-uri", "--out", "--epochs", "--seed"])
+def test_each_flag_the_launcher_gives_is_required_and_named(missing, capsys):
+    """The TFJob's command gives every flag (components/train/tfjob.py); one left out fails at
+    once, naming it and the replica's command, not by training with a default."""
+    argv = [arg for arg in REQUIRED if not arg.startswith(missing + "=")]
+    assert len(argv) == len(REQUIRED) - 1
+    with pytest.raises(SystemExit) as exit_:
+        distributed.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m components.train.distributed ")
+    assert "the following arguments are required: " + missing in err
+
+
+def test_the_help_says_what_out_is(capsys):
+    with pytest.raises(SystemExit):
+        distributed.main(["--help"])
+    assert re.search(
+        r"\n  --out OUT +where the chief writes its outputs\n", capsys.readouterr().out
+    )
+
+
+def test_the_data_set_is_read_from_the_uri_and_endpoint_given(monkeypatch):
+    """Every replica opens the store the TFJob names, with its S3 endpoint (no endpoint: the
+    empty one, the environment's), and fetches the whole data set folder."""
+    import components.dataset.manifest as manifest
+    import components.store as store
+
+    calls = []
+
+    class Fetched(Exception):
+        pass
+
+    def open_store(uri, endpoint=None):
+        calls.append(("open", uri, endpoint))
+        return "the store"
+
+    def fetch_dataset(where, prefix, dest):
+        calls.append(("fetch", where, prefix))
+        raise Fetched
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setattr(store, "open_store", open_store)
+    monkeypatch.setattr(manifest, "fetch_dataset", fetch_dataset)
+    given = ["--dataset-uri=s3://mnist/datasets/mnist", "--out=s3://mnist/runs/r1/train"]
+    for endpoint, argv in [("http://minio:9000", ["--s3-endpoint=http://minio:9000"]), ("", [])]:
+        calls.clear()
+        with pytest.raises(Fetched):
+            distributed.main([*given, *argv, *CFG.as_flags()])
+        assert calls == [
+            ("open", "s3://mnist/datasets/mnist", endpoint),
+            ("fetch", "the store", ""),
+        ]
