@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import uuid
@@ -123,3 +124,12 @@ def s3_bucket(s3_env) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_env, region_name="us-east-1").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def lines(caplog):
+    """The messages the project's loggers (mnist.*) emitted during the test, as a function."""
+    logger = logging.getLogger("mnist")
+    logger.addHandler(caplog.handler)
+    yield lambda: [r.getMessage() for r in caplog.records if r.name.startswith("mnist")]
+    logger.removeHandler(caplog.handler)

@@ -173,3 +173,17 @@ def client_for(url: str):
 
     configuration = client.Configuration(host=url)
     return client.ApiClient(configuration)
+
+
+class Clock:
+    """time.monotonic and time.sleep for components.common.kube: a sleep moves the clock."""
+
+    def __init__(self):
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -7,7 +7,6 @@ does the same through a real Keras model; this file covers the edges it does not
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from components.train.checkpoint_records import (
 from components.train.checkpoints import StoreCheckpoints, keras_loader, run_prefix
 
 PREFIX = run_prefix("r")
-
-
-@pytest.fixture
-def lines(caplog):
-    logger = logging.getLogger("mnist")
-    logger.addHandler(caplog.handler)
-    yield lambda: [r.getMessage() for r in caplog.records if r.name.startswith("mnist")]
-    logger.removeHandler(caplog.handler)
 
 
 def publish(checkpoints: StoreCheckpoints, epochs, extra: dict[str, bytes] | None = None):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import posixpath
 import shutil
 from collections.abc import Iterator
@@ -80,14 +79,6 @@ def store(published, tmp_path) -> Path:
     root = tmp_path / "store"
     shutil.copytree(published[0], root)
     return root
-
-
-@pytest.fixture
-def lines(caplog):
-    logger = logging.getLogger("mnist")
-    logger.addHandler(caplog.handler)
-    yield lambda: [r.getMessage() for r in caplog.records if r.name.startswith("mnist")]
-    logger.removeHandler(caplog.handler)
 
 
 class Recording:

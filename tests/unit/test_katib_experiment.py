@@ -20,7 +20,7 @@ from components.common.parameters import DEFAULTS
 from components.train.config import TrainConfig
 from components.tune import katib
 from tests import katib_controller as controller
-from tests.kube_server import client_for, kube_api
+from tests.kube_server import Clock, client_for, kube_api
 from tests.unit.test_katib_report import Page, seen, trial
 from tests.unit.test_katib_tune import SUCCEEDED, body
 
@@ -153,20 +153,6 @@ def test_a_quarter_of_the_trials_may_fail_and_at_least_one(max_trials, failed):
     experiment = body(max_trials=max_trials, parallel_trials=1)
     assert experiment["spec"]["maxFailedTrialCount"] == failed
     assert controller.webhook_errors(experiment) == []
-
-
-class Clock:
-    """time.monotonic and time.sleep for components.common.kube: a sleep moves the clock."""
-
-    def __init__(self):
-        self.now, self.sleeps = 1000.0, []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.mark.parametrize("interval, sleeps", [(7.0, [7.0, 7.0]), (None, [15.0, 15.0])])

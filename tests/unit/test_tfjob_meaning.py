@@ -21,7 +21,7 @@ from components.train import tfjob
 from components.train.config import TrainConfig
 from components.train.distributed import RESULT
 from tests import servers
-from tests.kube_server import client_for, kube_api
+from tests.kube_server import Clock, client_for, kube_api
 
 POD = {
     "image": "registry/mnist-pipeline-gpu:0.1.0",
@@ -117,20 +117,6 @@ def test_a_pod_without_gpu_scheduling_or_env_gives_replicas_without_them():
 
 
 # -- the launch -------------------------------------------------------------------------------
-
-
-class Clock:
-    """time.monotonic and time.sleep for components.common.kube: a sleep moves the clock."""
-
-    def __init__(self):
-        self.now, self.sleeps = 1000.0, []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def chief_left(root, result) -> None:
