@@ -205,6 +205,17 @@ def test_keras_metadata_that_is_not_json_is_named(tmp_path, lines):
     assert lines() == [instead(root, why, 1)]
 
 
+def test_every_problem_passed_over_is_named_in_the_one_line(tmp_path, lines):
+    """No pointer and a broken newest epoch: both reasons, in the order met, then the epoch."""
+    root = published(tmp_path, [1, 2])
+    (root / PREFIX / LATEST).unlink()
+    (folder(root, 2) / METADATA).write_bytes(b"{")
+    reseal(folder(root, 2))
+    assert retried(root, tmp_path)[0] == 1
+    broken = f"checkpoint epoch-0002 is broken ({METADATA}: not valid JSON (JSONDecodeError))"
+    assert lines() == [instead(root, f"no LATEST.json; {broken}", 1)]
+
+
 def test_a_pointer_of_exactly_the_size_bound_is_read(tmp_path, lines):
     root = published(tmp_path, [1, 2])
     pointer = json.dumps({"epoch": 1, "folder": "epoch-0001"}).encode()

@@ -170,7 +170,19 @@ def test_each_phase_is_announced_with_its_version(tmp_path):
     ]
 
 
-def test_a_claim_says_who_claimed_the_version_and_when(tmp_path, monkeypatch):
+@pytest.fixture
+def tokyo(monkeypatch):
+    """The machine's local time nine hours ahead of UTC, for the block of one test."""
+    monkeypatch.setenv("TZ", "JST-9")  # POSIX form: no tz database needed
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_claim_says_who_claimed_the_version_and_when_in_utc(tmp_path, monkeypatch, tokyo):
+    """claimed_at ends in Z: UTC, whatever the machine's time zone (here nine hours ahead)."""
+    assert time.localtime().tm_hour != time.gmtime().tm_hour
     monkeypatch.setenv("KFP_RUN_ID", "run-42")
     store = open_store(str(tmp_path / "store"))
     _fake_model(tmp_path / "m", 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -188,15 +189,24 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
     """train_limit=200: with validation_split=0.25 each epoch trains on the first 150 examples
     (4 steps of at most 40) and scores the last 50, which it never trains on; without, on all
     200 and no row has validation columns. A row's train_loss is the mean of its steps'
-    losses, its scores those of the model as it ends the epoch."""
+    losses, its scores those of the model as it ends the epoch. The model is the configured
+    one, its batch normalisation synchronized across replicas (the global batch's statistics,
+    as one device would keep), its learning-rate schedule as long as the steps it trains, and
+    each step's loss a mean over the global batch."""
+    import keras
+
     from components.train import model as model_
 
     train, test = small_data
     cfg = TrainConfig(epochs=2, batch_size=40, learning_rate=0.01, seed=5, train_limit=200,
-                      validation_split=validation_split)  # fmt: skip
+                      validation_split=validation_split, dropout=0.3)  # fmt: skip
     kept = 150 if validation_split else 200
-    seeds, datasets, variables, steps = [], [], [], []
+    seeds, datasets, variables, steps, optimizers, global_batches = [], [], [], [], [], []
     real_seed, real_dataset = model_.seed_everything, model_.dataset
+    real_optimizer = model_.optimizer
+    monkeypatch.setattr(
+        model_, "optimizer", lambda c, n: optimizers.append((c, n)) or real_optimizer(c, n)
+    )
     real_variable, real_step = model_.epoch_variable, distributed.train_step
     monkeypatch.setattr(model_, "seed_everything", lambda *a: seeds.append(a) or real_seed(*a))
 
@@ -209,6 +219,7 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
         return variables[-1]
 
     def train_step(strategy_, model, optimizer, global_batch):
+        global_batches.append(global_batch)
         step = real_step(strategy_, model, optimizer, global_batch)
 
         def recorded(batch):
@@ -228,9 +239,19 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
     monkeypatch.setattr(
         distributed, "scores", lambda m, x, y: scored.append(len(y)) or real_scores(m, x, y)
     )
+    started = time.monotonic()
     model, history = distributed.fit(strategy, train, test, cfg, log)
+    took = time.monotonic() - started
 
     assert seeds == [(5, True)]
+    norms = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert len(norms) == 3 and all(x.synchronized is True for x in norms)
+    (dropout,) = [x for x in model.layers if isinstance(x, keras.layers.Dropout)]
+    assert dropout.rate == 0.3
+    ((configured, steps_per_epoch),) = optimizers
+    assert configured.dropout == 0.3 and configured.epochs == 2
+    assert type(steps_per_epoch) is int and steps_per_epoch == (4 if validation_split else 5)
+    assert global_batches == [40]
     ((images, labels, training),) = datasets
     assert training is True
     np.testing.assert_array_equal(images, train[0][:kept])
@@ -245,7 +266,7 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
     last = history[-1]
     test_accuracy, test_loss = real_scores(model, *test)
     assert last["test_accuracy"] == test_accuracy and last["test_loss"] == test_loss
-    assert 0 < history[0]["seconds"] < history[1]["seconds"]
+    assert 0 < history[0]["seconds"] < history[1]["seconds"] <= took
     if validation_split:
         assert scored == [50, 300, 50, 300]  # validation, then test, each epoch
         expected = {"epoch", "train_loss", "validation_accuracy", "validation_loss",
