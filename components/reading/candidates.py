@@ -12,7 +12,7 @@ LABEL_SIDE = 128  # longest side connected components are labelled at
 MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
 
 
-def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components (vectorised label propagation with pointer jumping, which
     converges in a few passes); labels 1..n, 0 for background."""
     index = np.arange(mask.size).reshape(mask.shape)
@@ -41,10 +41,10 @@ def remove_frames(mask: np.ndarray):
     all lie along the edges of their own bounding box. Returns the mask and its components
     (labels at LABEL_SIDE, frames removed), which the digit's choice reuses."""
     small = masks.shrink(mask, LABEL_SIDE)
-    labels, n = _label(small)
+    labels, n = label(small)
     if n == 0:
         return mask, (labels, n)
-    boxes = _boxes(labels, n)
+    boxes = bounding_boxes(labels, n)
     ys, xs = np.indices(small.shape)
     own = boxes[labels]  # each pixel's component box
     edge_distance = np.minimum.reduce(
@@ -67,21 +67,21 @@ def remove_frames(mask: np.ndarray):
     frames = [
         k
         for k in np.flatnonzero(big & hollow & square & (tall >= 8) & (wide >= 8))
-        if k > 0 and _encloses(boxes[k], boxes)
+        if k > 0 and encloses(boxes[k], boxes)
     ]
     if not frames:
         return mask, (labels, n)
     framed = np.isin(labels, frames)
-    return mask & ~_grow(framed, mask.shape), (np.where(framed, 0, labels), n)
+    return mask & ~grow(framed, mask.shape), (np.where(framed, 0, labels), n)
 
 
 def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     """The mask of the digit's components, at `mask`'s resolution (`parts`: the labels of
     `mask` at LABEL_SIDE when already known)."""
-    labels, n = parts if parts is not None else _label(masks.shrink(mask, LABEL_SIDE))
+    labels, n = parts if parts is not None else label(masks.shrink(mask, LABEL_SIDE))
     if n == 0:
         return np.zeros_like(mask)
-    boxes = _boxes(labels, n)
+    boxes = bounding_boxes(labels, n)
     h, w = labels.shape
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     present = [k for k in range(1, n + 1) if sizes[k]]  # frames' labels were emptied
@@ -108,7 +108,7 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
             and not _printed_line(boxes[k], sizes[k], stroke)
         )
     ]
-    return _grow(np.isin(labels, chosen), mask.shape) & mask
+    return grow(np.isin(labels, chosen), mask.shape) & mask
 
 
 def _stroke_width(component: np.ndarray) -> float:
@@ -126,7 +126,7 @@ def _printed_line(box, size: int, stroke: float) -> bool:
     return length >= 6 * thickness and thickness <= 0.5 * stroke
 
 
-def _boxes(labels: np.ndarray, n: int) -> np.ndarray:
+def bounding_boxes(labels: np.ndarray, n: int) -> np.ndarray:
     """[n + 1, 4] of (top, left, bottom, right) per label."""
     ys, xs = np.indices(labels.shape)
     flat = labels.ravel()
@@ -151,10 +151,10 @@ def _is_line(box, h: int, w: int) -> bool:
 def _is_frame(box, size: int, boxes: np.ndarray) -> bool:
     """A sparse outline enclosing another component (what is left of a printed box)."""
     area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-    return size <= 0.2 * area and _encloses(box, boxes)
+    return size <= 0.2 * area and encloses(box, boxes)
 
 
-def _encloses(box, boxes: np.ndarray) -> bool:
+def encloses(box, boxes: np.ndarray) -> bool:
     """Whether some component's box lies strictly inside `box`."""
     inner = boxes[1:]
     present = inner[:, 0] <= inner[:, 2]  # a label with no pixels has no box
@@ -181,7 +181,7 @@ def _near(box, main, size: int, main_size: int) -> bool:
     return overlaps and size >= 0.02 * main_size
 
 
-def _grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A `_shrink`-ed mask back at `shape`, widened by one cell so stroke edges are kept."""
     factor = -(-max(shape) // LABEL_SIDE)
     wide = masks.dilate(small)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from components.reading.clean import clean_digit
 from components.reading.grayscale import median
 from components.reading.image_decode import ImageError, decode_gray
 from components.reading.paper import find_digit
@@ -23,7 +24,9 @@ BOX = 20  # the digit's longer side inside the field
 CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the test set: 13.99, 14.01)
 MIN_CONTRAST = 32  # ink must differ from the background by this much (0..255) to count as a digit
 INK = 32  # after contrast stretch, pixels above this count as ink for the bounding box
-STROKE = 2.0  # minimal stroke width, in pixels of the 20 px box (MNIST strokes are 2-3 px)
+STROKE = 2.6  # MNIST's median stroke width, in pixels of the 20 px box (stroke_width)
+STROKE_MIN, STROKE_MAX = 2.0, 3.4  # outside these, strokes are thickened or thinned to STROKE
+WORK = 4 * BOX  # the side strokes are measured and adjusted at
 
 _MOMENTS = np.stack(  # [784, 3]: pixel weights for the mass and its row and column moments
     [np.ones(SIZE * SIZE), np.repeat(np.arange(SIZE), SIZE), np.tile(np.arange(SIZE), SIZE)], axis=1
@@ -71,17 +74,26 @@ def _mnist_like(gray: np.ndarray) -> np.ndarray | None:
 
 
 def normalise(gray: np.ndarray) -> np.ndarray:
-    """Find the digit's ink on the paper (paper.py), scale it to 20 px and centre it by mass."""
-    return _centre(_scale(find_digit(gray)))
+    """The digit's ink, scaled to 20 px and centred by mass: measured against the one
+    background of a clean image (clean.py), else found on the paper of a photo (paper.py)."""
+    crop = clean_digit(gray)
+    return _centre(_scale(find_digit(gray) if crop is None else crop))
 
 
 def _scale(crop: np.ndarray) -> np.ndarray:
-    """Scale the longer side to 20 px, thickening pen strokes that would vanish, re-stretched."""
+    """Scale the longer side to 20 px with MNIST's stroke width, re-stretched: the crop is
+    brought to about 4x the box (a large one reduced, a small one enlarged), where its strokes
+    are measured and thinned or thickened by whole pixels, then resampled to the box."""
     img = Image.fromarray(crop)
-    factor = max(crop.shape) // (4 * BOX)
-    if factor >= 2:  # work at about 4x the target size: fast, and fine enough for thickening
+    side = max(crop.shape)
+    factor = side // WORK
+    if factor >= 2:
         img = Image.fromarray(_stretch(np.asarray(img.reduce(factor))))
-    img = _thicken(img)
+    elif side < WORK // 2:
+        scale = WORK / side
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BICUBIC)
+    img = _stroke_width(img)
     height, width = img.height, img.width
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -96,21 +108,30 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _thicken(img: Image.Image) -> Image.Image:
-    """Dilate strokes thinner than STROKE px of the final box (a fine pen on a large photo)."""
-    arr = np.asarray(img) > 127
-    area = int(arr.sum())
-    if area == 0 or max(arr.shape) <= BOX:
-        return img
-    inner = arr.copy()
-    inner[1:-1, 1:-1] &= arr[:-2, 1:-1] & arr[2:, 1:-1] & arr[1:-1, :-2] & arr[1:-1, 2:]
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width of the strokes in a boolean mask: area over half the perimeter."""
+    area = int(mask.sum())
+    inner = mask.copy()
+    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
     edge = max(1, area - int(inner[1:-1, 1:-1].sum()))
-    stroke = 2.0 * area / edge  # area / (perimeter / 2) for a thin stroke
-    needed = STROKE * max(arr.shape) / BOX
-    if stroke >= 0.75 * needed:
+    return 2.0 * area / edge
+
+
+def _stroke_width(img: Image.Image) -> Image.Image:
+    """Strokes to MNIST's width (STROKE px of the 20 px box): a fine pen on a large photo
+    thickened, a felt-tip or an enlarged small image thinned, by grey dilation or erosion."""
+    arr = np.asarray(img) > 127
+    if not arr.any() or max(arr.shape) <= BOX:
         return img
-    size = min(7, int(needed - stroke) | 1)  # odd kernel, bounded cost
-    return img.filter(ImageFilter.MaxFilter(size)) if size >= 3 else img
+    per_px = BOX / max(arr.shape)  # one working pixel in pixels of the box
+    stroke = stroke_width(arr) * per_px
+    if stroke < 0.75 * STROKE_MIN:
+        size = min(7, int((STROKE_MIN - stroke) / per_px) | 1)  # odd kernel, bounded cost
+        return img.filter(ImageFilter.MaxFilter(size)) if size >= 3 else img
+    if stroke > STROKE_MAX:
+        size = min(9, int((stroke - STROKE) / per_px) | 1)
+        return img.filter(ImageFilter.MinFilter(size)) if size >= 3 else img
+    return img
 
 
 def _centre_of_mass(arr: np.ndarray) -> tuple[float, float]:

@@ -39,7 +39,7 @@ LINE_PAGE = 64  # smaller images are crops of a digit, not pages: no ruled or gr
 
 def find_digit(gray: np.ndarray) -> np.ndarray:
     """The digit's ink in `gray` (2-D uint8), white on black, cropped; ImageError if none."""
-    work = _bounded(gray)
+    work = bounded(gray)
     ink = _ink(work)
     mask, parts = candidates.remove_frames(_threshold(ink))
     if min(mask.shape) >= LINE_PAGE:
@@ -55,10 +55,10 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     keep = candidates.digit_components(mask, parts)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")
-    return _crop(ink, keep)
+    return crop(ink, keep)
 
 
-def _bounded(gray: np.ndarray) -> np.ndarray:
+def bounded(gray: np.ndarray) -> np.ndarray:
     return _resized(gray, WORK_SIDE)
 
 
@@ -126,10 +126,10 @@ def _threshold(ink: np.ndarray) -> np.ndarray:
     strong = ink[ink > floor]
     if strong.size == 0 or float(np.percentile(strong, 99)) < MIN_CONTRAST:
         raise ImageError("blank image: no digit found")
-    return ink > max(floor, _otsu(strong))
+    return ink > max(floor, otsu(strong))
 
 
-def _otsu(values: np.ndarray) -> float:
+def otsu(values: np.ndarray) -> float:
     """Otsu's threshold of `values` (between-class variance, 64 bins)."""
     counts, edges = np.histogram(values, bins=64)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -145,7 +145,7 @@ def _otsu(values: np.ndarray) -> float:
     return float(centres[int(np.nanargmax(between[:-1]))])
 
 
-def _crop(ink: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def crop(ink: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The kept ink with its soft edges, cropped to the strokes, strong strokes at 255."""
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
     box = np.where(masks.dilate(keep), ink, 0)[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]

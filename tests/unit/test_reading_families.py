@@ -164,7 +164,6 @@ def test_clean_yields_per_images_of_every_rendering(digits):
 
 @pytest.fixture(scope="module")
 def sk_renderings():
-    pytest.importorskip("sklearn")
     return list(rf.sklearn_renderings(seed=0, per=10))
 
 

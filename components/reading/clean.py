@@ -1,0 +1,100 @@
+"""Clean first: an image that already looks like MNIST skips the search for paper.
+
+Most images people classify are not photos: a digit drawn in an app, exported from a data set,
+cropped tight from a scan. One level of background (in either polarity), ink on one side of
+it, one digit's worth of components and nothing like a ruled line or a printed box. For those,
+paper.py's per-block paper level is worse than none: on a small image a block is narrower than
+a stroke, so the strokes are taken for paper and a tight crop turns into a filled rectangle.
+
+`clean_digit` decides whether an image is clean and, if it is, returns the digit's ink cropped
+as paper.find_digit returns it (white on black, strong strokes at 255), measured against the
+one background level instead of a local one. Whatever it is unsure of, it leaves to paper.py
+(None). Pure numpy on the array it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.reading import candidates, lines, masks, paper
+from components.reading.grayscale import median
+
+BAND = 24  # a pixel within this of the background level is background (0..255)
+BACKGROUND_SHARE = 0.3  # at least this share of the pixels is background
+OTHER_SIDE = 0.03  # ink on the wrong side of the background: at most this share of the ink
+MAX_PARTS = 3  # a digit is one stroke, or two or three (a 5's bar, a broken 4)
+PART_SHARE = 0.08  # a part weighs at least this share of the heaviest one; less is a speck
+SPECKS = 0.1  # specks together weigh at most this share of the ink
+THIN = 10  # a part this many times longer than wide is a rule, not a stroke
+
+
+def clean_digit(gray: np.ndarray) -> np.ndarray | None:
+    """The digit's ink (uint8, white on black, cropped) if `gray` is clean, else None."""
+    work = paper.bounded(gray)
+    level = background(work)
+    if level is None:
+        return None
+    signed = work.astype(np.float32) - level
+    far = np.abs(signed) > 2 * BAND
+    if not far.any():
+        return None  # no ink at all: paper.py says so in its words
+    light_ink = int((signed > 2 * BAND).sum()) > int((signed < -2 * BAND).sum())
+    ink = np.clip(signed if light_ink else -signed, 0, None)
+    if int((far & ((signed > 0) != light_ink)).sum()) > OTHER_SIDE * int(far.sum()):
+        return None  # glare beside dark ink, a shadow beside light: a photo
+    if not _flat(ink):
+        return None
+    mask = ink > max(paper.MIN_CONTRAST, paper.otsu(ink[ink > BAND]))
+    if min(mask.shape) >= paper.LINE_PAGE and not np.array_equal(lines.remove_lines(mask), mask):
+        return None  # ruled or printed lines across the page
+    keep = _digit(mask)
+    if keep is None:
+        return None
+    return paper.crop(ink, keep)
+
+
+def background(gray: np.ndarray) -> float | None:
+    """The one background level, or None if there is not one: the border's median when most
+    of the border is background, else the densest level (a tight crop's border is mostly ink);
+    either way it must cover BACKGROUND_SHARE of the pixels."""
+    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    level = median(border)
+    if np.mean(np.abs(border.astype(np.int16) - level) <= BAND) < 0.5:
+        counts = np.bincount(gray.ravel() // 8, minlength=32)
+        densest = int(np.argmax(counts))
+        level = median(gray[(gray // 8) == densest])
+    near = np.abs(gray.astype(np.int16) - level) <= BAND
+    return float(level) if near.mean() >= BACKGROUND_SHARE else None
+
+
+def _flat(ink: np.ndarray) -> bool:
+    """Whether the background is one level everywhere: no block of a 4x4 grid without strokes
+    sits between background and ink (the half-light of a shadow, a gradient, a table)."""
+    h, w = ink.shape
+    for i in range(4):
+        for j in range(4):
+            block = ink[h * i // 4 : h * (i + 1) // 4, w * j // 4 : w * (j + 1) // 4]
+            if block.size == 0:
+                continue
+            low, high = np.percentile(block, (50, 90))
+            if low > BAND and high <= 3 * BAND:
+                return False
+    return True
+
+
+def _digit(mask: np.ndarray) -> np.ndarray | None:
+    """The mask of the digit's parts when the ink is one digit's worth and nothing else."""
+    small = masks.shrink(mask, candidates.LABEL_SIDE)
+    labels, n = candidates.label(small)
+    if n == 0:
+        return None
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    parts = np.flatnonzero(sizes >= PART_SHARE * sizes.max()) + 1
+    if len(parts) > MAX_PARTS or sizes.sum() - sizes[parts - 1].sum() > SPECKS * sizes.sum():
+        return None
+    boxes = candidates.bounding_boxes(labels, n)
+    for k in parts:
+        tall, wide = boxes[k, 2] - boxes[k, 0] + 1, boxes[k, 3] - boxes[k, 1] + 1
+        if max(tall, wide) > THIN * min(tall, wide) or candidates.encloses(boxes[k], boxes):
+            return None  # a rule or a printed box: paper.py takes those apart
+    return candidates.grow(np.isin(labels, parts), mask.shape) & mask
