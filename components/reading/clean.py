@@ -26,6 +26,7 @@ MAX_PARTS = 3  # a digit is one stroke, or two or three (a 5's bar, a broken 4)
 PART_SHARE = 0.08  # a part weighs at least this share of the heaviest one; less is a speck
 SPECKS = 0.1  # specks together weigh at most this share of the ink
 THIN = 10  # a part this many times longer than wide is a rule, not a stroke
+EDGE = 0.08  # the share of the rows at either edge where a band of ink is the digit's own
 
 
 def clean_digit(gray: np.ndarray) -> np.ndarray | None:
@@ -45,7 +46,7 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
     if not _flat(ink):
         return None
     mask = ink > max(paper.MIN_CONTRAST, paper.otsu(ink[ink > BAND]))
-    if min(mask.shape) >= paper.LINE_PAGE and not np.array_equal(lines.remove_lines(mask), mask):
+    if min(mask.shape) >= paper.LINE_PAGE and (_ruled(mask) or _ruled(mask.T)):
         return None  # ruled or printed lines across the page
     keep = _digit(mask)
     if keep is None:
@@ -80,6 +81,26 @@ def _flat(ink: np.ndarray) -> bool:
             if low > BAND and high <= 3 * BAND:
                 return False
     return True
+
+
+def _ruled(mask: np.ndarray) -> bool:
+    """Whether a thin band of rows has ink across most of the image and the rows beside it
+    do not (a ruled or printed line; the bottom of a thick 0 fades out over many rows). The
+    outer rows do not count: there a tight crop's digit meets the edge."""
+    h = mask.shape[0]
+    share = mask.mean(axis=1)
+    across = share > lines.LINE_SHARE
+    edge = max(1, round(EDGE * h))
+    across[:edge] = across[h - edge :] = False
+    thin = max(3, max(mask.shape) // 40)  # as lines.py: a printed line, not a pen stroke
+    starts = np.flatnonzero(across & ~np.r_[False, across[:-1]])
+    ends = np.flatnonzero(across & ~np.r_[across[1:], False])
+    for top, bottom in zip(starts, ends, strict=True):
+        beside = np.r_[share[max(0, top - 2 * thin) : max(0, top - thin)],
+                       share[bottom + 1 + thin : bottom + 1 + 2 * thin]]  # fmt: skip
+        if bottom - top + 1 <= thin and beside.max(initial=0) < lines.LINE_SHARE / 2:
+            return True
+    return False
 
 
 def _digit(mask: np.ndarray) -> np.ndarray | None:

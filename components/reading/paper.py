@@ -59,7 +59,7 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
 
 
 def bounded(gray: np.ndarray) -> np.ndarray:
-    return _resized(gray, WORK_SIDE)
+    return resized(gray, WORK_SIDE)
 
 
 def _block_grids(gray: np.ndarray, quantiles: tuple[float, ...]) -> list[np.ndarray]:
@@ -68,7 +68,7 @@ def _block_grids(gray: np.ndarray, quantiles: tuple[float, ...]) -> list[np.ndar
     Measured on a copy at most LEVEL_SIDE px wide: the paper level varies slowly, and the
     quantiles of a few hundred pixels a block are as good as those of thousands.
     """
-    small = _resized(gray, LEVEL_SIDE)
+    small = resized(gray, LEVEL_SIDE)
     h, w = small.shape
     block = max(2, max(h, w) // 10)
     rows, cols = -(-h // block), -(-w // block)
@@ -89,7 +89,7 @@ def _level(grid: np.ndarray, close: int, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(grid, "F").resize(shape[::-1], Image.BILINEAR))
 
 
-def _resized(gray: np.ndarray, side: int) -> np.ndarray:
+def resized(gray: np.ndarray, side: int) -> np.ndarray:
     scale = side / max(gray.shape)
     if scale >= 1:
         return gray
@@ -105,7 +105,7 @@ def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
 def _ink(gray: np.ndarray) -> np.ndarray:
     """Ink strength (float32, 0 = paper) relative to a paper level that follows the light."""
     middle, light, dark = _block_grids(gray, (0.5, 0.9, 0.1))
-    small = _resized(gray, LEVEL_SIDE)
+    small = resized(gray, LEVEL_SIDE)
     flat = small.astype(np.float32) - _level(middle, 0, small.shape)
     noise = max(8.0, 4 * 1.4826 * float(np.median(np.abs(flat))))
     # ink is the heavier tail beyond the noise, however few pixels it covers
