@@ -326,15 +326,26 @@ def recorded_writes(monkeypatch) -> list[tuple[str, list[str]]]:
 
 
 def test_the_chief_writes_the_model_the_report_and_last_a_complete_result(
-    dataset_store, small_mnist_dir, tmp_path, monkeypatch
+    dataset_store, small_mnist_dir, tmp_path, monkeypatch, lines
 ):
     import keras
+
+    import components.store as store
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     uri, digest = dataset_store
     out = tmp_path / "out"
     writes = recorded_writes(monkeypatch)
-    assert distributed.main([f"--dataset-uri={uri}", f"--out={out}", *CFG.as_flags()]) == 0
+    opened, real_open = [], store.open_store
+    monkeypatch.setattr(
+        store, "open_store", lambda u, e=None: opened.append((u, e)) or real_open(u, e)
+    )
+    endpoint = "http://127.0.0.1:9"  # what the TFJob gives; a folder store does not use it
+    argv = [f"--dataset-uri={uri}", f"--out={out}", f"--s3-endpoint={endpoint}"]
+    assert distributed.main([*argv, *CFG.as_flags()]) == 0
+
+    assert opened == [(uri, endpoint), (str(out), endpoint)]
+    assert lines()[-1] == f"chief: model and report at {LocalStore(out).uri()}"
 
     assert sorted(p.name for p in out.iterdir()) == ["model.keras", "report.html", "result.json"]
     # result.json last, once the model and the report are there: its presence means complete
