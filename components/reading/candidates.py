@@ -9,6 +9,7 @@ import numpy as np
 from components.reading import masks
 
 LABEL_SIDE = 128  # longest side connected components are labelled at
+GROWTH = 0.3  # a stroke's faint stretches extend its box by at most this share of it
 MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
 
 
@@ -98,7 +99,7 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
     if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
         return np.zeros_like(mask)
-    stroke = _stroke_width(labels == main)
+    stroke = masks.stroke_width(labels == main)
     chosen = [
         k
         for k in candidates
@@ -109,14 +110,6 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
         )
     ]
     return grow(np.isin(labels, chosen), mask.shape) & mask
-
-
-def _stroke_width(component: np.ndarray) -> float:
-    """A component's mean stroke width: its area over half its perimeter."""
-    padded = np.pad(component, 1)
-    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    edge = int((component & ~inner).sum())
-    return 2.0 * int(component.sum()) / max(edge, 1)
 
 
 def _printed_line(box, size: int, stroke: float) -> bool:
@@ -179,6 +172,42 @@ def _near(box, main, size: int, main_size: int) -> bool:
         and box[1] <= main[3] + grow_x
     )
     return overlaps and size >= 0.02 * main_size
+
+
+def connected(weak: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The pixels of `weak` in its components (at LABEL_SIDE) that `keep` touches and that
+    reach more than half a stroke beyond it, with what joins them to it: the faint stretches
+    of the chosen strokes (glare, light pressure), not the soft edge around them nor other ink."""
+    small_keep = masks.shrink(keep, LABEL_SIDE)
+    labels, n = label(masks.shrink(weak, LABEL_SIDE))
+    touched = np.unique(labels[small_keep])
+    joined = np.isin(labels, touched[touched > 0])
+    # beyond the soft edge: half a stroke out (an enlarged image's blur is that wide)
+    reach = max(1, round(masks.stroke_width(small_keep) / 2))
+    near = small_keep
+    for _ in range(reach):
+        near = masks.dilate(near)
+    beyond = joined & ~near
+    for _ in range(reach):
+        beyond = masks.dilate(beyond)
+    added = grow(joined & beyond, weak.shape) & weak
+    if not added.any() or _grows(keep, added):
+        return np.zeros_like(weak)  # joined to other structure (a light grid): not the stroke's
+    return added
+
+
+def _grows(keep: np.ndarray, added: np.ndarray) -> bool:
+    """Whether `added` reaches beyond `keep`'s box by more than GROWTH of its size."""
+
+    def extent(mask):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        return rows[0], rows[-1], cols[0], cols[-1]
+
+    top, bottom, left, right = extent(keep)
+    a_top, a_bottom, a_left, a_right = extent(added)
+    tall, wide = (bottom - top + 1) * GROWTH, (right - left + 1) * GROWTH
+    return (top - a_top > tall or a_bottom - bottom > tall
+            or left - a_left > wide or a_right - right > wide)  # fmt: skip
 
 
 def grow(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -45,13 +45,15 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
         return None  # glare beside dark ink, a shadow beside light: a photo
     if not _flat(ink):
         return None
-    mask = ink > max(paper.MIN_CONTRAST, paper.otsu(ink[ink > BAND]))
-    if min(mask.shape) >= paper.LINE_PAGE and (_ruled(mask) or _ruled(mask.T)):
-        return None  # ruled or printed lines across the page
+    level = max(paper.MIN_CONTRAST, paper.otsu(ink[ink > BAND]))
+    mask = ink > level
+    weak = ink > max(paper.MIN_CONTRAST, paper.WEAK * level)  # a stroke's fainter stretches
+    if min(mask.shape) >= paper.LINE_PAGE and (_ruled(weak) or _ruled(weak.T)):
+        return None  # ruled or printed lines across the page, however light
     keep = _digit(mask)
     if keep is None:
         return None
-    return paper.crop(ink, keep)
+    return paper.crop(ink, keep | candidates.connected(weak, keep))
 
 
 def background(gray: np.ndarray) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
+from components.reading import masks
 from components.reading.clean import clean_digit
 from components.reading.grayscale import median
 from components.reading.image_decode import ImageError, decode_gray
@@ -113,15 +114,6 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """The mean width of the strokes in a boolean mask: area over half the perimeter."""
-    area = int(mask.sum())
-    inner = mask.copy()
-    inner[1:-1, 1:-1] &= mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
-    edge = max(1, area - int(inner[1:-1, 1:-1].sum()))
-    return 2.0 * area / edge
-
-
 def _stroke_width(img: Image.Image) -> Image.Image:
     """Strokes to MNIST's width (STROKE px of the 20 px box): a fine pen on a large photo
     thickened, a felt-tip or an enlarged small image thinned, by grey dilation or erosion."""
@@ -129,7 +121,7 @@ def _stroke_width(img: Image.Image) -> Image.Image:
     if not arr.any() or max(arr.shape) <= BOX:
         return img
     per_px = BOX / max(arr.shape)  # one working pixel in pixels of the box
-    stroke = stroke_width(arr) * per_px
+    stroke = masks.stroke_width(arr) * per_px
     if stroke < 0.75 * STROKE_MIN:
         size = min(7, int((STROKE_MIN - stroke) / per_px) | 1)  # odd kernel, bounded cost
         return img.filter(ImageFilter.MaxFilter(size)) if size >= 3 else img

@@ -14,7 +14,8 @@ MAX_SKEW = 6.0  # degrees of page rotation searched, in both directions
 
 
 def skew(mask: np.ndarray) -> float:
-    """The page's rotation in degrees, from the sharpest projection profiles; 0 if no lines."""
+    """The rotation in degrees that levels the page's lines (`rotate(mask, skew(mask))`),
+    from the sharpest projection profiles; 0 if there are no lines."""
     small = masks.shrink(mask, 256).astype(np.float32)
     if not _has_lines(small > 0.5):
         return 0.0
@@ -55,13 +56,31 @@ def rotate(arr: np.ndarray, angle: float) -> np.ndarray:
     return np.asarray(img.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0.0))
 
 
-def remove_lines(mask: np.ndarray) -> np.ndarray:
-    """Drop rows and columns of ink across most of the page, keeping strokes that cross them."""
-    return _remove_rows(_remove_rows(mask).T).T
+def remove_lines(mask: np.ndarray, faint: np.ndarray | None = None) -> np.ndarray:
+    """Drop rows and columns of ink across most of the page, keeping strokes that cross them.
+    `faint`: the mask of all ink down to the noise, where a light printed grid is whole (in
+    `mask` it may be only the pieces that passed the threshold); lines are found in it."""
+    faint = mask if faint is None else faint
+    rows = _remove_rows(mask, faint)
+    return _remove_rows(rows.T, faint.T).T
 
 
-def _remove_rows(mask: np.ndarray) -> np.ndarray:
-    lines = mask.mean(axis=1) > LINE_SHARE
+def bands(faint: np.ndarray) -> np.ndarray:
+    """The pixels on or beside (2 px) a row or column line of `faint`, as remove_lines finds
+    them: where faint ink must not join strokes, since there it may be the line's own."""
+    rows, cols = _line_rows(faint), _line_rows(faint.T)
+    near_rows = _band_any(_band_any(rows[:, None], 3, axis=0)[::-1], 5, axis=0)[::-1]
+    near_cols = _band_any(_band_any(cols[:, None], 3, axis=0)[::-1], 5, axis=0)[::-1]
+    return near_rows | near_cols.T
+
+
+def _line_rows(faint: np.ndarray) -> np.ndarray:
+    # over three rows: a line the rotation left a fraction of a degree off spans two or three
+    return _band_any(faint, 3, axis=0).mean(axis=1) > LINE_SHARE
+
+
+def _remove_rows(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    lines = _line_rows(faint)
     if not lines.any():
         return mask
     out = mask.copy()

@@ -27,3 +27,11 @@ def shrink(mask: np.ndarray, side: int) -> np.ndarray:
 def dilate(mask: np.ndarray) -> np.ndarray:
     """`mask` grown by one pixel in every direction."""
     return np.logical_or.reduce(neighbours(mask))
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width of the strokes in `mask`: its area over half its perimeter."""
+    padded = np.pad(mask, 1)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = int((mask & ~inner).sum())
+    return 2.0 * int(mask.sum()) / max(edge, 1)

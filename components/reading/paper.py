@@ -35,27 +35,34 @@ WORK_SIDE = 512  # longest side the search works at
 LEVEL_SIDE = 160  # longest side the paper level is measured at
 MIN_CONTRAST = 32  # ink must differ from the paper by this much (0..255) to count
 LINE_PAGE = 64  # smaller images are crops of a digit, not pages: no ruled or grid lines there
+WEAK = 0.5  # a stroke's fainter stretches, down to this share of the ink level, stay with it
 
 
 def find_digit(gray: np.ndarray) -> np.ndarray:
     """The digit's ink in `gray` (2-D uint8), white on black, cropped; ImageError if none."""
     work = bounded(gray)
     ink = _ink(work)
-    mask, parts = candidates.remove_frames(_threshold(ink))
+    level, floor = _threshold(ink)
+    mask, parts = candidates.remove_frames(ink > level)
+    weak = ink > max(floor, WEAK * level)
     if min(mask.shape) >= LINE_PAGE:
-        angle = lines.skew(mask)
+        faint = ink > floor
+        angle = lines.skew(faint)
         if angle:
-            ink, mask = (
-                lines.rotate(ink, -angle),
-                lines.rotate(mask.astype(np.float32), -angle) > 0.5,
+            ink, mask, faint = (
+                lines.rotate(ink, angle),
+                lines.rotate(mask.astype(np.float32), angle) > 0.5,
+                lines.rotate(faint.astype(np.float32), angle) > 0.5,
             )
-        cleaned = lines.remove_lines(mask)
+            weak = ink > max(floor, WEAK * level)
+        cleaned = lines.remove_lines(mask, faint)
         if angle or not np.array_equal(cleaned, mask):
             mask, parts = cleaned, None  # the components changed: label them again
+            weak &= ~lines.bands(faint)
     keep = candidates.digit_components(mask, parts)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")
-    return crop(ink, keep)
+    return crop(ink, keep | candidates.connected(weak, keep))
 
 
 def bounded(gray: np.ndarray) -> np.ndarray:
@@ -118,15 +125,16 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     return np.clip(ink, 0, None).astype(np.float32)
 
 
-def _threshold(ink: np.ndarray) -> np.ndarray:
-    """Ink pixels: above the noise floor and Otsu's threshold of what is above it."""
+def _threshold(ink: np.ndarray) -> tuple[float, float]:
+    """(the ink level, the noise floor): ink is above the noise floor and Otsu's threshold
+    of what is above it; all that is above the floor is faint structure (a light grid)."""
     sample = ink[::2, ::2]  # a quarter of the pixels tell the noise as well as all of them
     spread = float(np.median(sample))
     floor = max(MIN_CONTRAST / 2, spread + 4 * 1.4826 * float(np.median(np.abs(sample - spread))))
     strong = ink[ink > floor]
     if strong.size == 0 or float(np.percentile(strong, 99)) < MIN_CONTRAST:
         raise ImageError("blank image: no digit found")
-    return ink > max(floor, otsu(strong))
+    return max(floor, otsu(strong)), floor
 
 
 def otsu(values: np.ndarray) -> float:
