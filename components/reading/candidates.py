@@ -162,14 +162,15 @@ def _centrality(box, h: int, w: int) -> float:
 
 
 def _near(box, main, size: int, main_size: int) -> bool:
-    """Part of the digit (the separate bar of a 5, a broken stroke): it overlaps the main
-    component's box grown by half its size, and is not a speck far smaller than it."""
-    grow_y, grow_x = (main[2] - main[0] + 1) // 2, (main[3] - main[1] + 1) // 2
+    """Part of the digit (the separate bar of a 5, a broken stroke): above, below or over the
+    main component (their columns overlap, give or take a tenth of its width), within half its
+    height, and not a speck far smaller than it. A printed label beside the digit is not."""
+    grow_y, slack_x = (main[2] - main[0] + 1) // 2, (main[3] - main[1] + 1) // 10
     overlaps = (
         box[2] >= main[0] - grow_y
         and box[0] <= main[2] + grow_y
-        and box[3] >= main[1] - grow_x
-        and box[1] <= main[3] + grow_x
+        and box[3] >= main[1] - slack_x
+        and box[1] <= main[3] + slack_x
     )
     return overlaps and size >= 0.02 * main_size
 

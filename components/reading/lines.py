@@ -10,6 +10,7 @@ from PIL import Image
 from components.reading import masks
 
 LINE_SHARE = 0.7  # a row or column with ink across this share of the page is paper structure
+SEGMENT = 0.2  # a straight thin run this share of the page's longer side long is a rule
 MAX_SKEW = 6.0  # degrees of page rotation searched, in both directions
 
 
@@ -98,3 +99,24 @@ def _remove_rows(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
         below = mask[bottom + 1 : min(h, bottom + 1 + reach)].any(axis=0)
         out[top : bottom + 1] &= above & below
     return out
+
+
+def remove_segments(mask: np.ndarray) -> np.ndarray:
+    """Drop straight thin segments of ink however short of the page they stop (an underline,
+    the borders of a table cell, a form's rules), keeping strokes that cross or rest on them:
+    a pixel in a row run of at least SEGMENT of the page's longer side whose column run is
+    thin goes, and the same with rows and columns swapped."""
+    long = max(8, round(SEGMENT * max(mask.shape)))
+    thin = max(3, max(mask.shape) // 100)
+    across, down = _runs(mask), _runs(mask.T).T
+    lines = (across >= long) & (down <= thin) | (down >= long) & (across <= thin)
+    return mask & ~lines
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """For each pixel of `mask`, the length of the run of ink along its row (0 off the ink)."""
+    h, w = mask.shape
+    index = np.broadcast_to(np.arange(w), (h, w))
+    last_gap = np.maximum.accumulate(np.where(mask, -1, index), axis=1)
+    next_gap = np.minimum.accumulate(np.where(mask, w, index)[:, ::-1], axis=1)[:, ::-1]
+    return np.where(mask, next_gap - last_gap - 1, 0)

@@ -55,10 +55,10 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
                 lines.rotate(faint.astype(np.float32), angle) > 0.5,
             )
             weak = ink > max(floor, WEAK * level)
-        cleaned = lines.remove_lines(mask, faint)
+        cleaned = lines.remove_segments(lines.remove_lines(mask, faint))
         if angle or not np.array_equal(cleaned, mask):
             mask, parts = cleaned, None  # the components changed: label them again
-            weak &= ~lines.bands(faint)
+            weak = lines.remove_segments(weak & ~lines.bands(faint))
     keep = candidates.digit_components(mask, parts)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")

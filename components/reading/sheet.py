@@ -20,8 +20,8 @@ from components.reading import candidates, masks, paper
 SIDE = 160  # the longest side the sheet is looked for at
 MIN_AREA, MAX_AREA = 0.15, 0.92  # the sheet's share of the image
 TABLE_SIDE = 0.6  # an image side where the table shows is at least this share table
-STEP = 40  # how much brighter the sheet is than the table, right at its edge (0..255)
-SHARP = 0.6  # ... and that step is this share of the difference a few pixels further in
+STEP = 30  # how much brighter the sheet is than the table, at its edge and a few px beyond
+SHARP = 0.4  # ... and that step is this share of the difference a few pixels further in
 MIN_SIDE = 64  # smaller images are crops, not scenes
 QUADRILATERAL = 0.96  # the sheet and the quadrilateral of its corners: intersection over union
 MARGIN = 0.03  # the share cut from each side of the squared-up sheet (its blurred edge)
@@ -74,8 +74,8 @@ def _sheet(small: np.ndarray) -> np.ndarray | None:
         return None
     near = float(small[near_in].mean()) - float(small[near_out].mean())
     far = float(small[far_in].mean()) - float(small[far_out].mean())
-    if near < STEP or near < SHARP * far:
-        return None  # the light fades into the dark over many pixels: a shadow, not an edge
+    if min(near, far) < STEP or near < SHARP * far:
+        return None  # a shadow (the dark fades in) or a thin printed line (no table beyond it)
     return sheet
 
 
