@@ -18,7 +18,7 @@ from components.reading import masks
 from components.reading.clean import clean_digit
 from components.reading.grayscale import median
 from components.reading.image_decode import ImageError, decode_gray
-from components.reading.paper import find_digit
+from components.reading.paper import bounded, find_digit
 from components.reading.sheet import unwarp
 
 SIZE = 28  # MNIST field
@@ -78,7 +78,9 @@ def _mnist_like(gray: np.ndarray) -> np.ndarray | None:
 def normalise(gray: np.ndarray) -> np.ndarray:
     """The digit's ink, scaled to 20 px and centred by mass: on the sheet alone when the photo
     shows the table around it (sheet.py), measured against the one background of a clean
-    image (clean.py), else found on the paper of a photo (paper.py)."""
+    image (clean.py), else found on the paper of a photo (paper.py). All of it works on a
+    copy at most paper.WORK_SIDE px long, made once."""
+    gray = bounded(gray)
     sheet = unwarp(gray)  # a sheet photographed on a table: the sheet alone, squared up
     if sheet is not None:
         gray = sheet

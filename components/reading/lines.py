@@ -108,6 +108,9 @@ def remove_segments(mask: np.ndarray) -> np.ndarray:
     thin goes, and the same with rows and columns swapped."""
     long = max(8, round(SEGMENT * max(mask.shape)))
     thin = max(3, max(mask.shape) // 100)
+    rows, cols = mask.sum(axis=1) >= long, mask.sum(axis=0) >= long
+    if not rows.any() and not cols.any():
+        return mask  # no row or column holds that much ink: no segment (most photos)
     across, down = _runs(mask), _runs(mask.T).T
     lines = (across >= long) & (down <= thin) | (down >= long) & (across <= thin)
     return mask & ~lines

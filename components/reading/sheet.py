@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from components.reading import candidates, masks, paper
 
-SIDE = 160  # the longest side the sheet is looked for at
+SIDE = 96  # the longest side the sheet is looked for at
 MIN_AREA, MAX_AREA = 0.15, 0.92  # the sheet's share of the image
 TABLE_SIDE = 0.6  # an image side where the table shows is at least this share table
 STEP = 30  # how much brighter the sheet is than the table, at its edge and a few px beyond
@@ -56,6 +56,8 @@ def unwarp(gray: np.ndarray) -> np.ndarray | None:
 def _sheet(small: np.ndarray) -> np.ndarray | None:
     """The mask of the sheet (holes filled: the writing on it) at `small`'s size, or None."""
     bright = small > paper.otsu(small.ravel().astype(np.float32))
+    if _table_sides(bright) < 2 or bright.mean() < MIN_AREA:
+        return None  # checked first on the bright pixels: most images stop here, cheaply
     labels, n = candidates.label(bright)
     if n == 0:
         return None
@@ -64,9 +66,7 @@ def _sheet(small: np.ndarray) -> np.ndarray | None:
     sheet = _filled(labels == int(np.argmax(sizes)))
     if not MIN_AREA <= sheet.mean() <= MAX_AREA:
         return None
-    table_sides = sum(float(side.mean()) <= 1 - TABLE_SIDE for side in
-                      (sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1]))  # fmt: skip
-    if table_sides < 2:
+    if _table_sides(sheet) < 2:
         return None  # a sheet on a table shows the table on two sides at least
     near_in, far_in = _rings(sheet)
     near_out, far_out = _rings(~sheet)
@@ -77,6 +77,12 @@ def _sheet(small: np.ndarray) -> np.ndarray | None:
     if min(near, far) < STEP or near < SHARP * far:
         return None  # a shadow (the dark fades in) or a thin printed line (no table beyond it)
     return sheet
+
+
+def _table_sides(sheet: np.ndarray) -> int:
+    """How many of the image's four sides are mostly not the sheet."""
+    sides = (sheet[0], sheet[-1], sheet[:, 0], sheet[:, -1])
+    return sum(float(side.mean()) <= 1 - TABLE_SIDE for side in sides)
 
 
 def _rings(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
