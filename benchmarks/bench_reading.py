@@ -9,9 +9,11 @@ six photo kinds of tests/photos.py), three preprocessings side by side:
   run from a temporary `git worktree` in a subprocess;
 - after: the working tree's `to_mnist`.
 
-Each 28x28 result is classified by the exported model (--model, default /work/reading-model;
-without it, the k-nearest-neighbour reader of tests/photos.py); an ImageError counts as wrong.
-It prints accuracy per family and the mean over them, then (--timing N images per size):
+Each 28x28 result is classified by the exported model (--model, default the newest version
+`make demo` exported under mnist-store/; without one, the k-nearest-neighbour reader of
+tests/photos.py); an ImageError counts as wrong. It prints accuracy per family, the mean over
+them, and how well the low-confidence flag (min_confidence) separates the wrong answers from the
+right ones; then (--timing N images per size):
 
 - milliseconds per image for a 640x480 photo, after vs plain (target <= 3x plain);
 - milliseconds per image for a 12 MP photo, after vs before (target <= 1x before);
@@ -41,11 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import MNIST_DIR, REPO, machine, report  # noqa: E402
 from benchmarks.legacy_preprocess import legacy_to_mnist  # noqa: E402
+from components.common.parameters import DEFAULTS  # noqa: E402
 from components.reading.image_decode import ImageError  # noqa: E402
 from components.reading.images import to_mnist  # noqa: E402
 from tests import photos, reading_families  # noqa: E402
 
-DEFAULT_MODEL = Path("/work/reading-model")
+DEMO_MODELS = REPO / "mnist-store" / "models" / "mnist"  # where `make demo` exports
+MIN_CONFIDENCE = DEFAULTS["min_confidence"]
 METHODS = ("plain", "before", "after")
 OK, IMAGE_ERROR, CRASH = 0, 1, 2  # per image: read, refused with an ImageError, other exception
 
@@ -143,23 +147,39 @@ def run_before(tree: Path, blobs: list[bytes]) -> Results:
             return Results(got["out"], got["outcome"], got["seconds"])
 
 
+def demo_model() -> str:
+    """The newest complete version `make demo` exported (saved_model.pb is written last)."""
+    versions = [p for p in DEMO_MODELS.glob("*") if p.name.isdigit()]
+    done = [p for p in versions if (p / "saved_model.pb").exists()]
+    return str(max(done, key=lambda p: int(p.name))) if done else ""
+
+
 @contextlib.contextmanager
 def reader(args):
-    """(classes of a batch of 28x28 images, what reads them), the model loaded from a copy."""
-    model = args.model or (str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else "")
+    """(classes and confidences of a batch of 28x28 images, what reads them): the model
+    loaded from a copy, or the kNN reader (its confidence: the share of votes won)."""
+    model = args.model or demo_model()
     if not model:
-        print(f"no --model and no {DEFAULT_MODEL}: falling back to the kNN reader (about 0.955)")
-        yield photos.knn(str(MNIST_DIR)), "kNN reader of tests/photos.py, ceiling about 0.955"
+        print(f"no --model and no model under {DEMO_MODELS} (make demo): the kNN reader")
+        knn = photos.knn(str(MNIST_DIR))
+        yield knn.votes, "kNN reader of tests/photos.py, ceiling about 0.955"
         return
     from components.batch_predict.model import load_model_version
 
     with tempfile.TemporaryDirectory(prefix="bench-reading-model-") as work:
         classify = load_model_version(model, "", Path(work))
-        yield (lambda batch: classify(batch)[1]), f"the model at {model}"
+
+        def read(batch):
+            probabilities, predicted = classify(batch)
+            return predicted, probabilities[np.arange(len(predicted)), predicted]
+
+        yield read, f"the model at {model}"
 
 
-def classes(read, out: np.ndarray, batch: int = 512) -> np.ndarray:
-    return np.concatenate([read(out[i : i + batch]) for i in range(0, len(out), batch)])
+def classes(read, out: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(the classes, their confidences) of every 28x28 image in `out`."""
+    parts = [read(out[i : i + batch]) for i in range(0, len(out), batch)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def cases(args, images, labels) -> list[tuple[str, bytes, int]]:
@@ -183,9 +203,11 @@ def accuracy(args, images, labels, read, what: str, tree: Path) -> None:
         "before": run_before(tree, blobs),
         "after": run_here(to_mnist, blobs),
     }
-    right = {}
+    right, confident = {}, {}
     for method, got in results.items():
-        right[method] = (classes(read, got.out) == truth) & (got.outcome == OK)
+        predicted, confidence = classes(read, got.out)
+        right[method] = (predicted == truth) & (got.outcome == OK)
+        confident[method] = confidence
         crashed = int((got.outcome == CRASH).sum())
         if crashed:
             print(f"  {method}: {crashed} images raised something other than an ImageError")
@@ -203,6 +225,15 @@ def accuracy(args, images, labels, read, what: str, tree: Path) -> None:
         print(f"  {name:26s} {len(index):4d} {cells}")
     cells = " ".join(f"{np.mean(means[m]):6.2f}" for m in METHODS)
     print(f"  {f'mean of {len(rows)} families':26s} {len(blobs):4d} {cells}", flush=True)
+    answered = results["after"].outcome == OK  # an error row is not a prediction to flag
+    low = confident["after"] < MIN_CONFIDENCE
+    wrong, good = answered & ~right["after"], right["after"]
+    print(
+        f"low-confidence flag (after, min_confidence {MIN_CONFIDENCE}): catches "
+        f"{low[wrong].mean():.2f} of the {wrong.sum()} wrong answers (goal >= 0.70), flags "
+        f"{low[good].mean():.2f} of the {good.sum()} right ones (goal <= 0.10)",
+        flush=True,
+    )
 
 
 def timing(args, images, tree: Path) -> None:
@@ -245,8 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"an exported model version folder (default {DEFAULT_MODEL}; the kNN reader of "
-        "tests/photos.py when that does not exist)",
+        help=f"an exported model version folder (default: the newest under {DEMO_MODELS}; "
+        "the kNN reader of tests/photos.py when there is none)",
     )
     parser.add_argument("--timing", type=int, default=8, help="photos per size for the timing")
     parser.add_argument("--batch", type=int, default=3000, help="28x28 PNGs for the throughput")

@@ -191,10 +191,14 @@ class Knn:
         self.train, self.labels, self.k = _features(images), labels.astype(np.int64), k
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.votes(batch)[0]
+
+    def votes(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the classes, the share of the k neighbours that voted for each)."""
         scores = _features(batch) @ self.train.T
         nearest = np.argpartition(-scores, self.k, axis=1)[:, : self.k]
-        votes = self.labels[nearest]
-        return np.array([np.bincount(v, minlength=10).argmax() for v in votes])
+        counts = np.stack([np.bincount(v, minlength=10) for v in self.labels[nearest]])
+        return counts.argmax(axis=1), counts.max(axis=1) / self.k
 
 
 @functools.cache
