@@ -22,10 +22,11 @@ from components.reading.grayscale import median
 BAND = 24  # a pixel within this of the background level is background (0..255)
 BACKGROUND_SHARE = 0.3  # at least this share of the pixels is background
 OTHER_SIDE = 0.03  # ink on the wrong side of the background: at most this share of the ink
-MAX_PARTS = 3  # a digit is one stroke, or two or three (a 5's bar, a broken 4)
+MAX_PARTS = 5  # a digit is one stroke, or a few (a 5's bar, a broken 4, a 9 in pieces)
 PART_SHARE = 0.08  # a part weighs at least this share of the heaviest one; less is a speck
 SPECKS = 0.1  # specks together weigh at most this share of the ink
 THIN = 10  # a part this many times longer than wide is a rule, not a stroke
+SOLID = 0.8  # a part filling this share of its box, half the image each way, is a surface
 EDGE = 0.08  # the share of the rows at either edge where a band of ink is the digit's own
 
 
@@ -116,8 +117,11 @@ def _digit(mask: np.ndarray) -> np.ndarray | None:
     if len(parts) > MAX_PARTS or sizes.sum() - sizes[parts - 1].sum() > SPECKS * sizes.sum():
         return None
     boxes = candidates.bounding_boxes(labels, n)
+    h, w = small.shape
     for k in parts:
         tall, wide = boxes[k, 2] - boxes[k, 0] + 1, boxes[k, 3] - boxes[k, 1] + 1
         if max(tall, wide) > THIN * min(tall, wide) or candidates.encloses(boxes[k], boxes):
             return None  # a rule or a printed box: paper.py takes those apart
+        if tall >= h / 2 and wide >= w / 2 and sizes[k - 1] > SOLID * tall * wide:
+            return None  # a solid region half the image wide and tall: a surface, not strokes
     return candidates.grow(np.isin(labels, parts), mask.shape) & mask

@@ -27,7 +27,8 @@ CENTRE = 14.0  # where MNIST puts the centre of mass (measured on the test set: 
 MIN_CONTRAST = 32  # ink must differ from the background by this much (0..255) to count as a digit
 INK = 32  # after contrast stretch, pixels above this count as ink for the bounding box
 STROKE = 2.6  # MNIST's median stroke width, in pixels of the 20 px box (stroke_width)
-STROKE_MIN, STROKE_MAX = 2.0, 3.4  # outside these, strokes are thickened or thinned to STROKE
+STROKE_MIN, STROKE_MAX = 2.0, 4.2  # outside these (MNIST: 10% and 95%), strokes are adjusted
+THINNED = 3.6  # a thick stroke is thinned to about this: a thick MNIST stroke, not a median one
 WORK = 4 * BOX  # the side strokes are measured and adjusted at
 
 _MOMENTS = np.stack(  # [784, 3]: pixel weights for the mass and its row and column moments
@@ -95,17 +96,16 @@ def _scale(crop: np.ndarray) -> np.ndarray:
     img = Image.fromarray(crop)
     side = max(crop.shape)
     factor = side // WORK
-    if factor >= 2:
-        img = Image.fromarray(_stretch(np.asarray(img.reduce(factor))))
+    if factor >= 2:  # padded to whole blocks: a partial block would average fewer pixels
+        pad = ((0, -crop.shape[0] % factor), (0, -crop.shape[1] % factor))
+        img = Image.fromarray(
+            _stretch(np.asarray(Image.fromarray(np.pad(crop, pad)).reduce(factor)))
+        )
     elif side < WORK // 2:
         scale = WORK / side
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         img = img.resize(size, Image.Resampling.BICUBIC)
-    img = _stroke_width(img)
-    height, width = img.height, img.width
-    scale = BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return _stretch(np.asarray(img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)))
+    return _boxed(_stroke_width(img))
 
 
 def _stretch(arr: np.ndarray) -> np.ndarray:
@@ -127,10 +127,18 @@ def _stroke_width(img: Image.Image) -> Image.Image:
     if stroke < 0.75 * STROKE_MIN:
         size = min(7, int((STROKE_MIN - stroke) / per_px) | 1)  # odd kernel, bounded cost
         return img.filter(ImageFilter.MaxFilter(size)) if size >= 3 else img
-    if stroke > STROKE_MAX:
-        size = min(9, int((stroke - STROKE) / per_px) | 1)
+    boxed = masks.stroke_width(_boxed(img) > 127)  # as MNIST's strokes are measured, in the box
+    if boxed > STROKE_MAX:
+        size = min(13, int((boxed - THINNED) / per_px) | 1)  # into MNIST's range, no further
         return img.filter(ImageFilter.MinFilter(size)) if size >= 3 else img
     return img
+
+
+def _boxed(img: Image.Image) -> np.ndarray:
+    """`img` resampled so its longer side is the 20 px box, its brightest ink at 255."""
+    scale = BOX / max(img.height, img.width)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return _stretch(np.asarray(img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)))
 
 
 def _centre_of_mass(arr: np.ndarray) -> tuple[float, float]:

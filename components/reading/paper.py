@@ -34,7 +34,7 @@ from components.reading.image_decode import ImageError
 WORK_SIDE = 512  # longest side the search works at
 LEVEL_SIDE = 160  # longest side the paper level is measured at
 MIN_CONTRAST = 32  # ink must differ from the paper by this much (0..255) to count
-LINE_PAGE = 64  # smaller images are crops of a digit, not pages: no ruled or grid lines there
+LINE_PAGE = 128  # smaller images are crops of a digit, not pages: no ruled or grid lines there
 WEAK = 0.5  # a stroke's fainter stretches, down to this share of the ink level, stay with it
 
 
@@ -129,8 +129,10 @@ def _threshold(ink: np.ndarray) -> tuple[float, float]:
     """(the ink level, the noise floor): ink is above the noise floor and Otsu's threshold
     of what is above it; all that is above the floor is faint structure (a light grid)."""
     sample = ink[::2, ::2]  # a quarter of the pixels tell the noise as well as all of them
-    spread = float(np.median(sample))
-    floor = max(MIN_CONTRAST / 2, spread + 4 * 1.4826 * float(np.median(np.abs(sample - spread))))
+    # the noise from the lower half: where strokes cover half a tight crop, its median is ink
+    lower = sample[sample <= np.median(sample)]
+    spread = float(np.median(lower))
+    floor = max(MIN_CONTRAST / 2, spread + 4 * 1.4826 * float(np.median(np.abs(lower - spread))))
     strong = ink[ink > floor]
     if strong.size == 0 or float(np.percentile(strong, 99)) < MIN_CONTRAST:
         raise ImageError("blank image: no digit found")

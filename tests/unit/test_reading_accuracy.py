@@ -59,12 +59,7 @@ SKLEARN_FLOORS = {
     "sk_tight_200": 0.70,  # 24/30 = 0.800 (plain 0.867)
 }
 # Clean renderings where the full path reads fewer of the 30 than the plain one.
-BELOW_PLAIN = {
-    "rgb_280": "28/30 against 30/30: test digit 9 (image 6), broken in four pieces, fails the "
-    "clean path's MAX_PARTS and paper.py keeps its main stroke alone (read 1); a thick 0 "
-    "(image 17) is thinned from 4.1 to 2.5 px by _stroke_width and read 6",
-    "offcentre_canvas": "29/30 against 30/30: the same broken 9 (image 6), read 1",
-}
+BELOW_PLAIN: dict[str, str] = {}  # none now; a rendering that falls below goes here with why
 
 Pairs = list[tuple[bytes, int]]
 
