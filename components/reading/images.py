@@ -131,11 +131,19 @@ def _stroke_width(img: Image.Image) -> Image.Image:
     if stroke < 0.75 * STROKE_MIN:
         size = min(7, int((STROKE_MIN - stroke) / per_px) | 1)  # odd kernel, bounded cost
         return img.filter(ImageFilter.MaxFilter(size)) if size >= 3 else img
-    boxed = masks.stroke_width(_boxed(img) > 127)  # as MNIST's strokes are measured, in the box
-    if boxed > STROKE_MAX:
-        size = min(13, int((boxed - THINNED) / per_px) | 1)  # into MNIST's range, no further
-        return img.filter(ImageFilter.MinFilter(size)) if size >= 3 else img
-    return img
+    if _boxed_stroke(img) <= STROKE_MAX:  # as MNIST's strokes are measured: in the box
+        return img
+    thinned = img
+    for size in range(3, 15, 2):  # the widest erosion that leaves THINNED: into MNIST's range
+        trial = img.filter(ImageFilter.MinFilter(size))
+        if _boxed_stroke(trial) < THINNED:
+            break
+        thinned = trial
+    return thinned
+
+
+def _boxed_stroke(img: Image.Image) -> float:
+    return masks.stroke_width(_boxed(img) > 127)
 
 
 def _crisp(box: np.ndarray) -> np.ndarray:
