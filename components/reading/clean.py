@@ -40,9 +40,11 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
     far = np.abs(signed) > 2 * BAND
     if not far.any():
         return None  # no ink at all: paper.py says so in its words
-    light_ink = int((signed > 2 * BAND).sum()) > int((signed < -2 * BAND).sum())
+    lighter = int((far & (signed > 0)).sum())
+    darker = int(far.sum()) - lighter
+    light_ink = lighter > darker
     ink = np.clip(signed if light_ink else -signed, 0, None)
-    if int((far & ((signed > 0) != light_ink)).sum()) > OTHER_SIDE * int(far.sum()):
+    if min(lighter, darker) > OTHER_SIDE * (lighter + darker):
         return None  # glare beside dark ink, a shadow beside light: a photo
     if not _flat(ink):
         return None
@@ -61,7 +63,7 @@ def background(gray: np.ndarray) -> float | None:
     """The one background level, or None if there is not one: the border's median when most
     of the border is background, else the densest level (a tight crop's border is mostly ink);
     either way it must cover BACKGROUND_SHARE of the pixels."""
-    border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    border = masks.border(gray)
     level = median(border)
     if np.mean(np.abs(border.astype(np.int16) - level) <= BAND) < 0.5:
         counts = np.bincount(gray.ravel() // 8, minlength=32)
@@ -95,13 +97,11 @@ def _ruled(mask: np.ndarray) -> bool:
     across = share > lines.LINE_SHARE
     edge = max(1, round(EDGE * h))
     across[:edge] = across[h - edge :] = False
-    thin = max(3, max(mask.shape) // 40)  # as lines.py: a printed line, not a pen stroke
-    starts = np.flatnonzero(across & ~np.r_[False, across[:-1]])
-    ends = np.flatnonzero(across & ~np.r_[across[1:], False])
-    for top, bottom in zip(starts, ends, strict=True):
+    thin = max(3, max(mask.shape) // 40)  # the rows beside a line: as far off as it may be thick
+    for top, bottom in lines.thin_bands(across, mask.shape):
         beside = np.r_[share[max(0, top - 2 * thin) : max(0, top - thin)],
                        share[bottom + 1 + thin : bottom + 1 + 2 * thin]]  # fmt: skip
-        if bottom - top + 1 <= thin and beside.max(initial=0) < lines.LINE_SHARE / 2:
+        if beside.max(initial=0) < lines.LINE_SHARE / 2:
             return True
     return False
 

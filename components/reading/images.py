@@ -54,7 +54,7 @@ def to_mnist(data: bytes) -> np.ndarray:
 def _border(gray: np.ndarray) -> np.ndarray:
     if gray.shape == (SIZE, SIZE):
         return gray.ravel()[_RING]
-    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+    return masks.border(gray)
 
 
 def _orient(gray: np.ndarray) -> tuple[np.ndarray, int]:

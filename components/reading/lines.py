@@ -89,18 +89,22 @@ def _line_rows(faint: np.ndarray) -> np.ndarray:
     return _band_any(faint, 3, axis=0).mean(axis=1) > LINE_SHARE
 
 
+def thin_bands(rows: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """(first, last) of each run of set `rows` no thicker than a printed or ruled line of a
+    page of `shape` (thicker is a pen stroke along it)."""
+    thin = max(3, max(shape) // 40)
+    starts = np.flatnonzero(rows & ~np.r_[False, rows[:-1]])
+    ends = np.flatnonzero(rows & ~np.r_[rows[1:], False])
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a + 1 <= thin]
+
+
 def _remove_rows(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
     lines = _line_rows(faint)
     if not lines.any():
         return mask
     out = mask.copy()
     h = mask.shape[0]
-    thin = max(3, max(mask.shape) // 40)  # a printed or ruled line, not a pen stroke along it
-    starts = np.flatnonzero(lines & ~np.r_[False, lines[:-1]])
-    ends = np.flatnonzero(lines & ~np.r_[lines[1:], False])
-    for top, bottom in zip(starts, ends, strict=True):
-        if bottom - top + 1 > thin:
-            continue
+    for top, bottom in thin_bands(lines, mask.shape):
         reach = bottom - top + 3  # a stroke crossing the line continues beyond it
         above = (
             mask[max(0, top - reach) : top].any(axis=0) if top else np.zeros(mask.shape[1], bool)

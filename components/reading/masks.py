@@ -1,5 +1,6 @@
 """Small operations on 2-D arrays that the page search (paper.py, lines.py, candidates.py)
-shares: the 3x3 neighbourhood every filter reduces over, a dilation, and a bounded downscale."""
+shares: the 3x3 neighbourhood every filter reduces over, a dilation, a bounded downscale, the
+stroke width of a mask and an array's border."""
 
 from __future__ import annotations
 
@@ -35,3 +36,8 @@ def stroke_width(mask: np.ndarray) -> float:
     inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     edge = int((mask & ~inner).sum())
     return 2.0 * int(mask.sum()) / max(edge, 1)
+
+
+def border(arr: np.ndarray) -> np.ndarray:
+    """The values along `arr`'s four edges, each pixel once."""
+    return np.concatenate([arr[0], arr[-1], arr[1:-1, 0], arr[1:-1, -1]])

@@ -44,7 +44,7 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     ink = _ink(work)
     level, floor = _threshold(ink)
     mask, parts = candidates.remove_frames(ink > level)
-    weak = ink > max(floor, WEAK * level)
+    structure = None  # the faint mask, where lines were found and removed
     if min(mask.shape) >= LINE_PAGE:
         faint = ink > floor
         angle = lines.skew(faint)
@@ -54,11 +54,12 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
                 lines.rotate(mask.astype(np.float32), angle) > 0.5,
                 lines.rotate(faint.astype(np.float32), angle) > 0.5,
             )
-            weak = ink > max(floor, WEAK * level)
         cleaned = lines.remove_segments(lines.remove_lines(mask, faint))
         if angle or not np.array_equal(cleaned, mask):
-            mask, parts = cleaned, None  # the components changed: label them again
-            weak = lines.remove_segments(weak & ~lines.bands(faint))
+            mask, parts, structure = cleaned, None, faint  # label the components again
+    weak = ink > max(floor, WEAK * level)
+    if structure is not None:  # no faint stretch along a removed line
+        weak = lines.remove_segments(weak & ~lines.bands(structure))
     keep = candidates.digit_components(mask, parts)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")

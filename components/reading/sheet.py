@@ -98,7 +98,7 @@ def _rings(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _filled(mask: np.ndarray) -> np.ndarray:
     """`mask` with its holes filled: what the outside cannot reach."""
     labels, n = candidates.label(~mask)
-    outer = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outer = np.unique(masks.border(labels))
     return ~np.isin(labels, outer[outer > 0]) | mask
 
 
