@@ -26,8 +26,15 @@ def shrink(mask: np.ndarray, side: int) -> np.ndarray:
 
 
 def dilate(mask: np.ndarray) -> np.ndarray:
-    """`mask` grown by one pixel in every direction."""
-    return np.logical_or.reduce(neighbours(mask))
+    """`mask` grown by one pixel in every direction: along the columns, then along the rows
+    (the 3x3 square is the two at once), by shifted ORs in place, not nine padded copies."""
+    tall = mask.copy()
+    tall[1:] |= mask[:-1]
+    tall[:-1] |= mask[1:]
+    out = tall.copy()
+    out[:, 1:] |= tall[:, :-1]
+    out[:, :-1] |= tall[:, 1:]
+    return out
 
 
 def stroke_width(mask: np.ndarray) -> float:

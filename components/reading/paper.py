@@ -159,7 +159,8 @@ def otsu(values: np.ndarray) -> float:
 def crop(ink: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The kept ink with its soft edges, cropped to the strokes, strong strokes at 255."""
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
-    box = np.where(masks.dilate(keep), ink, 0)[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    area = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)  # nothing kept beyond
+    box = np.where(masks.dilate(keep[area]), ink[area], 0)
     top = float(np.percentile(box[box > 0], 95)) if (box > 0).any() else 0.0
     if top <= 0:
         raise ImageError("blank image: no digit found")
