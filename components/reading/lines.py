@@ -130,9 +130,13 @@ def remove_segments(mask: np.ndarray) -> np.ndarray:
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:
-    """For each pixel of `mask`, the length of the run of ink along its row (0 off the ink)."""
+    """For each pixel of `mask`, the length of the run of ink along its row (0 off the ink):
+    the rows laid end to end with a gap after each, every run's length repeated over it."""
     h, w = mask.shape
-    index = np.broadcast_to(np.arange(w), (h, w))
-    last_gap = np.maximum.accumulate(np.where(mask, -1, index), axis=1)
-    next_gap = np.minimum.accumulate(np.where(mask, w, index)[:, ::-1], axis=1)[:, ::-1]
-    return np.where(mask, next_gap - last_gap - 1, 0)
+    gapped = np.zeros((h, w + 1), bool)
+    gapped[:, :w] = mask
+    steps = np.flatnonzero(np.diff(gapped.ravel(), prepend=False))  # each run's start and end
+    lengths = steps[1::2] - steps[::2]
+    out = np.zeros((h, w), np.int64)
+    out[mask] = np.repeat(lengths, lengths)
+    return out
