@@ -9,12 +9,13 @@ a stroke, so the strokes are taken for paper and a tight crop turns into a fille
 `clean_digit` decides whether an image is clean and, if it is, returns the digit's ink cropped
 as paper.find_digit returns it (white on black, strong strokes at 255), measured against the
 one background level instead of a local one. Whatever it is unsure of, it leaves to paper.py
-(None). Pure numpy on the array it is given.
+(None). Numpy, and Pillow for a histogram, on the array it is given.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from components.reading import candidates, lines, masks, paper
 from components.reading.grayscale import median
@@ -62,15 +63,18 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
 def background(gray: np.ndarray) -> float | None:
     """The one background level, or None if there is not one: the border's median when most
     of the border is background, else the densest level (a tight crop's border is mostly ink);
-    either way it must cover BACKGROUND_SHARE of the pixels."""
+    either way it must cover BACKGROUND_SHARE of the pixels. Counted in the image's histogram
+    (Pillow's, a pass in C), not in copies of it."""
     border = masks.border(gray)
     level = median(border)
+    counts = np.array(Image.fromarray(gray).histogram())  # pixels of each level 0..255
     if np.mean(np.abs(border.astype(np.int16) - level) <= BAND) < 0.5:
-        counts = np.bincount(gray.ravel() // 8, minlength=32)
-        densest = int(np.argmax(counts))
-        level = median(gray[(gray // 8) == densest])
-    near = np.abs(gray.astype(np.int16) - level) <= BAND
-    return float(level) if near.mean() >= BACKGROUND_SHARE else None
+        densest = int(np.argmax(counts.reshape(32, 8).sum(axis=1)))  # of 32 bands of 8 levels
+        low = 8 * densest
+        below = np.cumsum(counts[low : low + 8])  # the band's median, as median() takes it
+        level = low + int(np.searchsorted(below, below[-1] // 2, side="right"))
+    near = int(counts[max(0, level - BAND) : level + BAND + 1].sum())
+    return float(level) if near / gray.size >= BACKGROUND_SHARE else None
 
 
 def _flat(ink: np.ndarray) -> bool:

@@ -51,8 +51,10 @@ def _has_lines(mask: np.ndarray) -> bool:
 
 
 def _band_any(mask: np.ndarray, width: int, axis: int) -> np.ndarray:
-    """OR of `mask` over a sliding band `width` pixels wide along `axis`."""
-    out = mask.copy()
+    """OR of `mask` over a sliding band `width` pixels wide along `axis`. The copy keeps the
+    memory order of `mask`, often a transposed view: copying that row by row costs more than
+    the ORs."""
+    out = mask.copy(order="K")
     for shift in range(1, width):
         if axis == 0:
             out[:-shift] |= mask[shift:]
@@ -62,7 +64,7 @@ def _band_any(mask: np.ndarray, width: int, axis: int) -> np.ndarray:
 
 
 def rotate(arr: np.ndarray, angle: float) -> np.ndarray:
-    img = Image.fromarray(arr.astype(np.float32), "F")
+    img = Image.fromarray(np.asarray(arr, np.float32), "F")  # no copy of a float32 array
     return np.asarray(img.rotate(angle, Image.Resampling.BILINEAR, fillcolor=0.0))
 
 
@@ -102,7 +104,7 @@ def _remove_rows(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:
     lines = _line_rows(faint)
     if not lines.any():
         return mask
-    out = mask.copy()
+    out = mask.copy(order="K")  # a transposed view stays one (see _band_any)
     h = mask.shape[0]
     for top, bottom in thin_bands(lines, mask.shape):
         reach = bottom - top + 3  # a stroke crossing the line continues beyond it

@@ -70,13 +70,12 @@ def bounded(gray: np.ndarray) -> np.ndarray:
     return resized(gray, WORK_SIDE)
 
 
-def _block_grids(gray: np.ndarray, quantiles: tuple[float, ...]) -> list[np.ndarray]:
+def _block_grids(small: np.ndarray, quantiles: tuple[float, ...]) -> list[np.ndarray]:
     """Per block (a 10x10 grid over the image), the given quantiles (0..1) of its pixels.
 
-    Measured on a copy at most LEVEL_SIDE px wide: the paper level varies slowly, and the
-    quantiles of a few hundred pixels a block are as good as those of thousands.
+    Measured on a copy at most LEVEL_SIDE px wide (`small`): the paper level varies slowly,
+    and the quantiles of a few hundred pixels a block are as good as those of thousands.
     """
-    small = resized(gray, LEVEL_SIDE)
     h, w = small.shape
     block = max(2, max(h, w) // 10)
     rows, cols = -(-h // block), -(-w // block)
@@ -112,8 +111,8 @@ def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
 
 def _ink(gray: np.ndarray) -> np.ndarray:
     """Ink strength (float32, 0 = paper) relative to a paper level that follows the light."""
-    middle, light, dark = _block_grids(gray, (0.5, 0.9, 0.1))
     small = resized(gray, LEVEL_SIDE)
+    middle, light, dark = _block_grids(small, (0.5, 0.9, 0.1))
     flat = small.astype(np.float32) - _level(middle, 0, small.shape)
     noise = max(8.0, 4 * 1.4826 * float(np.median(np.abs(flat))))
     # ink is the heavier tail beyond the noise, however few pixels it covers
@@ -123,7 +122,7 @@ def _ink(gray: np.ndarray) -> np.ndarray:
     ink = (
         (_level(light, 1, gray.shape) - gray) if dark_ink else (gray - _level(dark, -1, gray.shape))
     )
-    return np.clip(ink, 0, None).astype(np.float32)
+    return np.clip(ink, 0, None, out=ink)  # float32: the level is, and the pixels are uint8
 
 
 def _threshold(ink: np.ndarray) -> tuple[float, float]:
