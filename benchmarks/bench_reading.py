@@ -50,6 +50,7 @@ from tests import photos, reading_families  # noqa: E402
 
 DEMO_MODELS = REPO / "mnist-store" / "models" / "mnist"  # where `make demo` exports
 MIN_CONFIDENCE = DEFAULTS["min_confidence"]
+OTHER_THRESHOLDS = (0.7, 0.9, 0.95, 0.98)  # the flag's trade-off is printed at these too
 METHODS = ("plain", "before", "after")
 OK, IMAGE_ERROR, CRASH = 0, 1, 2  # per image: read, refused with an ImageError, other exception
 
@@ -234,6 +235,16 @@ def accuracy(args, images, labels, read, what: str, tree: Path) -> None:
         f"{low[good].mean():.2f} of the {good.sum()} right ones (goal <= 0.10)",
         flush=True,
     )
+    # the trade-off at other thresholds, and at the one under which a tenth of the right
+    # answers fall (what the goal allows)
+    tenth = float(np.quantile(confident["after"][good], 0.10))
+    for threshold in sorted({*OTHER_THRESHOLDS, round(tenth, 4)} - {MIN_CONFIDENCE}):
+        low = confident["after"] < threshold
+        print(
+            f"  at min_confidence {threshold}: catches {low[wrong].mean():.2f}, flags "
+            f"{low[good].mean():.2f}",
+            flush=True,
+        )
 
 
 def timing(args, images, tree: Path) -> None:

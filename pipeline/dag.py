@@ -70,6 +70,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         seed: int = D["seed"],
         train_limit: int = D["train_limit"],
         validation_split: float = D["validation_split"],
+        augment: str = D["augment"],
         train_workers: int = D["train_workers"],
         min_accuracy: float = D["min_accuracy"],
         images_uri: str = D["images_uri"],
@@ -84,7 +85,7 @@ def build_pipeline(options: ClusterOptions | None = None):
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, seed=seed, train_limit=train_limit,
-            validation_split=validation_split, train_workers=train_workers,
+            validation_split=validation_split, augment=augment, train_workers=train_workers,
             min_accuracy=min_accuracy, images_uri=images_uri,
             results_uri=results_uri, min_confidence=min_confidence,
             max_failed_fraction=max_failed_fraction, deploy=deploy,
@@ -95,7 +96,7 @@ def build_pipeline(options: ClusterOptions | None = None):
         )
         trained = _train(
             options, checked, dataset, store_uri, s3_endpoint, epochs, batch_size,
-            learning_rate, seed, train_limit, validation_split, train_workers,
+            learning_rate, seed, train_limit, validation_split, augment, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -130,6 +131,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         seed: int = D["seed"],
         train_limit: int = D["train_limit"],
         validation_split: float = TD["validation_split"],
+        augment: str = D["augment"],
         train_workers: int = D["train_workers"],
         min_accuracy: float = D["min_accuracy"],
         images_uri: str = D["images_uri"],
@@ -148,7 +150,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
             options,
             source=source, verify_checksums=verify_checksums, store_uri=store_uri,
             s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
-            validation_split=validation_split, train_workers=train_workers,
+            validation_split=validation_split, augment=augment, train_workers=train_workers,
             min_accuracy=min_accuracy, images_uri=images_uri,
             results_uri=results_uri, min_confidence=min_confidence,
             max_failed_fraction=max_failed_fraction, deploy=deploy,
@@ -160,7 +162,8 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         )
         searched = tune(
             dataset_uri=dataset, s3_endpoint=s3_endpoint, seed=seed, train_limit=train_limit,
-            validation_split=validation_split, max_epochs=max_epochs, algorithm=algorithm,
+            validation_split=validation_split, augment=augment, max_epochs=max_epochs,
+            algorithm=algorithm,
             goal=goal, max_trials=max_trials,
             parallel_trials=parallel_trials, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
             trial_pod=json.dumps(cluster.trial_pod(options), sort_keys=True),
@@ -172,7 +175,8 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         # The split was the trials' yardstick; the chosen values then train on every image.
         trained = _train(
             options, checked, dataset, store_uri, s3_endpoint, best["epochs"],
-            best["batch_size"], best["learning_rate"], seed, train_limit, 0.0, train_workers,
+            best["batch_size"], best["learning_rate"], seed, train_limit, 0.0, augment,
+            train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(
@@ -211,7 +215,7 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
 
 def _train(
     options, checked, dataset, store_uri, s3_endpoint, epochs, batch_size, learning_rate, seed,
-    train_limit, validation_split, train_workers,
+    train_limit, validation_split, augment, train_workers,
 ):  # fmt: skip
     """The train task on a GPU node (when it trains itself: `checked` says, from
     train_workers); a preempted pod is retried and resumes."""
@@ -225,6 +229,7 @@ def _train(
         seed=seed,
         train_limit=train_limit,
         validation_split=validation_split,
+        augment=augment,
         run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,

@@ -23,6 +23,7 @@ def check_parameters(
     seed: int,
     train_limit: int,
     validation_split: float,
+    augment: str,
     train_workers: int,
     min_accuracy: float,
     images_uri: str,

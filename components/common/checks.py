@@ -38,6 +38,11 @@ def within(low: float | None = None, high: float | None = None, low_open: bool =
     return check
 
 
+def one_of(value, allowed: tuple[str, ...]) -> str | None:
+    """The reason `value` is not one of the `allowed` names, or None."""
+    return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+
 def uri(required: bool) -> Check:
     def check(value) -> str | None:
 

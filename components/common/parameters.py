@@ -15,6 +15,7 @@ from components.common.checks import Check
 from components.common.errors import StepError
 
 SEED_LIMIT = 2**32  # numpy's and TensorFlow's seeds are unsigned 32-bit
+AUGMENTATIONS = ("none", "shift", "robust")  # the train step's `augment` (train/model.py)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,15 @@ PARAMETERS: tuple[Param, ...] = (
         checks.within(0, 0.5),
     ),
     Param(
+        "augment",
+        str,
+        "shift",
+        "Training-time augmentation: none; shift (each batch moved up to 2 pixels); robust "
+        "(half of each batch also scaled, moved to the edges, thinned or thickened, blurred, "
+        "dimmed and noised, as photos and scans reach the model).",
+        lambda value: checks.one_of(value, AUGMENTATIONS),
+    ),
+    Param(
         "train_workers",
         int,
         1,
@@ -165,7 +175,7 @@ ALGORITHMS = (
 
 
 def _algorithm(value) -> str | None:
-    return None if value in ALGORITHMS else f"must be one of {', '.join(ALGORITHMS)}"
+    return checks.one_of(value, ALGORITHMS)
 
 
 # The tuning pipeline's own parameters (mnist-tune: pipeline/dag.py build_tune_pipeline).

@@ -19,6 +19,7 @@ def train(
     seed: int,
     train_limit: int,
     validation_split: float,
+    augment: str,
     run_name: str,
     run_id: str,
     task_id: str,
@@ -42,7 +43,8 @@ def train(
         seed: seed of the weights, shuffling and augmentation.
         train_limit: train on the first N of the 60,000 training images.
         validation_split: hold out this share of them (the last ones) to measure validation
-            accuracy after each epoch.
+            accuracy after each epoch; they also calibrate the model's probabilities.
+        augment: training-time augmentation: none, shift or robust (components/train/model.py).
         run_name: the pipeline run's name (dsl.PIPELINE_JOB_NAME_PLACEHOLDER), for provenance.
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
         task_id: this task's ID (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for provenance.

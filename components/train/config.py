@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from components.common.parameters import BY_NAME, DEFAULTS, check_all
 
 # the table names of training's parameters
-FIELDS = ("epochs", "batch_size", "learning_rate", "seed", "train_limit", "validation_split")
+FIELDS = (
+    "epochs", "batch_size", "learning_rate", "seed", "train_limit", "validation_split", "augment",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class TrainConfig:
     train_limit: int = DEFAULTS["train_limit"]  # only the first N training examples
     # the share of those N held out (the last ones) to measure validation accuracy
     validation_split: float = DEFAULTS["validation_split"]
-    augment: bool = True  # random shifts of up to 2 pixels
+    augment: str = DEFAULTS["augment"]  # none, shift (up to 2 pixels), robust (model._robust)
     dropout: float = 0.2  # before the classifier; 0 makes a training step a pure function
     deterministic: bool = True  # TensorFlow's ops too (model.seed_everything)
 

@@ -84,9 +84,10 @@ def train_step(strategy, model, optimizer, global_batch: int):
 
 
 def fit(strategy, train_data, test_data, cfg, log):
-    """Train with `strategy` (a custom loop); returns (model, history). Seeded and split as
-    the train step does (components/train/trainer.py): the same seed, the same model."""
-    from components.train import devices
+    """Train with `strategy` (a custom loop); returns (model, history, temperature). Seeded,
+    split and calibrated as the train step does (components/train/trainer.py): the same seed,
+    the same model."""
+    from components.train import calibration, devices
     from components.train import model as model_
 
     model_.seed_everything(cfg.seed, cfg.deterministic)
@@ -117,7 +118,11 @@ def fit(strategy, train_data, test_data, cfg, log):
         history.append(row)
         log.info("epoch %d/%d: train loss %.4f, %stest accuracy %.4f", epoch, cfg.epochs,
                  row["train_loss"], validation_text(row), row["test_accuracy"])  # fmt: skip
-    return model, history
+    temperature = 1.0
+    if validation:
+        held = predict(model, validation[0])
+        temperature = calibration.calibrate(model, held, validation[1], log)
+    return model, history, temperature
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(work) / "data"
         manifest = fetch_dataset(open_store(args.dataset_uri, args.s3_endpoint), "", data)
         test = mnist.load_split(data, "test")
-        model, history = fit(strategy, mnist.load_split(data, "train"), test, cfg, log)
+        model, history, temperature = fit(strategy, mnist.load_split(data, "train"), test, cfg, log)
         out = Path(work) / "out"
         out.mkdir()
         model.save(out / spec.MODEL_FILE)
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             history[-1]["seconds"],
             predicted,
             probabilities[np.arange(len(predicted)), predicted],
+            temperature=temperature,
         )
         (out / "report.html").write_text(training_report(result, *test, cfg))
         store = open_store(args.out, args.s3_endpoint)
@@ -178,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": result.seconds,
             "dataset_digest": dataset_digest(manifest["files"]),
             "replicas": strategy.num_replicas_in_sync,
+            "temperature": temperature,
         }
         store.put_bytes(RESULT, json.dumps(summary).encode())
         log.info("chief: model and report at %s", store.uri())

@@ -114,7 +114,9 @@ def dataset(images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, training: 
 
         def batch(number, indices):
             x, y = tf.gather(images, indices), tf.gather(labels, indices)
-            if cfg.augment:
+            if cfg.augment == "robust":
+                x = _robust(x, fold(shift_seed, number))
+            elif cfg.augment == "shift":
                 x = _shift(x, fold(shift_seed, number))
             return x, y
 
@@ -141,6 +143,90 @@ def _shift(images, seed):
     offset = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=5, dtype=tf.int32)
     dy, dx = tf.unstack(offset)
     return padded[:, dy : dy + 28, dx : dx + 28]
+
+
+ROBUST_SHARE = 0.5  # of each batch; the rest is only shifted, as with augment="shift"
+
+
+def _robust(images, seed):
+    """Half of a batch (ROBUST_SHARE) made to look like digits the reading path gives the model
+    from photos and other people's scans, the other half shifted as `_shift` does. Per image, a
+    stateless function of `seed`:
+
+    - scale 0.8 to 1.35 about the centre and shift up to 3 pixels, so some digits reach the
+      edges (a tight crop) and some are small;
+    - the stroke a pixel thinner or thicker (a 2x2 grey erosion or dilation), or as it was;
+    - a blur of random strength, lower contrast on a lifted background, and pixel noise.
+    """
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 9)
+
+    def uniform(i, low, high, shape=None):
+        shape = shape if shape is not None else [n, 1, 1, 1]
+        return tf.random.stateless_uniform(shape, seed=seeds[i], minval=low, maxval=high)
+
+    x = tf.cast(images, tf.float32)[..., None] / 255.0
+    scale = tf.exp(uniform(0, tf.math.log(0.8), tf.math.log(1.35), [n]))
+    x = _warp(x, scale, uniform(1, -3.0, 3.0, [n, 2]))
+    x = _stroke(x, tf.floor(uniform(2, 0.0, 3.0)) - 1.0)  # -1, 0, +1: a third each
+    x = _blur(x, uniform(3, 0.0, 1.0))
+    x = _dim(x, uniform(4, 0.0, 0.15), uniform(5, 0.55, 1.0))
+    x = x + uniform(6, 0.0, 0.08) * tf.random.stateless_normal(tf.shape(x), seed=seeds[7])
+    robust = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)[..., 0]
+    shifted = _shift(images, tf.random.experimental.stateless_fold_in(seed, 1))
+    chosen = tf.random.stateless_uniform([n], seed=seeds[8]) < ROBUST_SHARE
+    return tf.where(chosen[:, None, None], robust, shifted)
+
+
+def _warp(x, scale, shift):
+    """Each image [N, 28, 28, 1] scaled by `scale` [N] about the centre, then moved by `shift`
+    [N, 2] pixels (x, y); what comes in from outside is black."""
+    import tensorflow as tf
+
+    centre, inverse, zeros = 13.5, 1.0 / scale, tf.zeros_like(scale)
+    # output pixel p reads input pixel (p - centre) / scale + centre - shift
+    transforms = tf.stack(
+        [
+            inverse, zeros, centre - centre * inverse - shift[:, 0],
+            zeros, inverse, centre - centre * inverse - shift[:, 1],
+            zeros, zeros,
+        ],
+        axis=1,
+    )  # fmt: skip
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=x,
+        transforms=transforms,
+        output_shape=[28, 28],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
+def _stroke(x, width):
+    """Strokes a pixel thicker where `width` [N, 1, 1, 1] is +1 (a 2x2 grey dilation), thinner
+    where it is -1 (erosion), as they were where it is 0."""
+    import tensorflow as tf
+
+    dilated = tf.nn.max_pool2d(x, 2, 1, "SAME")
+    eroded = -tf.nn.max_pool2d(-x, 2, 1, "SAME")
+    return tf.where(width > 0, dilated, tf.where(width < 0, eroded, x))
+
+
+def _blur(x, strength):
+    """The mix, `strength` [N, 1, 1, 1] from 0 to 1, of each image and its 3x3 Gaussian blur."""
+    import tensorflow as tf
+
+    kernel = tf.constant([1.0, 2.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 16.0)[:, :, None, None]
+    return x + strength * (tf.nn.conv2d(x, kernel, 1, "SAME") - x)
+
+
+def _dim(x, ground, ink):
+    """Lower contrast: black becomes `ground`, white `ink` (each [N, 1, 1, 1], 0 to 1)."""
+    return ground + x * (ink - ground)
 
 
 def schedule(cfg: TrainConfig, steps_per_epoch: int):

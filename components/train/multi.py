@@ -40,5 +40,5 @@ def train_on_workers(
     chief.get_file("report.html", Path(report_path))
     summary = SimpleNamespace(**{k: result[k] for k in
                                  ("test_accuracy", "test_loss", "confusion", "history", "seconds",
-                                  "dataset_digest")})  # fmt: skip
+                                  "dataset_digest", "temperature")})  # fmt: skip
     return summary, open_store(join(store_uri, run_prefix(run_id)), s3_endpoint).uri()

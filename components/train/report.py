@@ -40,10 +40,15 @@ def training_report(result, images: np.ndarray, labels: np.ndarray, cfg: TrainCo
     )
     n_wrong = int((result.predicted != labels).sum())
     settings = ", ".join(f"{k}={v}" for k, v in asdict(cfg).items())
+    calibrated = (
+        f"probabilities calibrated at temperature {result.temperature:.2f} on the validation split"
+        if result.temperature != 1.0
+        else "probabilities not calibrated (no validation split)"
+    )
     return report.page(
         f"Training: test accuracy {result.test_accuracy:.4f}",
         f"{len(labels)} test images, {n_wrong} misclassified; test loss "
-        f"{result.test_loss:.4f}; {result.seconds:.1f} s of training; {settings}",
+        f"{result.test_loss:.4f}; {result.seconds:.1f} s of training; {calibrated}; {settings}",
         [
             '<h2>Learning curves</h2><div class="charts" id="curves">' + curves + "</div>",
             '<h2>Confusion matrix</h2><figure id="confusion">'

@@ -42,6 +42,7 @@ def run_step(
         "run": run,
         "checkpoints_uri": checkpoints_uri,
         "test_accuracy": result.test_accuracy,
+        "temperature": result.temperature,
         "trained_at": provenance.now(),
     }
     Path(model_dir, provenance.PROVENANCE_FILE).write_text(provenance.dumps(record))
@@ -50,11 +51,13 @@ def run_step(
 
 def step_metrics(result) -> dict[str, float]:
     """What the step logs as its metrics (the KFP UI's table): test accuracy and loss, the
-    training time, and the last epoch's validation accuracy when some examples were held out."""
+    training time, the probabilities' temperature (1: not calibrated), and the last epoch's
+    validation accuracy when some examples were held out."""
     metrics = {
         "test_accuracy": result.test_accuracy,
         "test_loss": result.test_loss,
         "train_seconds": round(result.seconds, 1),
+        "temperature": round(result.temperature, 4),
     }
     last = result.history[-1] if result.history else {}
     if "validation_accuracy" in last:

@@ -15,6 +15,7 @@ import numpy as np
 
 from components.common import spec
 from components.common.log import get_logger
+from components.train import calibration
 from components.train import callbacks as callbacks_
 from components.train import devices as devices_
 from components.train import model as model_
@@ -36,6 +37,8 @@ class TrainResult:
     predicted: np.ndarray | None = None
     confidence: np.ndarray | None = None
     dataset_digest: str = ""  # of the data it was trained on (components/common/provenance.py)
+    # the probabilities' temperature, fitted on the validation split (calibration.py); 1.0: none
+    temperature: float = 1.0
 
 
 def train(
@@ -52,7 +55,8 @@ def train(
     validation_accuracy and validation_loss. With `checkpoints` (a StoreCheckpoints:
     components/train/checkpoints.py), the training state is saved after every epoch, and a run
     that finds one resumes after it. With more than one GPU (or `devices`), the replicas train
-    in step (choose_strategy, scaled), their batch normalisation synchronized.
+    in step (choose_strategy, scaled), their batch normalisation synchronized. The validation
+    split also calibrates the model's probabilities (calibration.py), after the last epoch.
     """
     model_.seed_everything(cfg.seed, cfg.deterministic)
     (images, labels), validation = model_.split(train_data, cfg)
@@ -107,9 +111,16 @@ def train(
         callbacks=callbacks,
     )
     seconds = time.monotonic() - start
+    temperature = 1.0
+    if validation_ds is not None:
+        held = model.predict(validation_ds, verbose=0)
+        temperature = calibration.calibrate(model, held, validation[1], log)
     if test_ds is None:
-        return TrainResult(model, None, None, None, callback.history, seconds)
-    return _evaluated(model, test_ds, test_data[1], callback.history, seconds)
+        return TrainResult(model, None, None, None, callback.history, seconds,
+                           temperature=temperature)  # fmt: skip
+    result = _evaluated(model, test_ds, test_data[1], callback.history, seconds)
+    result.temperature = temperature
+    return result
 
 
 def _resumed(model, strategy, checkpoints, callback) -> list:

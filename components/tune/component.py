@@ -15,6 +15,7 @@ def tune(
     seed: int,
     train_limit: int,
     validation_split: float,
+    augment: str,
     max_epochs: int,
     algorithm: str,
     goal: float,
@@ -34,6 +35,7 @@ def tune(
         train_limit: the pipeline's train_limit: every trial trains on the first N images.
         validation_split: the share of those images a trial holds out and is scored on (above
             0: the test set is kept for the accuracy gate).
+        augment: the pipeline's augment: every trial trains with it.
         max_epochs: the largest number of epochs a trial may train.
         algorithm: Katib's search algorithm (tpe, random, grid, bayesianoptimization, ...).
         goal: stop when a trial's last epoch reaches this validation accuracy.

@@ -28,6 +28,7 @@ _TUNING = (
     "learning_rate",
     "seed",
     "train_limit",
+    "augment",
     "min_accuracy",
     "max_failed_fraction",
     "min_confidence",

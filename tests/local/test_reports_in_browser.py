@@ -110,6 +110,12 @@ def test_the_training_report_renders(browser, trained):
     total, decoded = decoded_images(page)
     assert total == decoded == min(mistakes, 48)
     assert frame.locator("#confusion svg").is_visible()
+    calibrated = (
+        f"probabilities calibrated at temperature {result.temperature:.2f} on the validation split"
+        if cfg.validation_split
+        else "probabilities not calibrated (no validation split)"
+    )
+    assert calibrated in frame.locator("body").inner_text()
     screenshot(page, "train-report")
 
 

@@ -240,7 +240,7 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
         distributed, "scores", lambda m, x, y: scored.append(len(y)) or real_scores(m, x, y)
     )
     started = time.monotonic()
-    model, history = distributed.fit(strategy, train, test, cfg, log)
+    model, history, temperature = distributed.fit(strategy, train, test, cfg, log)
     took = time.monotonic() - started
 
     assert seeds == [(5, True)]
@@ -264,26 +264,34 @@ def test_fit_trains_on_the_kept_examples_and_each_row_is_that_epochs_scores(
     for row, losses in zip(history, (steps[:per_epoch], steps[per_epoch:]), strict=True):
         assert row["train_loss"] == pytest.approx(np.mean([x for _, _, x in losses]), rel=1e-6)
     last = history[-1]
+    # the rows were scored before the model was calibrated on its validation split (if any):
+    # the same answers, and with no split the same model
     test_accuracy, test_loss = real_scores(model, *test)
-    assert last["test_accuracy"] == test_accuracy and last["test_loss"] == test_loss
+    assert last["test_accuracy"] == test_accuracy
+    assert (last["test_loss"] == test_loss) == (temperature == 1.0)
     assert 0 < history[0]["seconds"] < history[1]["seconds"] <= took
     if validation_split:
         assert scored == [50, 300, 50, 300]  # validation, then test, each epoch
         expected = {"epoch", "train_loss", "validation_accuracy", "validation_loss",
                     "test_accuracy", "test_loss", "seconds"}  # fmt: skip
         accuracy, loss = real_scores(model, train[0][150:200], train[1][150:200])
-        assert last["validation_accuracy"] == accuracy and last["validation_loss"] == loss
+        assert last["validation_accuracy"] == accuracy and loss <= last["validation_loss"]
+        assert temperature != 1.0
     else:
-        assert scored == [300, 300]
+        assert scored == [300, 300] and temperature == 1.0
         expected = {"epoch", "train_loss", "test_accuracy", "test_loss", "seconds"}
     assert [set(row) for row in history] == [expected, expected]
     assert log.lines[0] == "1 replicas (MultiWorkerMirroredStrategy): global batch 40"
-    assert log.lines[1:] == [
+    assert log.lines[1:3] == [
         f"epoch {row['epoch']}/2: train loss {row['train_loss']:.4f}, "
         + (f"validation accuracy {row['validation_accuracy']:.4f}, " if validation_split else "")
         + f"test accuracy {row['test_accuracy']:.4f}"
         for row in history
     ]
+    calibrated = f"calibrated on 50 held-out examples: temperature {temperature:.3f} (their loss"
+    assert [line.startswith(calibrated) for line in log.lines[3:]] == [True] * bool(
+        validation_split
+    )
 
 
 # -- main: what the chief writes, and what another replica does not ---------------------------
@@ -356,7 +364,7 @@ def test_the_chief_writes_the_model_the_report_and_last_a_complete_result(
     ]
     result = json.loads((out / "result.json").read_text())
     assert set(result) == {"test_accuracy", "test_loss", "confusion", "history", "seconds",
-                           "dataset_digest", "replicas"}  # fmt: skip
+                           "dataset_digest", "replicas", "temperature"}  # fmt: skip
     history = result["history"]
     assert [row["epoch"] for row in history] == [1, 2]
     for row in history:
