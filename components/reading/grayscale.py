@@ -65,20 +65,40 @@ def _eight_bit(img: Image.Image, low_byte: bool) -> bool:
     return True
 
 
-def _to_gray(img: Image.Image) -> np.ndarray:
-    """Any mode to 8-bit grayscale: 16/32-bit scaled (not clipped), alpha composited."""
+def fitted(img: Image.Image, side: int | None) -> Image.Image:
+    """`img` box-averaged so its longer side is at most `side` px (`img` itself when it is
+    already, or when `side` is None)."""
+    width, height = img.size
+    if side is None or max(width, height) <= side:
+        return img
+    scale = side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return img.resize(size, Image.Resampling.BOX)
+
+
+def fitted_array(gray: np.ndarray, side: int | None) -> np.ndarray:
+    """`gray` (uint8) box-averaged as `fitted` does, or `gray` itself when it fits."""
+    if side is None or max(gray.shape) <= side:
+        return gray
+    return np.asarray(fitted(Image.fromarray(gray), side))
+
+
+def _to_gray(img: Image.Image, side: int | None = None) -> np.ndarray:
+    """Any mode to 8-bit grayscale: 16/32-bit scaled (not clipped), alpha composited; then
+    `fitted` to `side`. Where the gray image is made in Pillow, it is fitted there, before it
+    is copied into an array (copying a 2000x1500 photo out costs about what reducing it does)."""
     mode = img.mode
-    if mode == "L":
-        return np.asarray(img)
     if mode.startswith("I") or mode == "F":
-        return _scale_deep(np.asarray(img))
+        return fitted_array(_scale_deep(np.asarray(img)), side)
     if mode == "LA":
-        return _composite(np.asarray(img))
+        return fitted_array(_composite(np.asarray(img)), side)
     if mode in ("La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in img.info):
-        return _composite(np.asarray(img.convert("RGBA").convert("LA")))
+        return fitted_array(_composite(np.asarray(img.convert("RGBA").convert("LA"))), side)
+    if mode == "L":
+        return np.asarray(fitted(img, side))
     if mode == "RGB":
-        return np.asarray(img.convert("L"))
-    return np.asarray(img.convert("RGB").convert("L"))  # 1, P, CMYK, YCbCr, LAB, HSV
+        return np.asarray(fitted(img.convert("L"), side))
+    return np.asarray(fitted(img.convert("RGB").convert("L"), side))  # 1, P, CMYK, YCbCr, LAB, HSV
 
 
 def _scale_deep(arr: np.ndarray) -> np.ndarray:

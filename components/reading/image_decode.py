@@ -65,15 +65,16 @@ class ImageError(StepError, ValueError):
     """An image cannot be turned into a digit; the message is a short reason for a CSV row."""
 
 
-def decode_gray(data: bytes) -> np.ndarray:
+def decode_gray(data: bytes, side: int | None = None) -> np.ndarray:
     """Decode into a 2-D uint8 grayscale array, reduced to about WORK_SIDE px (grayscale.py)
-    when larger."""
+    when larger; with `side`, box-averaged to at most `side` px too (grayscale.fitted), before
+    it is copied out of Pillow when Pillow makes it gray (JPEG, RGB, palette)."""
     if not data:
         raise ImageError("empty file")
     if _is_iso_media(data):  # HEIC, HEIF: only these need the plug-in, loaded on first use
         _register_heif()
     try:
-        return _decode(data)
+        return _decode(data, side)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -88,7 +89,7 @@ def decode_gray(data: bytes) -> np.ndarray:
         raise ImageError(f"corrupt or truncated image: {_short(e)}") from None
 
 
-def _decode(data: bytes, low_byte: bool = False) -> np.ndarray:
+def _decode(data: bytes, side: int | None, low_byte: bool = False) -> np.ndarray:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # its decoder allocates on open
         webp = _webp_size(data)
         _check_size(webp)
@@ -103,12 +104,12 @@ def _decode(data: bytes, low_byte: bool = False) -> np.ndarray:
     img.load()  # GIF: the first frame
     if eight_bit and not low_byte and img.getextrema()[1] == 0:
         del img  # 16-bit values all below 256: read them as 8-bit, one image at a time
-        return _decode(data, low_byte=True)
+        return _decode(data, side, low_byte=True)
     orientation = _orientation(img)  # read after load: a PNG's eXIf may follow its pixels
     img = _reduce(img)
     if orientation in _TRANSPOSE:  # a camera's EXIF orientation: a 7 is not read on its side
         img = img.transpose(_TRANSPOSE[orientation])
-    return _to_gray(img)
+    return _to_gray(img, side)
 
 
 _SIGNATURES = {

@@ -18,7 +18,7 @@ from components.reading import masks
 from components.reading.clean import clean_digit
 from components.reading.grayscale import median
 from components.reading.image_decode import ImageError, decode_gray
-from components.reading.paper import bounded, find_digit
+from components.reading.paper import WORK_SIDE, bounded, find_digit
 from components.reading.sheet import unwarp
 
 SIZE = 28  # MNIST field
@@ -43,7 +43,7 @@ _RING = np.flatnonzero(np.pad(np.zeros((SIZE - 2, SIZE - 2), bool), 1, constant_
 
 def to_mnist(data: bytes) -> np.ndarray:
     """Decode image bytes (JPEG, PNG, BMP, GIF) into a 28x28 uint8 array as MNIST draws digits."""
-    gray = decode_gray(data)
+    gray = decode_gray(data, WORK_SIDE)  # what normalise works on, made before it is an array
     if gray.shape == (SIZE, SIZE):
         fast = _mnist_like(gray)
         if fast is not None:

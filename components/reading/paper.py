@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from components.reading import candidates, lines, masks
+from components.reading.grayscale import fitted_array
 from components.reading.image_decode import ImageError
 
 WORK_SIDE = 512  # longest side the search works at
@@ -97,11 +98,8 @@ def _level(grid: np.ndarray, close: int, shape: tuple[int, int]) -> np.ndarray:
 
 
 def resized(gray: np.ndarray, side: int) -> np.ndarray:
-    scale = side / max(gray.shape)
-    if scale >= 1:
-        return gray
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+    """`gray` box-averaged to at most `side` px, or itself if it is (grayscale.fitted)."""
+    return fitted_array(gray, side)
 
 
 def _grid_filter(grid: np.ndarray, reduce) -> np.ndarray:
