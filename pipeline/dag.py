@@ -172,11 +172,12 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
         searched.set_caching_options(False)
         _on_cluster(options, searched, spec.TUNE, store=False, retry=cluster.retry_network_io)
         best = searched.outputs
-        # The split was the trials' yardstick; the chosen values then train on every image.
+        # The split was the trials' yardstick; the chosen values then train as the main
+        # pipeline's defaults do, a twentieth held out only to calibrate the probabilities.
         trained = _train(
             options, checked, dataset, store_uri, s3_endpoint, best["epochs"],
-            best["batch_size"], best["learning_rate"], seed, train_limit, 0.0, augment,
-            train_workers,
+            best["batch_size"], best["learning_rate"], seed, train_limit,
+            D["validation_split"], augment, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
             _publish_and_predict(

@@ -89,16 +89,17 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "validation_split",
         float,
-        0.0,
+        0.05,
         "Hold out this share of the training set (its last examples, after train_limit) to "
-        "measure validation accuracy; Katib's trials optimise it; the test set is then touched "
-        "only to report and by the accuracy gate.",
+        "measure validation accuracy and calibrate the model's probabilities (temperature "
+        "scaling); Katib's trials optimise it; the test set is then touched only to report and "
+        "by the accuracy gate.",
         checks.within(0, 0.5),
     ),
     Param(
         "augment",
         str,
-        "shift",
+        "robust",
         "Training-time augmentation: none; shift (each batch moved up to 2 pixels); robust "
         "(half of each batch also scaled, moved to the edges, thinned or thickened, blurred, "
         "dimmed and noised, as photos and scans reach the model).",
@@ -137,9 +138,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param(
         "min_confidence",
         float,
-        0.7,
-        "Mark predictions below this confidence as low-confidence (predictions.csv, the UI "
-        "table, predict).",
+        0.9,
+        "Mark predictions below this confidence (a calibrated probability) as low-confidence "
+        "(predictions.csv, the UI table, predict).",
         checks.within(0, 1),
     ),
     Param(

@@ -293,9 +293,10 @@ def test_every_parameter_is_checked_by_the_first_task_before_anything_runs(tmp_p
     }
 
 
-def test_the_tuned_model_trains_on_every_image_the_trials_split(tmp_path):
+def test_the_tuned_model_holds_out_only_the_main_pipelines_calibration_split(tmp_path):
     """Katib's trials score a held-out validation split (the pipeline's validation_split); the
-    final train task, with the best trial's values, trains on the whole training set."""
+    final train task, with the best trial's values, holds out only what the main pipeline does
+    by default (0.05), to calibrate its probabilities."""
     out = tmp_path / "tune.yaml"
     compile_pipeline(str(out), tuning=True)
     tasks = all_tasks(next(yaml.safe_load_all(out.read_text())))
@@ -303,4 +304,4 @@ def test_the_tuned_model_trains_on_every_image_the_trials_split(tmp_path):
         "componentInputParameter": "validation_split"
     }
     split = tasks[spec.TRAIN]["inputs"]["parameters"]["validation_split"]
-    assert split["runtimeValue"]["constant"] == 0.0
+    assert split["runtimeValue"]["constant"] == 0.05

@@ -109,8 +109,10 @@ def relative(a, b):
 # The train step's own path (Keras fit, the data pipeline, the scaling), 4 steps of 64, with
 # plain SGD on the one-cycle schedule (why not Adam: the test's docstring).
 model_.optimizer = lambda cfg, steps: keras.optimizers.SGD(model_.schedule(cfg, steps))
+# no validation split: 4 whole steps, and no calibration after them
 cfg = TrainConfig(
-    epochs=1, batch_size=32, learning_rate=0.0005, seed=5, train_limit=256, dropout=0.0
+    epochs=1, batch_size=32, learning_rate=0.0005, seed=5, train_limit=256, dropout=0.0,
+    validation_split=0.0,
 )
 two = train(train_data, test_data, cfg, devices=TWO)
 single = replace(cfg, batch_size=64, learning_rate=0.001)
@@ -123,8 +125,8 @@ out["fit_update"] = relative(trainable(two.model) - start, trainable(one.model) 
 out["synchronized_two"] = [l.synchronized for l in two.model.layers if "batch_norm" in l.name]
 out["synchronized_one"] = [l.synchronized for l in one.model.layers if "batch_norm" in l.name]
 # A TFJob replica's loop (distributed.fit), on two replicas and on one
-fitted, history_two = distributed.fit(STRATEGIES[2], train_data, test_data, cfg, log)
-_, history_one = distributed.fit(STRATEGIES[1], train_data, test_data, single, log)
+fitted, history_two, _ = distributed.fit(STRATEGIES[2], train_data, test_data, cfg, log)
+_, history_one, _ = distributed.fit(STRATEGIES[1], train_data, test_data, single, log)
 out["synchronized_fit"] = [l.synchronized for l in fitted.layers if "batch_norm" in l.name]
 out["loop_loss_two"] = history_two[-1]["train_loss"]
 out["loop_loss_one"] = history_one[-1]["train_loss"]

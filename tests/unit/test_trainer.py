@@ -54,6 +54,7 @@ def small_fit(small_mnist_dir):
         learning_rate=0.01,
         seed=3,
         augment="shift" if have_full_mnist() else "none",
+        validation_split=0.0,
     )
     return trainer.train(train, test, cfg, on_epoch=epochs.append), epochs, test
 
