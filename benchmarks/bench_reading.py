@@ -1,8 +1,9 @@
 """Held-back reading: digit images of kinds the preprocessing was never tuned on, read by the model.
 
 On seeded images made in this run (tests/reading_families.py: thirteen families of photos, scans
-and drawings, ten clean MNIST-style renderings, scikit-learn's 8x8 digits at four sizes; and the
-six photo kinds of tests/photos.py), three preprocessings side by side:
+and drawings, ten clean MNIST-style renderings, scikit-learn's 8x8 digits at four sizes, three
+handwriting-style fonts of Debian's font packages when installed; and the six photo kinds of
+tests/photos.py), three preprocessings side by side:
 
 - plain: the preprocessing before the photo work (benchmarks/legacy_preprocess.py);
 - before: `components.reading.images.to_mnist` at a fixed revision (--before, default f0fc6c9),
@@ -189,6 +190,10 @@ def cases(args, images, labels) -> list[tuple[str, bytes, int]]:
     made += reading_families.clean(images, labels, per, seed=seed + 1)
     made += reading_families.sklearn_renderings(seed=seed + 2, per=per)
     made += photos.photos(images, labels, per, seed=seed + 3)
+    made += reading_families.font_renderings(seed=seed + 4, per=per)
+    missing = reading_families.missing_fonts()
+    if missing:
+        print(f"no font families for {', '.join(missing)}: apt-get install {' '.join(missing)}")
     return made
 
 

@@ -28,7 +28,9 @@ a real MNIST test digit (handwriting) drawn into it, so a family's accuracy says
 CLEAN holds MNIST-style renderings that any preprocessing must keep reading (28x28 JPEGs of
 three qualities, PNG, negatives, RGBA, 16-bit, 280 px RGB, off-centre on a larger canvas), and
 `sklearn_renderings` renders scikit-learn's 8x8 digits (a different handwriting set, the ink
-touching the top and bottom edges) at four sizes.
+touching the top and bottom edges) at four sizes, and `font_renderings` the ten digits of each
+handwriting-style font a Debian package ships (FONTS; ten shapes per font, so a family's score
+moves in steps of a tenth of its images).
 
 Everything is seeded (numpy's default_rng) and offline: Pillow and numpy draw, scikit-learn only
 supplies its bundled 8x8 digits. The helpers of tests/photos.py draw the strokes.
@@ -664,6 +666,52 @@ def sklearn_renderings(seed: int = 0, per: int = 50) -> Iterator[tuple[str, byte
             index = queue.pop(0)
             queue.append(index)  # once every one is used, go round again
             yield name, render(digits.images[index] / 16.0), label
+
+
+# --- handwriting-style fonts that Debian ships ----------------------------------------------
+
+# Debian packages of fonts drawn to look handwritten, and where they put the font file
+FONTS = {
+    "font_humor_sans": ("fonts-humor-sans", "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf"),
+    "font_breip": ("fonts-breip", "/usr/share/fonts/truetype/breip/Breip.ttf"),
+    "font_comic_neue": (
+        "fonts-comic-neue", "/usr/share/fonts/opentype/comic-neue/ComicNeue-Regular.otf"
+    ),
+}  # fmt: skip
+
+
+def missing_fonts() -> list[str]:
+    """The Debian packages of FONTS that are not installed."""
+    from pathlib import Path
+
+    return [package for package, path in FONTS.values() if not Path(path).exists()]
+
+
+def font_renderings(seed: int = 0, per: int = 50) -> Iterator[tuple[str, bytes, int]]:
+    """(font family, encoded image, label): `per` digits in each installed font of FONTS, 0 to 9
+    in turn, each as a person might photograph a written one: dark ink on paper 120-320 px
+    wide, the glyph 45-75% of the height, turned up to 8 degrees, slightly blurred, a JPEG."""
+    from pathlib import Path
+
+    rng = np.random.default_rng(seed)
+    for name, (_, path) in FONTS.items():
+        if not Path(path).exists():
+            continue
+        for i in range(per):
+            label = i % 10
+            side = int(rng.integers(120, 321))
+            font = ImageFont.truetype(path, int(side * rng.uniform(0.45, 0.75)))
+            glyph = Image.new("L", (side * 2, side * 2), 0)
+            ImageDraw.Draw(glyph).text((side // 2, side // 2), str(label), fill=255, font=font)
+            glyph = _crop(glyph.rotate(float(rng.uniform(-8, 8)), Image.Resampling.BICUBIC))
+            arr = _paper(rng, (side, side), grain=rng.uniform(2, 4))
+            at = _centred(Image.new("L", (side, side)), glyph.size, rng, 0.08)
+            alpha = np.zeros((side, side), np.float32)
+            alpha[at[1] : at[1] + glyph.height, at[0] : at[0] + glyph.width] = (
+                np.asarray(glyph) / 255
+            )
+            arr = _blend(arr, (25, 25, 60), _blur(alpha, rng.uniform(0.3, 1.0)))
+            yield name, jpeg(_to_image(arr), int(rng.integers(70, 95))), label
 
 
 # --- drawing them from MNIST ----------------------------------------------------------------
