@@ -29,6 +29,9 @@ SPECKS = 0.1  # specks together weigh at most this share of the ink
 THIN = 10  # a part this many times longer than wide is a rule, not a stroke
 SOLID = 0.8  # a part filling this share of its box, half the image each way, is a surface
 EDGE = 0.08  # the share of the rows at either edge where a band of ink is the digit's own
+GLARE_GAIN = 2.0  # ink under glare is restored by at most this factor: beyond, the error of
+# the local level (a block's percentile, interpolated) is amplified into ink along bright edges
+GLARE_SIDE = paper.LINE_PAGE  # smaller images are crops: their blocks are narrower than strokes
 
 
 def clean_digit(gray: np.ndarray) -> np.ndarray | None:
@@ -45,6 +48,8 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
     darker = int(far.sum()) - lighter
     light_ink = lighter > darker
     ink = np.clip(signed if light_ink else -signed, 0, None)
+    if not light_ink and min(work.shape) >= GLARE_SIDE:
+        ink = _through_glare(work, level, ink)
     if min(lighter, darker) > OTHER_SIDE * (lighter + darker):
         return None  # glare beside dark ink, a shadow beside light: a photo
     if not _flat(ink):
@@ -75,6 +80,31 @@ def background(gray: np.ndarray) -> float | None:
         level = low + int(np.searchsorted(below, below[-1] // 2, side="right"))
     near = int(counts[max(0, level - BAND) : level + BAND + 1].sum())
     return float(level) if near / gray.size >= BACKGROUND_SHARE else None
+
+
+def _through_glare(work: np.ndarray, level: float, ink: np.ndarray) -> np.ndarray:
+    """Dark ink where glare brightens the background, about as strong as it is without glare.
+
+    Glare blends each pixel toward white, p + g * (255 - p): a stroke's contrast against the
+    background shrinks to (1 - g) of itself, and so does the background's headroom to white.
+    Measured against the paper's local level where that is brighter than `level`, scaled by
+    the headroom lost, (local - p) * (255 - level) / (255 - local), the ink is what it was
+    without glare: a stroke under glare stays above the weak threshold, joined to the digit,
+    and is not dimmed in the crop (a 6's loop under glare read as a 5's, a 7's bar lost).
+    The gain is at most GLARE_GAIN, and the ink is lifted at most to that of the strokes
+    outside glare (the 95th percentile of the ink beyond 2 * BAND), never lowered: a sheet
+    lit more on one side is not glare, its strokes are darker there, not fainter, and lifted
+    further they would raise the threshold above the strokes on the dim side.
+    """
+    local = np.maximum(paper.light_level(work), level)
+    if not (local > level).any():
+        return ink
+    headroom = 255 - level
+    gain = headroom / np.maximum(255 - local, headroom / GLARE_GAIN)
+    restored = np.clip((local - work) * gain, 0, None)
+    strong = ink[ink > 2 * BAND]
+    ceiling = float(np.percentile(strong, 95)) if strong.size else 0.0
+    return np.maximum(ink, np.minimum(restored, ceiling)).astype(np.float32)
 
 
 def _flat(ink: np.ndarray) -> bool:

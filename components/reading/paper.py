@@ -87,14 +87,24 @@ def _block_grids(small: np.ndarray, quantiles: tuple[float, ...]) -> list[np.nda
     return [ordered[..., rank].astype(np.float32) for rank in ranks]
 
 
-def _level(grid: np.ndarray, close: int, shape: tuple[int, int]) -> np.ndarray:
+def _level(grid: np.ndarray, close: int, shape: tuple[int, int], smooth: bool = True) -> np.ndarray:
     """A block grid as a smooth level at `shape`. `close` +1 fills the dips thick strokes leave
-    in the grid (a grey closing: the paper is the brighter level), -1 the bumps (an opening)."""
+    in the grid (a grey closing: the paper is the brighter level), -1 the bumps (an opening).
+    `smooth` takes each cell's 3x3 median after that (which also flattens a narrow peak)."""
     if close:
         first, then = (np.maximum, np.minimum) if close > 0 else (np.minimum, np.maximum)
         grid = _grid_filter(_grid_filter(grid, first.reduce), then.reduce)
-    grid = _grid_filter(grid, lambda near: np.median(near, axis=0))
+    if smooth:
+        grid = _grid_filter(grid, lambda near: np.median(near, axis=0))
     return np.asarray(Image.fromarray(grid, "F").resize(shape[::-1], Image.BILINEAR))
+
+
+def light_level(gray: np.ndarray) -> np.ndarray:
+    """The paper's brighter level at each pixel of `gray` (float32): each block's 90th
+    percentile, closed over strokes, without the median, so the peak of a glare a few blocks
+    wide is kept (clean.py measures ink under glare against it)."""
+    (light,) = _block_grids(resized(gray, LEVEL_SIDE), (0.9,))
+    return _level(light, 1, gray.shape, smooth=False)
 
 
 def resized(gray: np.ndarray, side: int) -> np.ndarray:

@@ -231,6 +231,25 @@ def test_a_brighter_patch_near_the_paper_level_is_not_glare():
     assert clean.clean_digit(glare(2 * clean.BAND + 30)) is None  # far above it: a photo
 
 
+def washed_out(strength: float) -> np.ndarray:
+    """The digit on a light board, a glare over its bar blending it toward white by up to
+    `strength` (as a whiteboard photo's: p + g * (255 - p), stroke and board alike)."""
+    page = with_two(np.full((200, 200), 210, np.uint8), ink=30).astype(np.float32)
+    ys, xs = np.mgrid[0:200, 0:200]
+    glare = strength * np.exp(-(((xs - 100) / 50) ** 2 + ((ys - 150) / 30) ** 2))
+    return np.clip(page + glare * (255 - page), 0, 255).astype(np.uint8)
+
+
+def test_a_stroke_under_glare_is_as_strong_as_without():
+    """Under a glare that leaves the bar of the "2" 12 levels below the board (and the board
+    within 2 * BAND of its level: a clean image), the bar is measured against the headroom to
+    white the glare left, so it is kept whole and at full ink, not dropped or dimmed."""
+    plain, washed = crop_of(washed_out(0.0)), crop_of(washed_out(0.75))
+    assert washed.shape == plain.shape
+    bar = washed[-12:, 2:-2]  # the bar's rows, under the glare's centre, inside its soft ends
+    assert (bar.max(axis=0) > 127).all()  # strong across every column
+
+
 # --- sheet.py: a sheet on a table ---------------------------------------------------------------
 
 
