@@ -38,9 +38,13 @@ def within(low: float | None = None, high: float | None = None, low_open: bool =
     return check
 
 
-def one_of(value, allowed: tuple[str, ...]) -> str | None:
-    """The reason `value` is not one of the `allowed` names, or None."""
-    return None if value in allowed else f"must be one of {', '.join(allowed)}"
+def one_of(*allowed: str) -> Check:
+    """A check that a value is one of the `allowed` names."""
+
+    def check(value) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(allowed)}"
+
+    return check
 
 
 def uri(required: bool) -> Check:

@@ -103,7 +103,7 @@ PARAMETERS: tuple[Param, ...] = (
         "Training-time augmentation: none; shift (each batch moved up to 2 pixels); robust "
         "(half of each batch also scaled, moved to the edges, thinned or thickened, blurred, "
         "dimmed and noised, as photos and scans reach the model).",
-        lambda value: checks.one_of(value, AUGMENTATIONS),
+        checks.one_of(*AUGMENTATIONS),
     ),
     Param(
         "train_workers",
@@ -175,13 +175,9 @@ ALGORITHMS = (
 )  # fmt: skip
 
 
-def _algorithm(value) -> str | None:
-    return checks.one_of(value, ALGORITHMS)
-
-
 # The tuning pipeline's own parameters (mnist-tune: pipeline/dag.py build_tune_pipeline).
 TUNE_PARAMETERS: tuple[Param, ...] = (
-    Param("algorithm", str, "tpe", "Katib's search algorithm.", _algorithm),
+    Param("algorithm", str, "tpe", "Katib's search algorithm.", checks.one_of(*ALGORITHMS)),
     Param(
         "goal",
         float,

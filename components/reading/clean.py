@@ -131,7 +131,7 @@ def _ruled(mask: np.ndarray) -> bool:
     across = share > lines.LINE_SHARE
     edge = max(1, round(EDGE * h))
     across[:edge] = across[h - edge :] = False
-    thin = max(3, max(mask.shape) // 40)  # the rows beside a line: as far off as it may be thick
+    thin = lines.line_thickness(mask.shape)  # the rows beside a line: as far off as it is thick
     for top, bottom in lines.thin_bands(across, mask.shape):
         beside = np.r_[share[max(0, top - 2 * thin) : max(0, top - thin)],
                        share[bottom + 1 + thin : bottom + 1 + 2 * thin]]  # fmt: skip

@@ -91,10 +91,16 @@ def _line_rows(faint: np.ndarray) -> np.ndarray:
     return _band_any(faint, 3, axis=0).mean(axis=1) > LINE_SHARE
 
 
+def line_thickness(shape: tuple[int, int]) -> int:
+    """The thickest a printed or ruled line is on a page of `shape` (px): a band of ink along
+    a row any thicker is a pen stroke."""
+    return max(3, max(shape) // 40)
+
+
 def thin_bands(rows: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int]]:
     """(first, last) of each run of set `rows` no thicker than a printed or ruled line of a
-    page of `shape` (thicker is a pen stroke along it)."""
-    thin = max(3, max(shape) // 40)
+    page of `shape` (line_thickness)."""
+    thin = line_thickness(shape)
     starts = np.flatnonzero(rows & ~np.r_[False, rows[:-1]])
     ends = np.flatnonzero(rows & ~np.r_[rows[1:], False])
     return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a + 1 <= thin]

@@ -118,9 +118,7 @@ def train(
     if test_ds is None:
         return TrainResult(model, None, None, None, callback.history, seconds,
                            temperature=temperature)  # fmt: skip
-    result = _evaluated(model, test_ds, test_data[1], callback.history, seconds)
-    result.temperature = temperature
-    return result
+    return _evaluated(model, test_ds, test_data[1], callback.history, seconds, temperature)
 
 
 def _resumed(model, strategy, checkpoints, callback) -> list:
@@ -141,7 +139,9 @@ def _resumed(model, strategy, checkpoints, callback) -> list:
     ]
 
 
-def _evaluated(model, test_ds, labels, history: list, seconds: float) -> TrainResult:
+def _evaluated(
+    model, test_ds, labels, history: list, seconds: float, temperature: float
+) -> TrainResult:
     """The trained model's test accuracy and loss, confusion matrix and per-image answers."""
     probabilities = model.predict(test_ds, verbose=0)
     loss, accuracy = model.evaluate(test_ds, verbose=0)
@@ -150,8 +150,9 @@ def _evaluated(model, test_ds, labels, history: list, seconds: float) -> TrainRe
     log.info("final: test accuracy %.4f, test loss %.4f", accuracy, loss)
     confidence = probabilities[np.arange(len(predicted)), predicted]
     return TrainResult(
-        model, float(accuracy), float(loss), matrix, history, seconds, predicted, confidence
-    )
+        model, float(accuracy), float(loss), matrix, history, seconds, predicted, confidence,
+        temperature=temperature,
+    )  # fmt: skip
 
 
 def train_from_store(
