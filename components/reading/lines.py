@@ -39,15 +39,26 @@ def _better(small: np.ndarray, angle: float, best: float, best_score: float):
 
 
 def _profile_score(mask: np.ndarray) -> float:
-    return float((mask.sum(axis=1) ** 2).sum() + (mask.sum(axis=0) ** 2).sum())
+    """How sharp the row and column profiles are: the squared steps between neighbouring
+    sums (Postl's measure), which a level line makes large, and a broad shadow band barely
+    touches wherever the lines turn."""
+    rows, cols = mask.sum(axis=1), mask.sum(axis=0)
+    return float((np.diff(rows) ** 2).sum() + (np.diff(cols) ** 2).sum())
 
 
 def _has_lines(mask: np.ndarray) -> bool:
-    """Whether ink spans most of some row or column band (allowing for a few degrees' tilt)."""
-    band = max(1, mask.shape[0] // 16), max(1, mask.shape[1] // 16)
-    rows = _band_any(mask, band[0], axis=0).mean(axis=1)
-    cols = _band_any(mask, band[1], axis=1).mean(axis=0)
-    return bool(rows.max(initial=0) > LINE_SHARE or cols.max(initial=0) > LINE_SHARE)
+    """Whether ink spans most of some row or column band (allowing for a few degrees' tilt)
+    that is a line or a grid: thin with paper on both sides, or (a grid's lines merged by the
+    band) over half the page. Not the dark band a shadow or vignette leaves along an edge."""
+    thin = line_thickness(mask.shape)
+    for spans, band in ((mask, mask.shape[0] // 16), (mask.T, mask.shape[1] // 16)):
+        band, n = max(1, band), spans.shape[0]
+        rows = _band_any(spans, band, axis=0).mean(axis=1) > LINE_SHARE
+        for first, last in _runs_of(rows):
+            line = first > 0 and last < n - 1 and last - first < band + thin
+            if line or last - first >= n // 2:
+                return True
+    return False
 
 
 def _band_any(mask: np.ndarray, width: int, axis: int) -> np.ndarray:
@@ -101,9 +112,14 @@ def thin_bands(rows: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int]
     """(first, last) of each run of set `rows` no thicker than a printed or ruled line of a
     page of `shape` (line_thickness)."""
     thin = line_thickness(shape)
+    return [(first, last) for first, last in _runs_of(rows) if last - first + 1 <= thin]
+
+
+def _runs_of(rows: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) of each run of set values in the 1-D bool array `rows`."""
     starts = np.flatnonzero(rows & ~np.r_[False, rows[:-1]])
     ends = np.flatnonzero(rows & ~np.r_[rows[1:], False])
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True) if b - a + 1 <= thin]
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _remove_rows(mask: np.ndarray, faint: np.ndarray) -> np.ndarray:

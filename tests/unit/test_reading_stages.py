@@ -72,6 +72,28 @@ def test_rotating_by_the_measured_skew_levels_a_tilted_page(tilt):
     assert widest_row(lines.rotate(tilted, -angle) > 0.5) < 0.5
 
 
+def shadowed(mask: np.ndarray) -> np.ndarray:
+    """`mask` with the broad bands a shadow and a vignette leave in the faint mask: the top
+    30 rows and the right 25 columns, ragged."""
+    out = mask.copy()
+    rng = np.random.default_rng(0)
+    out[:30] |= rng.random((30, mask.shape[1])) < 0.95
+    out[:, -25:] |= rng.random((mask.shape[0], 25)) < 0.95
+    return out
+
+
+def test_a_shadow_along_the_edges_is_not_a_line_and_costs_no_rotation(monkeypatch):
+    digit = np.zeros((300, 400), bool)
+    digit[100:200, 150:160] = True
+    monkeypatch.setattr(lines, "rotate", lambda *a: pytest.fail("searched for a skew"))
+    assert lines.skew(shadowed(digit)) == 0.0
+
+
+def test_a_ruled_page_under_a_shadow_still_has_its_skew_found():
+    tilted = lines.rotate(ruled_mask(), 3.0) > 0.5
+    assert lines.skew(shadowed(tilted)) == pytest.approx(-3.0, abs=0.5)
+
+
 def test_a_page_without_lines_has_no_skew():
     mask = np.asarray(two(200, width=3.0)) > 127  # a digit, nothing ruled
     assert lines.skew(mask) == 0.0
