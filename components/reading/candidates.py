@@ -11,6 +11,7 @@ from components.reading import masks
 LABEL_SIDE = 128  # longest side connected components are labelled at
 GROWTH = 0.3  # a stroke's faint stretches extend its box by at most this share of it
 MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
+FRAMED = 0.1  # what a frame holds is at least this share of the frame's own pixels
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -107,7 +108,7 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     candidates = [
         k
         for k in present
-        if not _touches_border(boxes[k], h, w) and not _is_frame(boxes[k], sizes[k], boxes)
+        if not _touches_border(boxes[k], h, w) and not _is_frame(boxes[k], sizes[k], boxes, sizes)
     ]
     if not candidates:  # a digit cropped tightly touches the border: keep what is not a line
         candidates = [k for k in present if not _is_line(boxes[k], h, w)]
@@ -159,16 +160,20 @@ def _is_line(box, h: int, w: int) -> bool:
     return (wide > 0.8 * w and tall < 0.1 * h) or (tall > 0.8 * h and wide < 0.1 * w)
 
 
-def _is_frame(box, size: int, boxes: np.ndarray) -> bool:
-    """A sparse outline enclosing another component (what is left of a printed box)."""
+def _is_frame(box, size: int, boxes: np.ndarray, sizes: np.ndarray) -> bool:
+    """A sparse outline enclosing another component that is more than a speck (what is left
+    of a printed box around a digit; a thin digit's box holds specks of noise, not a digit)."""
     area = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
-    return size <= 0.2 * area and encloses(box, boxes)
+    return size <= 0.2 * area and encloses(box, boxes, sizes >= FRAMED * size)
 
 
-def encloses(box, boxes: np.ndarray) -> bool:
-    """Whether some component's box lies strictly inside `box`."""
+def encloses(box, boxes: np.ndarray, counted: np.ndarray | None = None) -> bool:
+    """Whether some component's box lies strictly inside `box` (of those `counted` marks, a
+    bool per label, when given)."""
     inner = boxes[1:]
     present = inner[:, 0] <= inner[:, 2]  # a label with no pixels has no box
+    if counted is not None:
+        present = present & counted[1:]
     inside_rows = (inner[:, 0] > box[0]) & (inner[:, 2] < box[2])
     inside_cols = (inner[:, 1] > box[1]) & (inner[:, 3] < box[3])
     return bool((present & inside_rows & inside_cols).any())

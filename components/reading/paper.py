@@ -11,7 +11,8 @@ ink alone (white on black, cropped), ready to be scaled into MNIST's 20 px box:
    gradients and vignetting disappear;
 3. polarity: dark ink on light paper or the reverse, decided on that flattened image by which
    side of the paper level the strong tail lies, so a shadow across the border cannot flip it;
-4. threshold: Otsu on the pixels above the noise floor;
+4. threshold: Otsu on the pixels above the noise floor (a faint pen whose strokes break into
+   specks at that level is taken at half of it);
 5. paper structure: the page's rotation (a few degrees) is estimated from the mask's projection
    profiles; rows and columns that ink spans across most of the page (ruled lines, grid lines,
    a margin line) are removed, except where a pen stroke crosses them;
@@ -62,6 +63,8 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     if structure is not None:  # no faint stretch along a removed line
         weak = lines.remove_segments(weak & ~lines.bands(structure))
     keep = candidates.digit_components(mask, parts)
+    if not keep.any():  # a faint pen's stroke broke into specks at the ink level: the weak one
+        keep = candidates.digit_components(weak)
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")
     return crop(ink, keep | candidates.connected(weak, keep))

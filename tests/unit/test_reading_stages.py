@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from components.reading import candidates, clean, images, lines, masks, sheet
+from components.reading import candidates, clean, images, lines, masks, paper, sheet
 from components.reading.image_decode import ImageError
 from components.reading.images import to_mnist
 from tests import photos
@@ -417,6 +417,43 @@ def test_a_faint_grid_joined_to_the_stroke_is_not_added():
     added = candidates.connected(keep | grid, keep)
     assert not added.any()
     assert candidates._grows(keep, grid)  # it would reach beyond GROWTH of the stroke's box
+
+
+# --- candidates.digit_components and paper.find_digit: thin and faint pens -----------------------
+
+
+def test_a_thin_digit_with_a_speck_inside_its_box_is_not_a_frame():
+    arc = drawn([(40, 30), (70, 32), (78, 50), (60, 60), (80, 72), (70, 90), (40, 92)], width=2)
+    speck = np.zeros_like(arc)
+    speck[60, 50] = True  # a grain of noise inside the "3"'s box, touching nothing
+    kept = candidates.digit_components(arc | speck)
+    assert kept[arc].mean() > 0.95
+
+
+def test_a_box_around_a_digit_is_still_a_frame():
+    digit = drawn([(50, 35), (55, 85)], width=4)
+    box = np.zeros_like(digit)
+    box[15:106:90, 15:106] = box[15:106, 15:106:90] = True  # a thin square around it
+    kept = candidates.digit_components(digit | box)
+    assert not kept[box & ~masks.dilate(masks.dilate(digit))].any()
+    assert kept[digit].mean() > 0.95
+
+
+def faint_dashed_one(side: int = 400) -> np.ndarray:
+    """Paper (level 200, grain) with a faint ballpoint "1": 2 px wide, 150 px tall, darker
+    (60 levels) for 4 px in every 10, lighter (30 levels) between, as light pressure leaves
+    it. At Otsu's level between the two, only the dashes are ink: specks."""
+    rng = np.random.default_rng(3)
+    page = 200 + rng.normal(0, 3, (side, side))
+    for y in range(125, 275):
+        page[y, 199:201] -= 60 if y % 10 < 4 else 30
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+def test_a_faint_pen_broken_into_specks_at_the_ink_level_is_found_whole():
+    crop = paper.find_digit(faint_dashed_one())
+    height, width = crop.shape
+    assert height >= 140 and width <= 12  # the whole stroke, not a dash of it
 
 
 # --- images._scale: MNIST's stroke width ---------------------------------------------------------
