@@ -57,8 +57,8 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
     level = max(paper.MIN_CONTRAST, paper.otsu(ink[ink > BAND]))
     mask = ink > level
     weak = ink > max(paper.MIN_CONTRAST, paper.WEAK * level)  # a stroke's fainter stretches
-    if min(mask.shape) >= paper.LINE_PAGE and (_ruled(weak) or _ruled(weak.T)):
-        return None  # ruled or printed lines across the page, however light
+    if min(mask.shape) >= paper.LINE_PAGE and (_ruled(weak) or _ruled(weak.T) or _ruler(mask)):
+        return None  # ruled or printed lines across the page, however light, or an underline
     keep = _digit(mask)
     if keep is None:
         return None
@@ -138,6 +138,19 @@ def _ruled(mask: np.ndarray) -> bool:
         if beside.max(initial=0) < lines.LINE_SHARE / 2:
             return True
     return False
+
+
+def _ruler(mask: np.ndarray) -> bool:
+    """Whether a straight thin segment short of the page (an underline, a cell's border) is in
+    the ink away from the edges (there, a stroke of a tight crop that the edge cut is thin and
+    long, and it is the digit's own): half of lines.SEGMENT long at least in one row or
+    column of what lines.remove_segments takes, not a few pixels where a stroke tapers."""
+    segments = mask & ~lines.remove_segments(mask)
+    h, w = mask.shape
+    dy, dx = max(1, round(EDGE * h)), max(1, round(EDGE * w))
+    inner = segments[dy : h - dy, dx : w - dx]
+    longest = max(inner.sum(axis=1).max(initial=0), inner.sum(axis=0).max(initial=0))
+    return bool(longest >= lines.SEGMENT * max(h, w) / 2)
 
 
 def _digit(mask: np.ndarray) -> np.ndarray | None:

@@ -46,7 +46,7 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     ink = _ink(work)
     level, floor = _threshold(ink)
     mask, parts = candidates.remove_frames(ink > level)
-    structure = None  # the faint mask, where lines were found and removed
+    structure = lined = None  # the faint mask where lines were found, the mask they were in
     if min(mask.shape) >= LINE_PAGE:
         faint = ink > floor
         angle = lines.skew(faint)
@@ -58,6 +58,7 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
             )
         cleaned = lines.remove_segments(lines.remove_lines(mask, faint))
         if angle or not np.array_equal(cleaned, mask):
+            lined = mask
             mask, parts, structure = cleaned, None, faint  # label the components again
     weak = ink > max(floor, WEAK * level)
     if structure is not None:  # no faint stretch along a removed line
@@ -65,6 +66,10 @@ def find_digit(gray: np.ndarray) -> np.ndarray:
     keep = candidates.digit_components(mask, parts)
     if not keep.any():  # a faint pen's stroke broke into specks at the ink level: the weak one
         keep = candidates.digit_components(weak)
+    if not keep.any() and lined is not None:  # all the ink went as lines: a lone straight
+        keep = candidates.digit_components(lined)  # stroke short of the page's edges is a 1
+        if masks.border(keep).any():
+            keep[...] = False  # a rule or a margin line reaches the edge
     if not keep.any():
         raise ImageError("no digit found: only lines or specks on the page")
     return crop(ink, keep | candidates.connected(weak, keep))

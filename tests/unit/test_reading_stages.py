@@ -439,6 +439,27 @@ def test_a_box_around_a_digit_is_still_a_frame():
     assert kept[digit].mean() > 0.95
 
 
+@pytest.mark.parametrize("width", [3, 8])
+def test_a_lone_straight_stroke_is_a_one_not_a_rule(width):
+    page = np.full((512, 512), 255, np.uint8)
+    page[100:400, 250 : 250 + width] = 0  # a "1" drawn with a line tool
+    out = images.normalise(page)
+    rows = np.flatnonzero(out.any(axis=1))
+    assert rows[-1] - rows[0] + 1 == images.BOX
+
+
+def test_a_digit_standing_on_an_underline_on_clean_paper_is_cut_off_it():
+    page = Image.new("L", (500, 250), 255)
+    draw = ImageDraw.Draw(page)
+    draw.line([(200, 200), (480, 200)], fill=0, width=2)  # a form field's underline, 56% wide
+    draw.line([(300, 60), (340, 60), (310, 200)], fill=0, width=8)  # a "7" standing on it
+    gray = np.asarray(page)
+    assert clean.clean_digit(gray) is None  # not clean: paper.py takes the line away
+    out = images.normalise(gray)
+    cols = np.flatnonzero(out.any(axis=0))
+    assert cols[-1] - cols[0] + 1 < images.BOX  # the 7, taller than wide; not the line
+
+
 def faint_dashed_one(side: int = 400) -> np.ndarray:
     """Paper (level 200, grain) with a faint ballpoint "1": 2 px wide, 150 px tall, darker
     (60 levels) for 4 px in every 10, lighter (30 levels) between, as light pressure leaves
