@@ -3,7 +3,8 @@
 On seeded images made in this run (tests/reading_families.py: thirteen families of photos, scans
 and drawings, ten clean MNIST-style renderings, scikit-learn's 8x8 digits at four sizes, three
 handwriting-style fonts of Debian's font packages when installed; and the six photo kinds of
-tests/photos.py), three preprocessings side by side:
+tests/photos.py), three preprocessings side by side (scikit-learn's digits all 1797 in each
+rendering unless --sklearn N says how many, so a rendering's figure is not a 50-digit draw):
 
 - plain: the preprocessing before the photo work (benchmarks/legacy_preprocess.py);
 - before: `components.reading.images.to_mnist` at a fixed revision (--before, default f0fc6c9),
@@ -20,7 +21,7 @@ right ones; then (--timing N images per size):
 - milliseconds per image for a 12 MP photo, after vs before (target <= 1x before);
 - clean 28x28 PNGs through `after`, images per second (target >= 5000/s).
 
-    python benchmarks/bench_reading.py [--per-family 50] [--seed 0] [--before f0fc6c9]
+    python benchmarks/bench_reading.py [--per-family 50] [--sklearn 0] [--seed 0] [--before f0fc6c9]
                                        [--model PATH] [--timing 8]
 """
 
@@ -188,7 +189,7 @@ def cases(args, images, labels) -> list[tuple[str, bytes, int]]:
     per, seed = args.per_family, args.seed
     made = list(reading_families.families(images, labels, per, seed=seed))
     made += reading_families.clean(images, labels, per, seed=seed + 1)
-    made += reading_families.sklearn_renderings(seed=seed + 2, per=per)
+    made += reading_families.sklearn_renderings(seed=seed + 2, per=args.sklearn or None)
     made += photos.photos(images, labels, per, seed=seed + 3)
     made += reading_families.font_renderings(seed=seed + 4, per=per)
     missing = reading_families.missing_fonts()
@@ -232,19 +233,26 @@ def accuracy(args, images, labels, read, what: str, tree: Path) -> None:
     cells = " ".join(f"{np.mean(means[m]):6.2f}" for m in METHODS)
     print(f"  {f'mean of {len(rows)} families':26s} {len(blobs):4d} {cells}", flush=True)
     answered = results["after"].outcome == OK  # an error row is not a prediction to flag
-    low = confident["after"] < MIN_CONFIDENCE
-    wrong, good = answered & ~right["after"], right["after"]
+    sklearn = np.array([name in reading_families.SKLEARN for name in names])
+    for which, among in (("all images", answered), ("without scikit-learn's", ~sklearn)):
+        flag(confident["after"], right["after"], answered & among, which)
+
+
+def flag(confidence: np.ndarray, right: np.ndarray, among: np.ndarray, which: str) -> None:
+    """How well the low-confidence flag separates the wrong answers from the right ones among
+    the images `among` marks: at min_confidence, at OTHER_THRESHOLDS, and at the threshold
+    under which a tenth of the right answers fall (what the goal allows)."""
+    wrong, good = among & ~right, among & right
+    low = confidence < MIN_CONFIDENCE
     print(
-        f"low-confidence flag (after, min_confidence {MIN_CONFIDENCE}): catches "
+        f"low-confidence flag ({which}, after, min_confidence {MIN_CONFIDENCE}): catches "
         f"{low[wrong].mean():.2f} of the {wrong.sum()} wrong answers (goal >= 0.70), flags "
         f"{low[good].mean():.2f} of the {good.sum()} right ones (goal <= 0.10)",
         flush=True,
     )
-    # the trade-off at other thresholds, and at the one under which a tenth of the right
-    # answers fall (what the goal allows)
-    tenth = float(np.quantile(confident["after"][good], 0.10))
+    tenth = float(np.quantile(confidence[good], 0.10))
     for threshold in sorted({*OTHER_THRESHOLDS, round(tenth, 4)} - {MIN_CONFIDENCE}):
-        low = confident["after"] < threshold
+        low = confidence < threshold
         print(
             f"  at min_confidence {threshold}: catches {low[wrong].mean():.2f}, flags "
             f"{low[good].mean():.2f}",
@@ -288,6 +296,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--per-family", type=int, default=50, help="images of each family (0: only the timing)"
+    )
+    parser.add_argument(
+        "--sklearn",
+        type=int,
+        default=0,
+        help="images of each scikit-learn rendering, taken label by label in a seeded order "
+        "(0, the default: all 1797 of load_digits in each)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--before", default="f0fc6c9", help="the revision 'before' reads with")

@@ -646,15 +646,21 @@ SKLEARN: dict[str, Callable[[np.ndarray], bytes]] = {
 }
 
 
-def sklearn_renderings(seed: int = 0, per: int = 50) -> Iterator[tuple[str, bytes, int]]:
+def sklearn_renderings(seed: int = 0, per: int | None = 50) -> Iterator[tuple[str, bytes, int]]:
     """(rendering, encoded image, label): `per` of scikit-learn's 8x8 digits per rendering.
 
     The digits are taken label by label in turn (0, 1, ..., 9, 0, ...), each a different one
-    for as long as the 1797 last, in an order fixed by `seed`.
+    for as long as the 1797 last, in an order fixed by `seed`. `per` None: every one of the
+    1797 in each rendering, in the dataset's order.
     """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
+    if per is None:
+        for name, render in SKLEARN.items():
+            for image, label in zip(digits.images, digits.target, strict=True):
+                yield name, render(image / 16.0), int(label)
+        return
     rng = np.random.default_rng(seed)
     queues = {d: list(rng.permutation(np.flatnonzero(digits.target == d))) for d in range(10)}
     turn = 0

@@ -184,6 +184,21 @@ def test_sklearn_renderings_are_seeded_balanced_and_labelled(sk_renderings):
     assert digits.target[nearest] == label
 
 
+def test_sklearn_renderings_without_per_are_the_whole_set_in_every_rendering():
+    import itertools
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    whole = rf.sklearn_renderings(per=None)
+    first = list(itertools.islice(whole, len(digits.target) + 1))
+    assert [name for name, _, _ in first] == ["sk_tight_28"] * len(digits.target) + [
+        "sk_tight_64_dark_on_light"
+    ]
+    assert [label for _, _, label in first[:-1]] == digits.target.tolist()
+    assert first[5][1] == rf.SKLEARN["sk_tight_28"](digits.images[5] / 16.0)
+
+
 def test_sklearn_renderings_touch_the_edges_they_say_they_do(sk_renderings):
     sizes = {"sk_tight_28": 28, "sk_tight_64_dark_on_light": 64, "sk_margin_200": 200}
     sizes["sk_tight_200"] = 200
