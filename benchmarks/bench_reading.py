@@ -228,7 +228,7 @@ def accuracy(args, images, labels, read, what: str, tree: Path) -> None:
         scores = [float(right[m][index].mean()) for m in METHODS]
         for method, score in zip(METHODS, scores, strict=True):
             means[method].append(score)
-        cells = " ".join(f"{s:6.2f}" for s in scores)
+        cells = " ".join(f"{s:6.3f}" for s in scores)
         print(f"  {name:26s} {len(index):4d} {cells}")
     cells = " ".join(f"{np.mean(means[m]):6.2f}" for m in METHODS)
     print(f"  {f'mean of {len(rows)} families':26s} {len(blobs):4d} {cells}", flush=True)
