@@ -141,16 +141,32 @@ def _ruled(mask: np.ndarray) -> bool:
 
 
 def _ruler(mask: np.ndarray) -> bool:
-    """Whether a straight thin segment short of the page (an underline, a cell's border) is in
-    the ink away from the edges (there, a stroke of a tight crop that the edge cut is thin and
-    long, and it is the digit's own): half of lines.SEGMENT long at least in one row or
-    column of what lines.remove_segments takes, not a few pixels where a stroke tapers."""
+    """Whether a straight thin segment short of the page (lines.remove_segments) is a rule
+    the digit stands on or crosses, an underline or a cell's border, not a stroke of its own.
+
+    Counted away from the edges (a stroke of a tight crop that the edge cut is thin and long)
+    and at least half of lines.SEGMENT long in one row or column. A digit's own bar (a 7's, a
+    5's, a 2's base) ends where its other strokes are; a rule reaches past the strokes it
+    touches (the rest of its component) on both sides, by a quarter of their extent. Ink it
+    does not touch (a printed label beside the line) does not count."""
     segments = mask & ~lines.remove_segments(mask)
-    h, w = mask.shape
-    dy, dx = max(1, round(EDGE * h)), max(1, round(EDGE * w))
-    inner = segments[dy : h - dy, dx : w - dx]
-    longest = max(inner.sum(axis=1).max(initial=0), inner.sum(axis=0).max(initial=0))
-    return bool(longest >= lines.SEGMENT * max(h, w) / 2)
+    long = lines.SEGMENT * max(mask.shape) / 2
+    labels, _ = candidates.label(mask)
+    for seg, parts in ((segments, labels), (segments.T, labels.T)):
+        rows = seg.sum(axis=1) >= long
+        edge = max(1, round(EDGE * len(rows)))
+        rows[:edge] = rows[len(rows) - edge :] = False
+        for first, last in lines._runs_of(rows):  # each line, a few rows thick
+            rule = np.zeros_like(seg)
+            rule[first : last + 1] = seg[first : last + 1]
+            touching = np.isin(parts, np.unique(parts[rule])) & ~rule & (parts > 0)
+            if not touching.any():
+                continue  # a line on its own: _digit tells a rule (THIN) from a stroke
+            cols, near = np.flatnonzero(rule.any(axis=0)), np.flatnonzero(touching.any(axis=0))
+            reach = (near[-1] - near[0] + 1) / 4
+            if cols[0] < near[0] - reach and cols[-1] > near[-1] + reach:
+                return True
+    return False
 
 
 def _digit(mask: np.ndarray) -> np.ndarray | None:

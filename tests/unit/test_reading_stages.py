@@ -460,6 +460,19 @@ def test_a_digit_standing_on_an_underline_on_clean_paper_is_cut_off_it():
     assert cols[-1] - cols[0] + 1 < images.BOX  # the 7, taller than wide; not the line
 
 
+@pytest.mark.parametrize(
+    "strokes",
+    [
+        [(100, 100), (400, 100), (200, 400)],  # a 7: its bar ends where the diagonal starts
+        [(150, 100), (150, 300), (400, 300), (400, 100), (400, 400)],  # a 4 of straight lines
+    ],
+)
+def test_a_fine_pen_digits_own_bar_is_not_a_rule(strokes):
+    page = Image.new("L", (500, 500), 255)
+    ImageDraw.Draw(page).line(strokes, fill=0, width=2)
+    assert clean.clean_digit(np.asarray(page)) is not None
+
+
 def faint_dashed_one(side: int = 400) -> np.ndarray:
     """Paper (level 200, grain) with a faint ballpoint "1": 2 px wide, 150 px tall, darker
     (60 levels) for 4 px in every 10, lighter (30 levels) between, as light pressure leaves
