@@ -23,7 +23,9 @@ a real MNIST test digit (handwriting) drawn into it, so a family's accuracy says
 - pencil_smudge: a pencil digit with a soft graphite smudge rubbed partly under it;
 - coffee_ring: a broken brown ring left by a cup, beside the digit or across its edge;
 - screenshot: a digit drawn with a round brush in a drawing app, captured with the app's grey
-  frame and its toolbar of colour swatches.
+  frame and its toolbar of colour swatches;
+- worksheet: a school worksheet photographed crooked (up to 12 degrees): a paragraph of printed
+  instructions above the answer, often a footer and a printed question number ("3)") beside it.
 
 CLEAN holds MNIST-style renderings that any preprocessing must keep reading (28x28 JPEGs of
 three qualities, PNG, negatives, RGBA, 16-bit, 280 px RGB, off-centre on a larger canvas), and
@@ -545,6 +547,52 @@ def screenshot(digit: np.ndarray, rng) -> bytes:
     return png(_paste(page, mask, at, (0, 0, 0)))
 
 
+INSTRUCTIONS = (
+    "Write the digit in the space below.",
+    "Exercise 4: how many cats are in the picture?",
+    "Please print clearly, one digit only",
+    "Count the stars and write the number",
+    "Name: ______________   Class: ____",
+    "Answer the question in the box",
+    "Page 2 of 5",
+    "Part B. Arithmetic",
+)
+
+
+def worksheet(digit: np.ndarray, rng) -> bytes:
+    w, h = int(rng.integers(500, 801)), int(rng.integers(400, 601))
+    page = _to_image(_paper(rng, (w, h), grain=1.5))
+    draw = ImageDraw.Draw(page)
+    printed = (int(rng.integers(0, 60)),) * 3
+    size = int(rng.integers(16, 33))
+    font = ImageFont.load_default(size=size)
+    bold = int(rng.random() < 0.3)  # a heading set in bold: a thicker printed stroke
+    left = int(rng.integers(15, 60))
+    top = int(h * rng.uniform(0.04, 0.12))
+    for _ in range(int(rng.integers(1, 4))):  # a short paragraph of instructions above
+        text = INSTRUCTIONS[int(rng.integers(len(INSTRUCTIONS)))]
+        draw.text((left, top), text, fill=printed, font=font, stroke_width=bold,
+                  stroke_fill=printed)  # fmt: skip
+        top += int(size * rng.uniform(1.3, 1.8))
+    if rng.random() < 0.5:  # a footer line
+        text = INSTRUCTIONS[int(rng.integers(len(INSTRUCTIONS)))]
+        draw.text((left, int(h * rng.uniform(0.86, 0.93))), text, fill=printed, font=font)
+    room = int(h * 0.84) - top  # between the paragraph and the footer
+    height = _digit_height(digit, 0.45 * w, room * rng.uniform(0.55, 0.85))
+    shape = _stroke_mask(digit, height).size
+    x = int(rng.uniform(0.2, 0.85) * (w - shape[0]))
+    y = top + int(rng.uniform(0.1, 0.9) * max(1, room - shape[1]))
+    if rng.random() < 0.4:  # the question's number printed left of the answer: "3)"
+        number = f"{int(rng.integers(1, 20))})"
+        draw.text((max(5, x - 3 * size), y + shape[1] // 2), number, fill=printed, font=font,
+                  anchor="rm")  # fmt: skip
+    ink = [(20, 40, 150), (25, 25, 30), (60, 60, 70)][int(rng.integers(3))]
+    page = _ink_on(page, digit, height, (x, y), ink)
+    turn = float(rng.uniform(-12, 12))  # a phone held crooked: beyond a scan's few degrees
+    page = page.rotate(turn, Image.Resampling.BICUBIC, fillcolor=(int(rng.integers(225, 245)),) * 3)
+    return _encode(page, rng, (78, 92), png_share=0.3)
+
+
 FAMILIES: dict[str, Maker] = {
     "tight_crop": tight_crop,
     "dark_on_light_small": dark_on_light_small,
@@ -559,6 +607,7 @@ FAMILIES: dict[str, Maker] = {
     "pencil_smudge": pencil_smudge,
     "coffee_ring": coffee_ring,
     "screenshot": screenshot,
+    "worksheet": worksheet,
 }
 
 

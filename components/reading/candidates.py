@@ -1,6 +1,7 @@
 """Which ink is the digit (paper.py, step 6): connected components of the ink mask, with the
 page's structure (frames, printed boxes, lines touching the border) dropped and the heaviest
-central component kept with its near neighbours."""
+central component kept with its near neighbours. Printed type (a worksheet's instructions, a
+form's label) is told from handwriting by its stroke: far finer than the pen's (`printed`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ LABEL_SIDE = 128  # longest side connected components are labelled at
 GROWTH = 0.3  # a stroke's faint stretches extend its box by at most this share of it
 MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
 FRAMED = 0.1  # what a frame holds is at least this share of the frame's own pixels
+PRINTED_HEIGHT = 0.5  # printed matter beside a digit is at most this share of its height across ...
+RIVALS = 3  # the heaviest central components compared for the finer strokes of type
+PRINTED_STROKE = 0.35  # ... and its strokes at most this share of the pen's width
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -114,21 +118,64 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
         candidates = [k for k in present if not _is_line(boxes[k], h, w)]
     if not candidates:
         return np.zeros_like(mask)
-    main = max(candidates, key=lambda k: sizes[k] * _centrality(boxes[k], h, w))
+    main = _main(
+        mask, labels, sorted(candidates, key=lambda k: -sizes[k] * _centrality(boxes[k], h, w))
+    )
     extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
     if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
         return np.zeros_like(mask)
     stroke = masks.stroke_width(labels == main)
-    chosen = [
+    near = [
         k
         for k in candidates
-        if k == main
-        or (
-            _near(boxes[k], boxes[main], sizes[k], sizes[main])
-            and not _printed_line(boxes[k], sizes[k], stroke)
-        )
+        if k != main
+        and _near(boxes[k], boxes[main], sizes[k], sizes[main])
+        and not _printed_line(boxes[k], sizes[k], stroke)
     ]
-    return grow(np.isin(labels, chosen), mask.shape) & mask
+    main_mask = grow(labels == main, mask.shape) & mask
+    if near:
+        pen = masks.stroke_width(main_mask)
+        near = [k for k in near if not printed(mask, labels == k, boxes[main], pen)]
+    if not near:
+        return main_mask
+    return main_mask | (grow(np.isin(labels, near), mask.shape) & mask)
+
+
+def _main(mask: np.ndarray, labels: np.ndarray, ranked: list[int]) -> int:
+    """The digit's main component: the first of `ranked` (by weight and centrality), unless it
+    is type beside a pen's strokes: of the first RIVALS, the first whose strokes are not far
+    finer (PRINTED_STROKE) than the widest of them (a heading set heavier than a small digit)."""
+    rivals = ranked[:RIVALS]
+    if len(rivals) == 1:
+        return rivals[0]
+    widths = [masks.stroke_width(grow(labels == k, mask.shape) & mask) for k in rivals]
+    pen = max(widths)
+    return next(k for k, width in zip(rivals, widths, strict=True) if width >= PRINTED_STROKE * pen)
+
+
+def printed(mask: np.ndarray, part: np.ndarray, main, pen: float) -> bool:
+    """Printed matter beside the digit (a line of text, a label): far shorter than the digit
+    and drawn with a far finer stroke than its pen, measured at `mask`'s resolution (at
+    LABEL_SIDE a line of small type merges into one bar as thick as a pen stroke). A digit's
+    own separate part (a 5's bar, a stroke that light pressure or glare thinned where it broke
+    off) is the same pen. On tests/reading_families.py, type measured 0.05 to 0.25 of the pen's
+    width, the parts the height test let through from every other family 0.38 and more.
+    `part` is at LABEL_SIDE, `main` the digit's box there, `pen` its stroke width in `mask`."""
+    if _breadth(part) > PRINTED_HEIGHT * (main[2] - main[0] + 1):
+        return False
+    return masks.stroke_width(grow(part, mask.shape) & mask) < PRINTED_STROKE * pen
+
+
+def _breadth(part: np.ndarray) -> float:
+    """How wide a component is across its long axis, whatever its angle (a line of type on a
+    page held crooked has a tall box but is as narrow as its letters): the extent of a uniform
+    band with the same least variance, sqrt(12 * the smaller eigenvalue of its pixels'
+    covariance)."""
+    ys, xs = np.nonzero(part)
+    if ys.size < 2:
+        return float(ys.size)
+    least = np.linalg.eigvalsh(np.cov(np.stack([ys, xs]).astype(np.float64)))[0]
+    return float(np.sqrt(12 * max(least, 0.0)))
 
 
 def _printed_line(box, size: int, stroke: float) -> bool:

@@ -187,4 +187,10 @@ def _digit(mask: np.ndarray) -> np.ndarray | None:
             return None  # a rule or a printed box: paper.py takes those apart
         if tall >= h / 2 and wide >= w / 2 and sizes[k - 1] > SOLID * tall * wide:
             return None  # a solid region half the image wide and tall: a surface, not strokes
+    if len(parts) > 1:
+        main = parts[np.argmax(sizes[parts - 1])]
+        pen = masks.stroke_width(candidates.grow(labels == main, mask.shape) & mask)
+        for k in parts:
+            if k != main and candidates.printed(mask, labels == k, boxes[main], pen):
+                return None  # a line of type beside the digit: paper.py leaves it out
     return candidates.grow(np.isin(labels, parts), mask.shape) & mask

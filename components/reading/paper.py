@@ -17,7 +17,8 @@ ink alone (white on black, cropped), ready to be scaled into MNIST's 20 px box:
    profiles; rows and columns that ink spans across most of the page (ruled lines, grid lines,
    a margin line) are removed, except where a pen stroke crosses them;
 6. the digit: connected components; structure touching the border and hollow frames (a printed
-   box) are dropped, and the heaviest central component is kept with its near neighbours.
+   box) are dropped, and the heaviest central component is kept with its near neighbours;
+   lines of type (far finer strokes than the pen's) are neither the digit nor a neighbour.
 
 Steps 5 and 6 live in lines.py and candidates.py, the 3x3 operations they share in masks.py.
 Pillow and numpy only; every step is vectorised. Nothing here is tuned to particular colours,

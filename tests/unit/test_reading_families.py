@@ -33,6 +33,7 @@ SHAPES = {
     "pencil_smudge": ({"L"}, (1000, 1000), (800, 800)),
     "coffee_ring": ({"RGB"}, (1000, 1000), (800, 800)),
     "screenshot": ({"RGB"}, (800, 1280), (600, 800)),
+    "worksheet": ({"RGB"}, (500, 800), (400, 600)),
 }
 CLEAN_SHAPES = {  # rendering -> (format, mode, widths)
     "jpg_q20": ("JPEG", "L", (28, 28)),

@@ -13,7 +13,7 @@ import collections
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from components.reading import candidates, clean, images, lines, masks, paper, sheet
 from components.reading.image_decode import ImageError
@@ -471,6 +471,57 @@ def test_a_fine_pen_digits_own_bar_is_not_a_rule(strokes):
     page = Image.new("L", (500, 500), 255)
     ImageDraw.Draw(page).line(strokes, fill=0, width=2)
     assert clean.clean_digit(np.asarray(page)) is not None
+
+
+# --- candidates: printed type beside the handwriting --------------------------------------------
+
+
+def worksheet_page(heading_size: int, digit_height: int, pen: int, turn: float = 0.0):
+    """A page (white, 600x450) with two lines of small type across its top and a "2" below them,
+    `digit_height` px tall, strokes `pen` px wide; turned by `turn` degrees."""
+    page = Image.new("L", (600, 450), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=heading_size)
+    for row, text in enumerate(("Exercise 4: write the number of cats", "Name: _________")):
+        draw.text((30, 30 + row * heading_size * 3 // 2), text, fill=0, font=font)
+    scale = digit_height / 20  # the TWO's ink spans about 20 of its 28 px
+    points = [(250 + x * scale, 120 + y * scale) for x, y in TWO]
+    draw.line(points, fill=0, width=pen, joint="curve")
+    if turn:
+        page = page.rotate(turn, Image.Resampling.BICUBIC, fillcolor=255)
+    return np.asarray(page)
+
+
+def normalised_crop(gray: np.ndarray) -> np.ndarray:
+    """The crop images.normalise scales: clean.py's when the page is clean, else paper.py's."""
+    crop = clean.clean_digit(gray)
+    return paper.find_digit(gray) if crop is None else crop
+
+
+@pytest.mark.parametrize("turn", [0.0, -10.0, 12.0])
+def test_lines_of_type_above_the_digit_are_left_out_of_it(turn):
+    height, width = normalised_crop(worksheet_page(20, digit_height=200, pen=20, turn=turn)).shape
+    assert 175 <= max(height, width) <= 200  # the 2 alone (turned), not the type above it
+
+
+def test_a_heading_heavier_than_a_small_digit_is_not_taken_for_it():
+    height, width = normalised_crop(worksheet_page(32, digit_height=80, pen=10)).shape
+    assert 65 <= height <= 85 and width < 60  # the 2 (80 px tall), not the type over it
+
+
+def test_a_digits_own_part_in_the_same_pen_is_not_type():
+    five = drawn([(70, 40), (40, 40), (38, 65), (60, 60), (75, 80), (60, 100), (35, 95)], width=8)
+    bar_only = drawn([(45, 25), (85, 25)], width=8)  # a 5's bar, lifted off the stem
+    kept = candidates.digit_components(five | bar_only)
+    assert kept[bar_only].mean() > 0.95 and kept[five].mean() > 0.95
+
+
+def test_breadth_is_a_bands_width_at_any_angle():
+    for angle in (0, 17, 45, 80):
+        band = Image.new("1", (300, 300), 0)
+        ImageDraw.Draw(band).rectangle([50, 140, 250, 147], fill=1)  # 200 x 8
+        turned = np.asarray(band.rotate(angle, Image.Resampling.NEAREST))
+        assert 6.5 <= candidates._breadth(turned) <= 9.5
 
 
 def faint_dashed_one(side: int = 400) -> np.ndarray:
