@@ -15,7 +15,7 @@ MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter sid
 FRAMED = 0.1  # what a frame holds is at least this share of the frame's own pixels
 PRINTED_HEIGHT = 0.5  # printed matter beside a digit is at most this share of its height across ...
 RIVALS = 3  # the heaviest central components compared for the finer strokes of type
-PRINTED_STROKE = 0.35  # ... and its strokes at most this share of the pen's width
+PRINTED_STROKE = 0.3  # ... and its strokes at most this share of the pen's width
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -118,9 +118,8 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
         candidates = [k for k in present if not _is_line(boxes[k], h, w)]
     if not candidates:
         return np.zeros_like(mask)
-    main = _main(
-        mask, labels, sorted(candidates, key=lambda k: -sizes[k] * _centrality(boxes[k], h, w))
-    )
+    ranked = sorted(candidates, key=lambda k: -sizes[k] * _centrality(boxes[k], h, w))
+    main = _main(mask, labels, boxes, ranked)
     extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
     if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
         return np.zeros_like(mask)
@@ -141,16 +140,17 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     return main_mask | (grow(np.isin(labels, near), mask.shape) & mask)
 
 
-def _main(mask: np.ndarray, labels: np.ndarray, ranked: list[int]) -> int:
-    """The digit's main component: the first of `ranked` (by weight and centrality), unless it
-    is type beside a pen's strokes: of the first RIVALS, the first whose strokes are not far
-    finer (PRINTED_STROKE) than the widest of them (a heading set heavier than a small digit)."""
+def _main(mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ranked: list[int]) -> int:
+    """The digit's main component: the first of `ranked` (by weight and centrality) that is
+    not type beside another of the first RIVALS (a heading set heavier than a small digit)."""
     rivals = ranked[:RIVALS]
     if len(rivals) == 1:
         return rivals[0]
-    widths = [masks.stroke_width(grow(labels == k, mask.shape) & mask) for k in rivals]
-    pen = max(widths)
-    return next(k for k, width in zip(rivals, widths, strict=True) if width >= PRINTED_STROKE * pen)
+    pens = {k: masks.stroke_width(grow(labels == k, mask.shape) & mask) for k in rivals}
+    for k in rivals:
+        if not any(printed(mask, labels == k, boxes[r], pens[r]) for r in rivals if r != k):
+            return k
+    return rivals[0]
 
 
 def printed(mask: np.ndarray, part: np.ndarray, main, pen: float) -> bool:
@@ -159,7 +159,8 @@ def printed(mask: np.ndarray, part: np.ndarray, main, pen: float) -> bool:
     LABEL_SIDE a line of small type merges into one bar as thick as a pen stroke). A digit's
     own separate part (a 5's bar, a stroke that light pressure or glare thinned where it broke
     off) is the same pen. On tests/reading_families.py, type measured 0.05 to 0.25 of the pen's
-    width, the parts the height test let through from every other family 0.38 and more.
+    width; the parts the breadth test let through from every other family 0.35 and more (a 5's
+    faint tail on a sticky note: 0.349).
     `part` is at LABEL_SIDE, `main` the digit's box there, `pen` its stroke width in `mask`."""
     if _breadth(part) > PRINTED_HEIGHT * (main[2] - main[0] + 1):
         return False
