@@ -131,6 +131,22 @@ def test_a_light_grid_seen_only_in_the_faint_mask_is_removed_and_the_pen_stroke_
         assert stroke[y].any() and kept[y].any()
 
 
+@pytest.mark.parametrize("turn", [-14.0, 9.0])
+def test_a_ruled_page_turned_beyond_the_skew_search_gives_the_digit_alone(turn):
+    """Past lines.MAX_SKEW the lines are not levelled; they still go, as segments crossing the
+    page and as components touching its border, and the "2" between them is kept whole."""
+    assert abs(turn) > lines.MAX_SKEW
+    page = Image.new("L", (800, 600), 235)
+    draw = ImageDraw.Draw(page)
+    for y in range(-200, 800, 45):
+        draw.line([(-200, y), (1000, y)], fill=150, width=2)  # ruled lines past the corners
+    scale = 240 / 20  # the TWO's ink spans about 20 of its 28 px: 240 px tall
+    draw.line([(260 + x * scale, 150 + y * scale) for x, y in TWO], fill=30, width=24)
+    gray = np.asarray(page.rotate(turn, Image.Resampling.BICUBIC, fillcolor=235))
+    height, width = normalised_crop(gray).shape  # at paper.WORK_SIDE: 0.64 of the page
+    assert 150 <= height <= 185 and width <= 150  # the 2 (161 x 105 level), no line across
+
+
 def test_bands_mark_the_pixels_on_and_beside_a_line_and_nowhere_else():
     faint = ruled_mask((200, 300), spacing=60)  # lines at rows 15-16, 75-76, 135-136, 195-196
     faint[100:130, 40:46] = True  # a short stroke is not a line
