@@ -21,7 +21,9 @@ from components.reading import candidates, lines, masks, paper
 from components.reading.grayscale import median
 
 BAND = 24  # a pixel within this of the background level is background (0..255)
-BACKGROUND_SHARE = 0.3  # at least this share of the pixels is background
+BACKGROUND_SHARE = 0.3  # at least this share of the pixels is background ...
+BORDER_BACKGROUND_SHARE = 0.2  # ... or this, when most of the border is and ink crosses it
+CUT_INK = 0.05  # (at least this share of the border): a thick 8 cut tight to its ink
 OTHER_SIDE = 0.03  # ink on the wrong side of the background: at most this share of the ink
 MAX_PARTS = 5  # a digit is one stroke, or a few (a 5's bar, a broken 4, a 9 in pieces)
 PART_SHARE = 0.08  # a part weighs at least this share of the heaviest one; less is a speck
@@ -68,18 +70,25 @@ def clean_digit(gray: np.ndarray) -> np.ndarray | None:
 def background(gray: np.ndarray) -> float | None:
     """The one background level, or None if there is not one: the border's median when most
     of the border is background, else the densest level (a tight crop's border is mostly ink);
-    either way it must cover BACKGROUND_SHARE of the pixels. Counted in the image's histogram
-    (Pillow's, a pass in C), not in copies of it."""
+    either way it must cover BACKGROUND_SHARE of the pixels, or BORDER_BACKGROUND_SHARE when
+    the border is mostly that level and strokes cut by the edge cross it (a tight crop of a
+    thick digit: more ink than paper). Counted in the image's histogram (Pillow's, a pass in
+    C), not in copies of it."""
     border = masks.border(gray)
     level = median(border)
     counts = np.array(Image.fromarray(gray).histogram())  # pixels of each level 0..255
-    if np.mean(np.abs(border.astype(np.int16) - level) <= BAND) < 0.5:
+    share = BACKGROUND_SHARE
+    off = np.abs(border.astype(np.int16) - level)
+    if np.mean(off <= BAND) >= 0.5:
+        if np.mean(off > 2 * BAND) >= CUT_INK:  # strokes cut by the edge: a tight crop, whose
+            share = BORDER_BACKGROUND_SHARE  # thick digit may outweigh the paper
+    else:
         densest = int(np.argmax(counts.reshape(32, 8).sum(axis=1)))  # of 32 bands of 8 levels
         low = 8 * densest
         below = np.cumsum(counts[low : low + 8])  # the band's median, as median() takes it
         level = low + int(np.searchsorted(below, below[-1] // 2, side="right"))
     near = int(counts[max(0, level - BAND) : level + BAND + 1].sum())
-    return float(level) if near / gray.size >= BACKGROUND_SHARE else None
+    return float(level) if near / gray.size >= share else None
 
 
 def _through_glare(work: np.ndarray, level: float, ink: np.ndarray) -> np.ndarray:

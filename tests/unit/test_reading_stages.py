@@ -199,6 +199,22 @@ def test_a_tight_crop_touching_all_four_edges_is_clean(negative):
     assert (crop > 127).sum() == pytest.approx((digit > 127).sum(), rel=0.1)
 
 
+def test_a_thick_eight_cut_tight_whose_ink_outweighs_the_paper_is_clean():
+    """Paper on most of the border but under BACKGROUND_SHARE of the pixels: still the
+    background (paper.py's blocks would be narrower than these strokes and take them for
+    paper, leaving the loops' holes as the digit)."""
+    img = Image.new("L", (100, 100), 245)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse([22, 4, 78, 50], outline=20, width=22)  # two thick loops, an 8
+    draw.ellipse([16, 44, 84, 98], outline=20, width=24)
+    gray = tight(np.asarray(img), np.asarray(img) < 128)
+    assert (gray < 128).mean() > 0.7  # paper: 0.27 of the pixels, 0.87 of the border
+    assert clean.background(gray) == pytest.approx(245, abs=2)
+    crop = clean.clean_digit(gray)
+    assert crop is not None and crop.shape == gray.shape  # the whole 8, not a hole of it
+    assert (crop > 127).sum() == pytest.approx((gray < 128).sum(), rel=0.1)
+
+
 def test_a_16x_enlarged_digit_is_clean_and_cropped_to_its_box():
     small = two()
     big = np.asarray(small.resize((448, 448), Image.Resampling.BICUBIC))
