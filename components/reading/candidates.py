@@ -13,9 +13,9 @@ LABEL_SIDE = 128  # longest side connected components are labelled at
 GROWTH = 0.3  # a stroke's faint stretches extend its box by at most this share of it
 MIN_DIGIT = 0.06  # a digit spans at least this share of the image's shorter side
 FRAMED = 0.1  # what a frame holds is at least this share of the frame's own pixels
-PRINTED_HEIGHT = 0.5  # printed matter beside a digit is at most this share of its height across ...
-RIVALS = 3  # the heaviest central components compared for the finer strokes of type
+PRINTED_BREADTH = 0.5  # printed type is at most this share of the digit's height across ...
 PRINTED_STROKE = 0.3  # ... and its strokes at most this share of the pen's width
+RIVALS = 3  # the heaviest central components compared for the finer strokes of type
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -119,7 +119,7 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     if not candidates:
         return np.zeros_like(mask)
     ranked = sorted(candidates, key=lambda k: -sizes[k] * _centrality(boxes[k], h, w))
-    main = _main(mask, labels, boxes, ranked)
+    main, pens = _main(mask, labels, boxes, ranked)
     extent = max(boxes[main][2] - boxes[main][0], boxes[main][3] - boxes[main][1]) + 1
     if extent < MIN_DIGIT * min(h, w):  # what is left is a speck, such as where lines crossed
         return np.zeros_like(mask)
@@ -133,27 +133,31 @@ def digit_components(mask: np.ndarray, parts=None) -> np.ndarray:
     ]
     main_mask = grow(labels == main, mask.shape) & mask
     if near:
-        pen = masks.stroke_width(main_mask)
+        pen = pens[main] if main in pens else masks.stroke_width(main_mask)
         near = [k for k in near if not printed(mask, labels == k, boxes[main], pen)]
     if not near:
         return main_mask
     return main_mask | (grow(np.isin(labels, near), mask.shape) & mask)
 
 
-def _main(mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ranked: list[int]) -> int:
+def _main(
+    mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray, ranked: list[int]
+) -> tuple[int, dict[int, float]]:
     """The digit's main component: the first of `ranked` (by weight and centrality) that is
-    not type beside another of the first RIVALS (a heading set heavier than a small digit)."""
+    not type beside another of the first RIVALS (a heading set heavier than a small digit).
+    Also the rivals' stroke widths in `mask`, measured for that (none when there is one)."""
     rivals = ranked[:RIVALS]
     if len(rivals) == 1:
-        return rivals[0]
+        return rivals[0], {}
     pens = {k: masks.stroke_width(grow(labels == k, mask.shape) & mask) for k in rivals}
     for k in rivals:
-        if not any(printed(mask, labels == k, boxes[r], pens[r]) for r in rivals if r != k):
-            return k
-    return rivals[0]
+        part = labels == k
+        if not any(printed(mask, part, boxes[r], pens[r], width=pens[k]) for r in rivals if r != k):
+            return k, pens
+    return rivals[0], pens
 
 
-def printed(mask: np.ndarray, part: np.ndarray, main, pen: float) -> bool:
+def printed(mask: np.ndarray, part: np.ndarray, main, pen: float, width=None) -> bool:
     """Printed matter beside the digit (a line of text, a label): far shorter than the digit
     and drawn with a far finer stroke than its pen, measured at `mask`'s resolution (at
     LABEL_SIDE a line of small type merges into one bar as thick as a pen stroke). A digit's
@@ -161,10 +165,13 @@ def printed(mask: np.ndarray, part: np.ndarray, main, pen: float) -> bool:
     off) is the same pen. On tests/reading_families.py, type measured 0.05 to 0.25 of the pen's
     width; the parts the breadth test let through from every other family 0.35 and more (a 5's
     faint tail on a sticky note: 0.349).
-    `part` is at LABEL_SIDE, `main` the digit's box there, `pen` its stroke width in `mask`."""
-    if _breadth(part) > PRINTED_HEIGHT * (main[2] - main[0] + 1):
+    `part` is at LABEL_SIDE, `main` the digit's box there, `pen` its stroke width in `mask`,
+    `width` the part's own when already measured."""
+    if _breadth(part) > PRINTED_BREADTH * (main[2] - main[0] + 1):
         return False
-    return masks.stroke_width(grow(part, mask.shape) & mask) < PRINTED_STROKE * pen
+    if width is None:
+        width = masks.stroke_width(grow(part, mask.shape) & mask)
+    return width < PRINTED_STROKE * pen
 
 
 def _breadth(part: np.ndarray) -> float:
