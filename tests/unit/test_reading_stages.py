@@ -541,6 +541,21 @@ def test_a_heading_heavier_than_a_small_digit_is_not_taken_for_it():
     assert 65 <= height <= 85 and width < 60  # the 2 (80 px tall), not the type over it
 
 
+def test_a_paragraph_of_type_in_the_middle_is_not_taken_for_the_digit_beside_it():
+    """Three lines of type across the centre outrank a small digit at the lower right by
+    weight and centrality; the digit is still the one chosen (candidates._main)."""
+    page = Image.new("L", (600, 450), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=20)
+    for row in range(3):
+        draw.text((300, 170 + 24 * row), "Exercise 4: write the number of cats", fill=0,
+                  font=font, anchor="mm")  # fmt: skip
+    points = [(480 + x * 4, 330 + y * 4) for x, y in TWO]  # 80 px tall
+    draw.line(points, fill=0, width=10, joint="curve")
+    height, width = normalised_crop(np.asarray(page)).shape
+    assert 65 <= height <= 85 and width < 60  # the 2 (at WORK_SIDE), not a line of type
+
+
 def test_a_digits_own_part_in_the_same_pen_is_not_type():
     five = drawn([(70, 40), (40, 40), (38, 65), (60, 60), (75, 80), (60, 100), (35, 95)], width=8)
     bar_only = drawn([(45, 25), (85, 25)], width=8)  # a 5's bar, lifted off the stem
