@@ -304,6 +304,30 @@ def test_a_stroke_under_glare_is_as_strong_as_without():
     assert (bar.max(axis=0) > 127).all()  # strong across every column
 
 
+@pytest.mark.parametrize("shape", [(384, 512), (97, 13), (160, 120)])
+def test_the_paper_level_is_pillows_bilinear_resize_of_the_grid_and_within_its_range(shape):
+    """paper._level scales the block grid by two cached matrices (paper._bilinear), not by
+    resizing a float image: the same values as Image.resize, never outside the grid's range.
+    A level of a white page just above 255 left clean._through_glare no headroom to divide by
+    (NaN ink, then a ValueError out of to_mnist on white screenshots)."""
+    rng = np.random.default_rng(len(shape) + shape[0])
+    grid = rng.uniform(0, 255, (8, 10)).astype(np.float32)
+    want = np.asarray(Image.fromarray(grid, "F").resize(shape[::-1], Image.Resampling.BILINEAR))
+    got = paper._level(grid, 0, shape, smooth=False)
+    assert got.shape == shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    white = paper._level(np.full((8, 10), 255, np.float32), 1, shape)
+    assert white.max() <= 255.0 and white.min() >= 255.0
+
+
+def test_a_white_screenshot_gives_a_digit_not_an_error():
+    """A digit drawn on a pure white (255) canvas, large enough for the glare measure."""
+    canvas = Image.new("L", (400, 300), 255)
+    canvas.paste(Image.new("L", (160, 160), 20), (120, 70), two(160, width=6.0))
+    out = to_mnist(photos.png(canvas))
+    assert out.shape == (28, 28) and out.max() == 255
+
+
 # --- sheet.py: a sheet on a table ---------------------------------------------------------------
 
 
