@@ -63,10 +63,11 @@ _SECRET_FIELD = re.compile(
     r"|(?:(?:bearer|basic|token|digest|aws4-hmac-sha256)\s+)?[^\s'\",;}\])&#]+)",
     re.I,
 )
-# `--password X`, `--token=X` on a command line.
+# `--password X`, `--token=X` on a command line; not the placeholder a usage line or --help
+# shows in its place (`--token TOKEN`), which is no secret, and masked reads as broken help.
 _SECRET_FLAG = re.compile(
     r"(?P<name>--[a-z0-9-]*?(?:password|passwd|secret|token|api-key|access-key|secret-key))"
-    r"(?P<sep>=|\s+)(?P<value>\S+)",
+    r"(?P<sep>=|\s+)(?!(?-i:TOKEN|TEXT|PASSWORD|SECRET)(?:\s|$))(?P<value>\S+)",
     re.I,
 )
 # Headers whose whole value is secret, to the end of the line: every cookie, any auth scheme.

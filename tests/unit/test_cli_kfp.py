@@ -92,7 +92,7 @@ def test_root_help_lists_the_verbs_without_importing_kfp():
         (["upload"], ["Kubeflow UI", "version", "description"]),
         (["schedule"], ["6 fields, seconds first", "0 0 2 * * *", "schedule list", "disable"]),
         (["schedule", "create"], ["--cron", "--interval", "--no-catchup", "ISO 8601", "1 to 10"]),
-        (["schedule", "delete"], ["ID", "KFP_TOKEN"]),
+        (["schedule", "delete"], ["ID", "KFP_TOKEN", "--token TOKEN"]),
         (["clean"], ["dry run", "--yes", "--include-images"]),
     ],
 )

@@ -357,6 +357,8 @@ SECRET = "S3CRETxyz"
         "https:/user:S3CRETxyz@host", "//user:S3CRETxyz@host/path", "redis://:S3CRETxyz@host:6379",
         "https://hooks.slack.com/services/T000/B000/S3CRETxyz",
         "https://api.telegram.org/botS3CRETxyz/getMe", "ghp_S3CRETxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01",
+        "--token S3CRETxyz", "--token=S3CRETxyz", "--token TOKENS3CRETxyz",
+        "--password tokenS3CRETxyz",
     ],
 )  # fmt: skip
 def test_secrets_in_the_forms_a_second_review_found_are_masked(text):
@@ -371,6 +373,7 @@ def test_secrets_in_the_forms_a_second_review_found_are_masked(text):
         "see https://x.org/y?page=2&limit=10 ok", "--token-file /tmp/t", "https://host:8080/a/b",
         "Error: --token-file: cannot be read", "http://[::1]:9000/x",
         "/var/run/secrets/token: not a regular file", "C:\\keys\\password: no such file",
+        "  --token TOKEN   Bearer token for a multi-user Kubeflow.", "--password TEXT",
     ],
 )  # fmt: skip
 def test_text_without_a_secret_is_left_as_it_is(text):
