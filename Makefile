@@ -52,7 +52,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 compile: setup
-	$(CLI) compile --output out/mnist_pipeline.yaml
+	$(CLI) compile out/mnist_pipeline.yaml
 
 bench: setup  ## Every benchmark: figure, reference from the same run, ratio.
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done

@@ -47,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for label, cli_args in (
             ("--help", ["--help"]),
-            ("compile", ["compile", "--output", f"{tmp}/p.yaml"]),
+            ("compile", ["compile", f"{tmp}/p.yaml"]),
         ):
             seconds, stderr = median_seconds([sys.executable, "-c", PROBE, *cli_args], args.repeat)
             tf = "imports TensorFlow" if "TF_IMPORTED" in stderr.split() else "no TensorFlow"

@@ -36,8 +36,8 @@ def markdown() -> str:
         options = sorted(
             "/".join(p.opts + p.secondary_opts)
             for p in command.params
-            if isinstance(p, click.Option) and p.name != "help"
-        )
+            if isinstance(p, click.Option) and p.name != "help" and not p.hidden
+        )  # a hidden option is an old spelling kept for a release (options.renamed)
         head = " ".join([f"`{path}`", *(f"`{a}`" for a in arguments)])
         lines.append(f"- {head}: " + ", ".join(f"`{o}`" for o in options))
     return "\n".join(lines)

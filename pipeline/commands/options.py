@@ -7,6 +7,7 @@ import functools
 import re
 
 import click
+from click.core import ParameterSource
 
 from pipeline.cluster import ClusterOptions, GpuOptions
 from pipeline.params import (
@@ -44,6 +45,34 @@ class KfpId(click.ParamType):
 
 
 KFP_ID = KfpId()
+
+
+def renamed(old: str, new: str, dest: str, **option):
+    """Keep `old`, the former spelling of the option `new` (its parameter `dest`), working
+    for one release: hidden from --help and the reference, it sets `dest` and prints one
+    deprecation line on stderr. Both at once is a usage error. `option`: click.option's
+    settings (type, metavar...) for the old spelling."""
+    legacy = f"deprecated_{dest}"
+
+    def decorate(fn):
+        @click.option(*old.split("/"), legacy, hidden=True, default=None, **option)
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(legacy)
+            if value is not None:
+                ctx = click.get_current_context()
+                if ctx.get_parameter_source(dest) is ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"give {new} alone: {old} is its old spelling")
+                click.echo(
+                    f"warning: {old} is deprecated and goes in the next release; use {new}",
+                    err=True,
+                )
+                kwargs[dest] = value
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def cluster_options(fn):

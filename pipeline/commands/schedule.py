@@ -12,7 +12,7 @@ import click
 
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.cron import UTC, next_fire_times
-from pipeline.commands.options import KFP_ID, options_from_flags
+from pipeline.commands.options import KFP_ID, options_from_flags, renamed
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package
 from pipeline.commands.schedule_options import rfc3339, schedule_options
@@ -55,10 +55,12 @@ def schedule_group() -> None:
 
 @schedule_group.command("create", short_help="Create a recurring run (--cron or --interval).")
 @click.option(
-    "--job-name",
+    "--name",
+    "job_name",
     metavar="NAME",
     help="Name of the recurring run in the UI. [default: the pipeline's name and the trigger]",
 )
+@renamed("--job-name", "--name", "job_name", metavar="NAME")
 @schedule_options
 def create_cmd(kfp_settings, job_name: str | None, **settings) -> None:
     """Create a recurring run of the pipeline, on a cron schedule or a fixed interval.

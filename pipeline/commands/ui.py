@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import click
 
 from components.common.redact import malformed, printable
-from pipeline.commands.options import require_tensorflow, s3_endpoint_option
+from pipeline.commands.options import renamed, require_tensorflow, s3_endpoint_option
 
 
 def _serving_url(ctx, param, value: str | None) -> str | None:
@@ -53,8 +53,17 @@ def _serving_url(ctx, param, value: str | None) -> str | None:
     "serves anyway; the page says when TF Serving cannot answer).",
 )
 @s3_endpoint_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address to listen on (0.0.0.0: every interface). --host is the KFP API elsewhere.",
+)
+@renamed("--host", "--bind", "bind")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port."
+)
 @click.option(
     "--connections-per-client",
     type=click.IntRange(1, 64),
@@ -69,7 +78,7 @@ def ui_cmd(
     serving_url: str | None,
     check: bool,
     s3_endpoint: str,
-    host: str,
+    bind: str,
     port: int,
     connections_per_client: int,
 ):
@@ -97,5 +106,5 @@ def ui_cmd(
         backend = Embedded(model_uri, s3_endpoint)
     # pipeline/ui/limits.py: deadlines, connections, uploads, decodes
     limits = Limits(connections_per_client=connections_per_client)
-    click.echo(f"serving {backend.label} at http://{host}:{port}/", err=True)
-    make_server(create_app(backend, limits=limits), host, port, limits).run()
+    click.echo(f"serving {backend.label} at http://{bind}:{port}/", err=True)
+    make_server(create_app(backend, limits=limits), bind, port, limits).run()

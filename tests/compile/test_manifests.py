@@ -324,6 +324,7 @@ def test_dev_overlay_serves_the_web_page_from_tf_serving(rendered):
     assert container["command"] == ["mnist-pipeline", "ui"]
     http_port = next(p["port"] for p in serving["spec"]["ports"] if p["name"] == "http")
     assert f"--serving-url=http://mnist-serving:{http_port}" in container["args"]
+    assert "--bind=0.0.0.0" in container["args"]  # every interface, by the current flag
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]

@@ -286,7 +286,7 @@ def test_schedule_cron_sends_trigger_concurrency_catchup_times_experiment(kfp_ap
         "2025-03-01T01:00:00+01:00",
         "--experiment",
         "nightly",
-        "--job-name",
+        "--name",
         "nightly-train",
         "--param",
         "epochs=5",
@@ -398,8 +398,8 @@ def test_schedule_refuses_bad_flags_before_calling_the_server(kfp_api, args, phr
 
 
 def test_schedule_list_enable_disable_delete(kfp_api):
-    cli("schedule", "--cron", "0 0 2 * * *", "--job-name", "nightly")
-    cli("schedule", "--interval", "3600", "--job-name", "hourly")
+    cli("schedule", "--cron", "0 0 2 * * *", "--name", "nightly")
+    cli("schedule", "--interval", "3600", "--name", "hourly")
     listing = cli("schedule", "list")
     assert listing.exit_code == 0
     rows = listing.stdout.splitlines()

@@ -1,0 +1,122 @@
+"""One CLI dialect, as kubectl and the KFP CLI speak it: -o/--output is a format and a file is
+FILE or --output-file; --host is the KFP API and `ui` listens on --bind; one name flag. The old
+spellings keep working for a release, each with one deprecation line on stderr."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.unit.test_cli_kfp import cli
+
+pytestmark = pytest.mark.usefixtures("no_kfp_context")
+
+
+def deprecation(result, old: str, new: str) -> None:
+    """Exactly one line on stderr says `old` is deprecated and names `new`."""
+    lines = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"warning: {old} is deprecated") and new in lines[0]
+
+
+# -- compile: FILE or --output-file; -o is a format everywhere else ---------------------------
+
+
+@pytest.mark.parametrize("how", [["FILE"], ["--output-file", "FILE"]])
+def test_compile_writes_the_file_given_as_argument_or_output_file(tmp_path, how):
+    target = tmp_path / "sub" / "p.yaml"
+    result = cli("compile", *[str(target) if a == "FILE" else a for a in how], "--no-gpu")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"wrote {target}"
+    assert "deprecated" not in result.stderr
+    assert next(yaml.safe_load_all(target.read_text()))["pipelineInfo"]["name"]
+
+
+@pytest.mark.parametrize("flag", ["-o", "--output"])
+def test_compiles_old_output_flag_still_writes_the_file_and_says_it_is_deprecated(tmp_path, flag):
+    target = tmp_path / "p.yaml"
+    result = cli("compile", flag, str(target))
+    assert result.exit_code == 0, result.output
+    assert target.is_file()
+    deprecation(result, "-o/--output", "--output-file")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["a.yaml", "--output-file", "b.yaml"], ["--output-file", "b.yaml", "-o", "c.yaml"]],
+)
+def test_compile_refuses_two_files(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    result = cli("compile", *args)
+    assert result.exit_code == 2
+    assert "Error:" in result.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command, old",
+    [(["compile"], "-o, --output"), (["ui"], "--host"), (["schedule", "create"], "--job-name")],
+)
+def test_old_spellings_are_not_offered_in_help(command, old):
+    options = [
+        line.split()[0].rstrip(",")
+        for line in cli(*command, "--help").output.splitlines()
+        if line.startswith("  -")
+    ]
+    assert old.split(",")[0] not in options and options
+
+
+# -- ui: --bind listens; --host is the KFP API everywhere else --------------------------------
+
+
+@pytest.fixture
+def listening(monkeypatch):
+    """Where `ui` would listen: make_server records (host, port) instead of serving."""
+    seen = []
+
+    class Server:
+        def run(self):
+            pass
+
+    def make_server(app, host, port, limits=None):
+        seen.append((host, port))
+        return Server()
+
+    monkeypatch.setattr("pipeline.ui.server.make_server", make_server)
+    return seen
+
+
+UI = ["ui", "--serving-url", "http://127.0.0.1:9", "--no-check"]
+
+
+def test_ui_listens_on_bind(listening):
+    result = cli(*UI, "--bind", "0.0.0.0", "--port", "8123")
+    assert result.exit_code == 0, result.output
+    assert listening == [("0.0.0.0", 8123)]
+    assert "at http://0.0.0.0:8123/" in result.stderr and "deprecated" not in result.stderr
+
+
+def test_uis_old_host_flag_still_binds_and_says_it_is_deprecated(listening):
+    result = cli(*UI, "--host", "0.0.0.0")
+    assert result.exit_code == 0, result.output
+    assert listening == [("0.0.0.0", 8000)]
+    deprecation(result, "--host", "--bind")
+
+
+def test_ui_refuses_host_and_bind_together(listening):
+    result = cli(*UI, "--host", "0.0.0.0", "--bind", "127.0.0.1")
+    assert result.exit_code == 2 and "give --bind alone" in result.stderr
+    assert listening == []
+
+
+# -- schedule create: one name flag, --name, as `apply` has ----------------------------------
+
+
+def test_schedule_create_takes_name_and_the_old_job_name(kfp_api):
+    assert cli("schedule", "--cron", "0 0 2 * * *", "--name", "nightly").exit_code == 0
+    old = cli("schedule", "create", "--interval", "3600", "--job-name", "hourly")
+    assert old.exit_code == 0, old.output
+    deprecation(old, "--job-name", "--name")
+    names = sorted(r["display_name"] for r in kfp_api.recurring_runs.values())
+    assert names == ["hourly", "nightly"]
+    both = cli("schedule", "create", "--interval", "60", "--name", "a", "--job-name", "b")
+    assert both.exit_code == 2 and len(kfp_api.recurring_runs) == 2
