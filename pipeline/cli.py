@@ -14,6 +14,7 @@ import click
 from components.common.errors import StepError
 from components.common.failure import one_line
 from components.common.redact import shown
+from pipeline.commands.global_flags import GlobalFlagsGroup
 
 # name -> (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS = {
@@ -62,8 +63,9 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose sub-commands are imported on first use."""
+class LazyGroup(GlobalFlagsGroup):
+    """A group whose sub-commands are imported on first use; the global flags (--host, -n,
+    -o...) may come before the sub-command's name."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)

@@ -27,7 +27,7 @@ def output_option(fn):
         "-o",
         "--output",
         "output",
-        type=click.Choice(FORMATS),
+        type=click.Choice(FORMATS, case_sensitive=False),
         default="text",
         show_default=True,
         help="text for people; json or yaml for scripts (keys listed in the README).",

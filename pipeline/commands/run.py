@@ -83,7 +83,7 @@ _TUNING = (
 )
 @click.option(
     "--runner",
-    type=click.Choice(["subprocess", "docker"]),
+    type=click.Choice(["subprocess", "docker"], case_sensitive=False),
     default="subprocess",
     show_default=True,
     help="subprocess: each step a process of this environment. docker: each step in the image "

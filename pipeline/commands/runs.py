@@ -10,6 +10,7 @@ import click
 
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.follow import watch
+from pipeline.commands.global_flags import GlobalFlagsGroup
 from pipeline.commands.options import KFP_ID
 from pipeline.commands.output import emit, output_option
 from pipeline.kfp.client import kfp_client
@@ -29,7 +30,7 @@ STATES = (
 MAIN_CONTAINER = "main"
 
 
-@click.group("runs")
+@click.group("runs", cls=GlobalFlagsGroup)
 def runs_group() -> None:
     """List, inspect, follow, cancel and retry runs on Kubeflow Pipelines.
 
@@ -82,7 +83,11 @@ def task_rows(run, namespace: str) -> list[dict]:
 
 @runs_group.command("list")
 @click.option("--experiment", metavar="NAME", help="Only the runs of this experiment.")
-@click.option("--state", type=click.Choice(STATES), help="Only the runs in this state.")
+@click.option(
+    "--state",
+    type=click.Choice(STATES, case_sensitive=False),
+    help="Only the runs in this state (any case: failed, FAILED).",
+)
 @click.option(
     "--limit", type=click.IntRange(1, 200), default=20, show_default=True, help="Newest N runs."
 )

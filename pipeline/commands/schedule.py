@@ -12,6 +12,7 @@ import click
 
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.cron import UTC, next_fire_times
+from pipeline.commands.global_flags import GlobalFlagsGroup, lift
 from pipeline.commands.options import KFP_ID, options_from_flags, renamed
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package
@@ -27,10 +28,12 @@ from pipeline.kfp.recurring import (
 from pipeline.kfp.runs import experiment_id
 
 
-class CreateByDefault(click.Group):
-    """A group whose `create` sub-command may be left out: `schedule --cron ...`."""
+class CreateByDefault(GlobalFlagsGroup):
+    """A group whose `create` sub-command may be left out: `schedule --cron ...`; the global
+    flags may come before a sub-command's name (`schedule --host URL list`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = lift(args, self.commands)
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["create", *args]
         return super().parse_args(ctx, args)
@@ -48,8 +51,8 @@ def schedule_group() -> None:
 
     `schedule --cron ...` is short for `schedule create --cron ...`. KFP cron expressions have
     6 fields, seconds first (SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK), in the
-    cluster's time zone (usually UTC). Connection flags (--host, --token...) go after the
-    sub-command; see `mnist-pipeline schedule create --help`.
+    cluster's time zone (usually UTC). Connection flags (--host, --token...) go before or
+    after the sub-command; see `mnist-pipeline schedule create --help`.
     """
 
 

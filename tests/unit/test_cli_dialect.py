@@ -4,10 +4,13 @@ spellings keep working for a release, each with one deprecation line on stderr."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
 from tests.unit.test_cli_kfp import cli
+from tests.unit.test_cli_runs import submitted
 
 pytestmark = pytest.mark.usefixtures("no_kfp_context")
 
@@ -120,3 +123,62 @@ def test_schedule_create_takes_name_and_the_old_job_name(kfp_api):
     assert names == ["hourly", "nightly"]
     both = cli("schedule", "create", "--interval", "60", "--name", "a", "--job-name", "b")
     assert both.exit_code == 2 and len(kfp_api.recurring_runs) == 2
+
+
+# -- enum values in any case ------------------------------------------------------------------
+
+
+def test_enum_values_are_case_insensitive(kfp_api):
+    ids = [submitted(kfp_api, "--run-name", f"r{i}")["run_id"] for i in range(2)]
+    kfp_api.runs[ids[0]]["state"] = "FAILED"
+    for state in ("failed", "Failed", "FAILED"):
+        result = cli("runs", "list", "--state", state, "-o", "JSON")
+        assert result.exit_code == 0, result.output
+        assert [r["run_id"] for r in json.loads(result.stdout)] == [ids[0]]
+
+
+# -- global flags before or after the sub-command -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["schedule", "list", "--host", "{url}", "-o", "json"],
+        ["schedule", "--host", "{url}", "list", "-o", "json"],
+        ["schedule", "--host={url}", "-o", "json", "list"],
+        ["--host", "{url}", "schedule", "-o", "json", "list"],
+        ["-o", "json", "--host", "{url}", "schedule", "list"],
+    ],
+)
+def test_global_flags_work_before_or_after_the_sub_command(kfp_api, monkeypatch, args):
+    monkeypatch.delenv("KFP_HOST")
+    assert cli("schedule", "--interval", "60", "--name", "a", "--host", kfp_api.url).exit_code == 0
+    result = cli(*[a.format(url=kfp_api.url) for a in args])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "--host", "{url}", "-n", "team", "list"],
+        ["--host", "{url}", "--namespace", "team", "runs", "list"],
+        ["runs", "list", "-n", "team", "--host", "{url}"],
+    ],
+)
+def test_runs_take_the_connection_flags_before_the_sub_command(kfp_api, monkeypatch, args):
+    monkeypatch.delenv("KFP_HOST")
+    result = cli(*[a.format(url=kfp_api.url) for a in args])
+    assert result.exit_code == 0, result.output
+    assert kfp_api.last("GET", "/runs").query.get("namespace") == ["team"]
+
+
+def test_schedule_without_a_sub_command_still_creates(kfp_api):
+    result = cli("--host", kfp_api.url, "schedule", "--cron", "0 0 2 * * *", "--name", "n")
+    assert result.exit_code == 0, result.output
+    assert [r["display_name"] for r in kfp_api.recurring_runs.values()] == ["n"]
+
+
+def test_a_flag_the_sub_command_does_not_take_is_a_usage_error(kfp_api):
+    result = cli("--host", kfp_api.url, "compile", "x.yaml")
+    assert result.exit_code == 2 and "--host" in result.stderr
