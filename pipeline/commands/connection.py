@@ -3,6 +3,7 @@
 --host, --namespace, --token, --token-file and --ca-cert (or their KFP_* variables) become a
 `KfpSettings` (pipeline/kfp/settings.py), checked before anything is sent: no host, a host that
 is not an http(s) URL, two tokens, or a token file that cannot be read is a usage error (exit 2).
+A --dry-run with no host anywhere is not: it sends nothing, so it runs with no cluster at all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pipeline.kfp.settings import (
     read_token_file,
 )
 from pipeline.local_files import LocalFileError
+
+NO_HOST = ""  # a --dry-run's host when none is given: it calls no API, so it needs none
 
 
 def kfp_options(fn):
@@ -73,7 +76,10 @@ def kfp_options(fn):
     )
     @functools.wraps(fn)
     def wrapper(*args, host, namespace, token, token_file, ca_cert, **kwargs):
-        settings = settings_from_flags(host, namespace, token, token_file, ca_cert)
+        if kwargs.get("dry_run") and not (host or in_cluster()[0]):
+            settings = KfpSettings(NO_HOST, namespace or None)  # a dry run sends nothing
+        else:
+            settings = settings_from_flags(host, namespace, token, token_file, ca_cert)
         return fn(*args, kfp_settings=settings, **kwargs)
 
     return wrapper

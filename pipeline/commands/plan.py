@@ -84,7 +84,7 @@ def dry_run_plan(
     contents = package_contents(package, params)
     return {
         "pipeline": contents["pipeline"],
-        "host": settings.host,
+        "host": settings.host or None,
         "namespace": settings.namespace,
         "experiment": experiment,
         "run_name": run_name,
@@ -103,7 +103,7 @@ def _typed(name: str, value):
 
 def show_plan(plan: dict) -> None:
     """A dry_run_plan for people."""
-    click.echo(f"dry run: nothing sent to {plan['host']}")
+    click.echo(f"dry run: nothing sent to {plan['host'] or 'a KFP API (no --host given)'}")
     click.echo(f"pipeline:   {plan['pipeline']}\nexperiment: {plan['experiment']}")
     click.echo(f"run name:   {plan['run_name']}")
     click.echo("parameters:")

@@ -83,7 +83,7 @@ def upload_cmd(
         plan = {
             "pipeline": name,
             "version": version or default_version_name(),
-            "host": kfp_settings.host,
+            "host": kfp_settings.host or None,
             "namespace": kfp_settings.namespace,
             "parameters": contents["parameters"],
             "images": contents["images"],
@@ -118,7 +118,8 @@ def upload_cmd(
 
 def _show_plan(plan: dict) -> None:
     click.echo(
-        f"dry run: nothing sent to {plan['host']}\nwould upload {plan['pipeline']} (a new "
+        f"dry run: nothing sent to {plan['host'] or 'a KFP API (no --host given)'}\n"
+        f"would upload {plan['pipeline']} (a new "
         f"pipeline, or version {plan['version']} of it)\nimages: {', '.join(plan['images'])}"
     )
 

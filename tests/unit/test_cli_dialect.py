@@ -182,3 +182,32 @@ def test_schedule_without_a_sub_command_still_creates(kfp_api):
 def test_a_flag_the_sub_command_does_not_take_is_a_usage_error(kfp_api):
     result = cli("--host", kfp_api.url, "compile", "x.yaml")
     assert result.exit_code == 2 and "--host" in result.stderr
+
+
+# -- --dry-run needs no cluster ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["submit", "--param", "epochs=3"],
+        ["upload"],
+        ["tune", "--max-trials", "2"],
+        ["schedule", "--cron", "0 0 2 * * *"],
+        ["schedule", "apply", "--name", "nightly", "--interval", "3600"],
+    ],
+)
+def test_a_dry_run_needs_no_host(args):
+    text = cli(*args, "--dry-run")
+    assert text.exit_code == 0, text.output
+    if args[0] != "schedule":  # a schedule's plan names no host
+        assert "nothing sent to a KFP API (no --host given)" in text.stdout
+    data = cli(*args, "--dry-run", "-o", "json")
+    assert data.exit_code == 0, data.output
+    plan = json.loads(data.stdout)
+    assert plan["sent"] is False and plan.get("host") is None
+
+
+def test_without_dry_run_no_host_is_still_a_usage_error():
+    result = cli("submit")
+    assert result.exit_code == 2 and "no KFP API given" in result.stderr
