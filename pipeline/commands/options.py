@@ -47,6 +47,29 @@ class KfpId(click.ParamType):
 KFP_ID = KfpId()
 
 
+class ScheduleKey(click.ParamType):
+    """A recurring run's ID or name: any printable text up to 256 characters. It is looked up
+    in a listing (recurring.find_recurring_run), never put into an API path itself."""
+
+    name = "ID|NAME"
+
+    def convert(self, value, param, ctx) -> str:
+        from components.common.redact import printable
+
+        value = str(value).strip()
+        if not value or len(value) > 256 or printable(value) != value:
+            self.fail(
+                f"{printable(value[:80])!r} is not a recurring run's ID or name: give one that "
+                "`schedule list` prints",
+                param,
+                ctx,
+            )
+        return value
+
+
+SCHEDULE_KEY = ScheduleKey()
+
+
 def renamed(old: str, new: str, dest: str, **option):
     """Keep `old`, the former spelling of the option `new` (its parameter `dest`), working
     for one release: hidden from --help and the reference, it sets `dest` and prints one

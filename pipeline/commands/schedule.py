@@ -13,7 +13,7 @@ import click
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.cron import UTC, next_fire_times
 from pipeline.commands.global_flags import GlobalFlagsGroup, lift
-from pipeline.commands.options import KFP_ID, options_from_flags, renamed
+from pipeline.commands.options import SCHEDULE_KEY, options_from_flags, renamed
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package
 from pipeline.commands.schedule_options import rfc3339, schedule_options
@@ -23,7 +23,9 @@ from pipeline.kfp.recurring import (
     apply_recurring_run,
     create_recurring_run,
     describe_trigger,
+    find_recurring_run,
     list_recurring_runs,
+    refuse_same_name,
 )
 from pipeline.kfp.runs import experiment_id
 
@@ -47,7 +49,7 @@ def schedule_group() -> None:
       mnist-pipeline schedule --cron "0 0 2 * * *"     every day at 02:00:00
       mnist-pipeline schedule --interval 21600         every 6 hours
       mnist-pipeline schedule list
-      mnist-pipeline schedule disable|enable|delete ID
+      mnist-pipeline schedule disable|enable|delete ID|NAME
 
     `schedule --cron ...` is short for `schedule create --cron ...`. KFP cron expressions have
     6 fields, seconds first (SECOND MINUTE HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK), in the
@@ -109,6 +111,7 @@ def _schedule(kfp_settings, job_name: str | None, s: dict, apply: bool) -> None:
         if apply:
             created, action, replaced = apply_recurring_run(client, kfp_settings.namespace, wanted)
         else:
+            refuse_same_name(client, kfp_settings.namespace, wanted["job_name"])
             created, action, replaced = create_recurring_run(client, wanted), "created", []
     result = {
         **plan,
@@ -249,14 +252,17 @@ def list_cmd(kfp_settings, limit: int, output: str) -> None:
 
 
 def _id_command(verb: str, method: str, help_text: str) -> click.Command:
-    """`schedule <verb> ID`: one call of kfp.Client.<method> on a recurring run."""
+    """`schedule <verb> ID|NAME`: one call of kfp.Client.<method> on the recurring run with
+    that ID, or else that name (`schedule list` shows both)."""
 
-    @click.argument("recurring_run_id", metavar="ID", type=KFP_ID)
+    @click.argument("key", metavar="ID|NAME", type=SCHEDULE_KEY)
     @kfp_options
-    def command(kfp_settings, recurring_run_id: str) -> None:
+    def command(kfp_settings, key: str) -> None:
         with kfp_client(kfp_settings) as client:
-            getattr(client, method)(recurring_run_id)
-        click.echo(f"{verb}d recurring run {recurring_run_id}")
+            found = find_recurring_run(client, kfp_settings.namespace, key)
+            getattr(client, method)(found.recurring_run_id)
+        named = f" ({found.display_name})" if found.display_name != found.recurring_run_id else ""
+        click.echo(f"{verb}d recurring run {found.recurring_run_id}{named}")
 
     return schedule_group.command(verb, help=help_text)(command)
 

@@ -34,6 +34,18 @@ class RunNotRetryable(StepError, ValueError):
     exit_code = EXIT_BAD_REQUEST
 
 
+class RecurringRunNotFound(StepError, LookupError):
+    """`schedule enable|disable|delete` of an ID or name no recurring run has: exit 2."""
+
+    exit_code = EXIT_BAD_REQUEST
+
+
+class ScheduleExists(StepError, ValueError):
+    """`schedule create` of a name a recurring run already has: exit 2, nothing sent."""
+
+    exit_code = EXIT_BAD_REQUEST
+
+
 class WaitTimedOut(StepError, TimeoutError):
     """Following a run stopped at its --timeout; the run itself goes on: exit 4."""
 

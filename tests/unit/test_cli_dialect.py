@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from tests.unit.test_cli_kfp import cli
+from tests.unit.test_cli_kfp import cli, one_line_error
 from tests.unit.test_cli_runs import submitted
 
 pytestmark = pytest.mark.usefixtures("no_kfp_context")
@@ -211,3 +211,50 @@ def test_a_dry_run_needs_no_host(args):
 def test_without_dry_run_no_host_is_still_a_usage_error():
     result = cli("submit")
     assert result.exit_code == 2 and "no KFP API given" in result.stderr
+
+
+# -- schedule: no duplicate by accident; found by name or ID ---------------------------------
+
+
+def test_creating_the_same_schedule_twice_is_refused_and_sends_nothing(kfp_api):
+    assert cli("schedule", "--cron", "0 0 2 * * *").exit_code == 0
+    again = cli("schedule", "--cron", "0 0 2 * * *")
+    line = one_line_error(again, exit_code=2)
+    assert "a recurring run named 'mnist-digits cron 0 0 2 * * *' exists" in line
+    assert "schedule apply --name" in line
+    assert len(kfp_api.recurring_runs) == 1
+    assert cli("schedule", "--cron", "0 0 2 * * *", "--name", "second").exit_code == 0
+    assert len(kfp_api.recurring_runs) == 2
+
+
+@pytest.mark.parametrize("verb, status", [("disable", "DISABLED"), ("enable", "ENABLED")])
+def test_enable_and_disable_find_a_schedule_by_name_or_id(kfp_api, verb, status):
+    cli("schedule", "--interval", "3600", "--name", "hourly run")
+    cli("schedule", "--interval", "60", "--name", "other")
+    (hourly,) = [i for i, r in kfp_api.recurring_runs.items() if r["display_name"] == "hourly run"]
+    for key in ("hourly run", hourly):
+        result = cli("schedule", verb, key)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == f"{verb}d recurring run {hourly} (hourly run)"
+        assert kfp_api.recurring_runs[hourly]["status"] == status
+        assert kfp_api.last("POST", f":{verb}").path.endswith(f"/recurringruns/{hourly}:{verb}")
+
+
+def test_a_name_two_schedules_share_or_none_has_is_one_line_and_touches_nothing(kfp_api):
+    cli("schedule", "--interval", "3600", "--name", "twin")
+    cli("schedule", "apply", "--interval", "60", "--name", "x")
+    kfp_api.recurring_runs[
+        next(i for i, r in kfp_api.recurring_runs.items() if r["display_name"] == "x")
+    ]["display_name"] = "twin"
+    before = {i: dict(r) for i, r in kfp_api.recurring_runs.items()}
+    line = one_line_error(cli("schedule", "delete", "twin"), exit_code=2)
+    assert "2 recurring runs are named 'twin': give one ID (" in line
+    assert one_line_error(cli("schedule", "delete", "nothing"), exit_code=2)
+    assert kfp_api.recurring_runs == before
+
+
+@pytest.mark.parametrize("key", ["", "a\x1b[2Jb", "x" * 300])
+def test_a_key_that_is_no_id_or_name_is_a_usage_error(kfp_api, key):
+    result = cli("schedule", "delete", key)
+    assert result.exit_code == 2 and "\x1b" not in result.output
+    assert kfp_api.requests == []

@@ -411,12 +411,13 @@ def test_schedule_list_enable_disable_delete(kfp_api):
     assert cli("schedule", "disable", nightly).exit_code == 0
     assert kfp_api.recurring_runs[nightly]["status"] == "DISABLED"
     assert f"{nightly}  DISABLED" in cli("schedule", "list").stdout
-    assert cli("schedule", "enable", nightly).stdout.strip() == f"enabled recurring run {nightly}"
+    enabled = cli("schedule", "enable", nightly).stdout.strip()
+    assert enabled == f"enabled recurring run {nightly} (nightly)"
     assert kfp_api.last("POST", ":enable").path.endswith(f"/recurringruns/{nightly}:enable")
     assert cli("schedule", "delete", nightly).exit_code == 0
     assert nightly not in kfp_api.recurring_runs
-    line = one_line_error(cli("schedule", "delete", nightly))
-    assert "404 Not Found" in line and "ID or name exists" in line
+    line = one_line_error(cli("schedule", "delete", nightly), exit_code=2)
+    assert f"no recurring run has the ID or name {nightly!r}" in line and "schedule list" in line
 
 
 # -- connection, auth and errors -------------------------------------------------------------

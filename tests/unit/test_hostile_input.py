@@ -306,17 +306,20 @@ def test_only_plain_numbers_are_model_versions(tmp_path, name):
 
 @pytest.mark.parametrize("run_id", ["", "  ", "../experiments/x", "a/b", "a?b=c", "x" * 200])
 def test_a_bad_run_id_is_refused_before_any_request(no_kfp_context, kfp_api, run_id):
-    for args in (
-        ("runs", "get", run_id),
-        ("runs", "cancel", run_id),
-        ("schedule", "delete", run_id),
-    ):
+    for args in (("runs", "get", run_id), ("runs", "cancel", run_id)):
         before = len(kfp_api.requests)
         result = cli(*args)
         assert result.exit_code == 2, result.output
         assert len(kfp_api.requests) == before
         why = "must not be empty" if not run_id.strip() else "is not a KFP id"
         assert why in result.output
+    # a schedule is found by ID or name in a listing: the key itself is never in a path
+    result = cli("schedule", "delete", run_id)
+    assert result.exit_code == 2, result.output
+    assert all(r.method == "GET" and run_id.strip() not in r.path for r in kfp_api.requests)
+    bad = not run_id.strip() or len(run_id) > 256
+    why = "is not a recurring run's ID or name" if bad else "no recurring run has the ID or name"
+    assert why in result.output
 
 
 def test_the_safe_streams_are_restored_after_a_command():
