@@ -18,7 +18,8 @@ from pipeline.params import validate_arguments
     "--model",
     "model_uri",
     required=True,
-    help="An exported model version: a folder or s3://bucket/.../models/mnist/<version>.",
+    help="A store (folder or s3://bucket/prefix) to take its newest complete model version "
+    "from, as `ui` does, or one version: <store>/models/mnist/<version>.",
 )
 @s3_endpoint_option
 @parameter_options("min_confidence")
@@ -33,12 +34,13 @@ def predict_cmd(
     import numpy as np
 
     from components.batch_predict.batches import result_line
-    from components.batch_predict.model import load_model_version
+    from components.batch_predict.model import load_model_version, resolve_version
     from components.batch_predict.step import model_lineage
     from components.common.redact import printable
     from components.reading.images import ImageError, to_mnist
     from components.store import LocalStore, StoreError
 
+    model_uri = resolve_version(model_uri, s3_endpoint)  # a store: its newest complete version
     rows = []
     with tempfile.TemporaryDirectory() as work:
         classify = load_model_version(model_uri, s3_endpoint, Path(work))

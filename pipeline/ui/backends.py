@@ -30,9 +30,16 @@ class Embedded:
     complete version under a store's models prefix."""
 
     def __init__(self, model_uri: str, s3_endpoint: str = ""):
-        from components.batch_predict.model import BatchPredictError, load_model_version
+        from components.batch_predict.model import (
+            BatchPredictError,
+            load_model_version,
+            resolve_version,
+        )
 
-        self.model_uri = resolve_version(model_uri, s3_endpoint)
+        try:
+            self.model_uri = resolve_version(model_uri, s3_endpoint)
+        except BatchPredictError as e:
+            raise BackendError(str(e)) from None
         self.version = self.model_uri.rstrip("/").rpartition("/")[2]
         self._work = tempfile.TemporaryDirectory(prefix="mnist-ui-model-")
         try:
@@ -46,28 +53,6 @@ class Embedded:
         with self._lock:
             probabilities, _ = self._classify(pixels[None])
         return np.asarray(probabilities[0], dtype=np.float64)
-
-
-def resolve_version(model_uri: str, s3_endpoint: str = "") -> str:
-    """`model_uri` itself when it is a version folder (it holds saved_model.pb), else the
-    newest complete version under it (a store root, or its models/mnist prefix)."""
-    from components.serving_sync.sync import published_versions
-    from components.store import StoreError, join, open_store
-
-    try:
-        store = open_store(model_uri, s3_endpoint)
-        if store.stat(spec.SAVED_MODEL_PB) is not None:
-            return model_uri
-        for prefix in ("", spec.MODELS_PREFIX):
-            versions = published_versions(store, prefix)
-            if versions:
-                return join(model_uri, prefix, str(versions[-1]))
-    except (StoreError, ValueError, OSError) as e:
-        raise BackendError(f"cannot read models at {model_uri}: {e}") from None
-    raise BackendError(
-        f"no complete model version at {model_uri} (nor under {spec.MODELS_PREFIX}/): run "
-        "`make demo` or the pipeline first, or give --model a version folder"
-    )
 
 
 class ServingRest:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_predict_refuses_bad_models_in_one_line(tmp_path, env, model_dir):
     cases = [
         (["--model", ""], "model URI is empty"),
         (["--model", str(corrupt)], "cannot be loaded"),
-        (["--model", str(tmp_path)], "saved_model.pb is missing"),  # a store root, not a version
+        (["--model", str(tmp_path)], "no complete model version at"),  # a folder, no version
         (["--model", "s3://[bucket/models/mnist/1"], "not an s3:// URI with a bucket"),
         (["--model", "s3://bucket/models/mnist/1", "--s3-endpoint", down], "connection refused"),
     ]
@@ -216,6 +217,26 @@ def test_predict_skips_a_fifo_and_refuses_a_dangling_link_without_hanging(tmp_pa
         ["predict", "--model", str(model_dir), str(tmp_path / "dangling.png")], env, tmp_path
     )
     assert result.returncode == 2 and "Traceback" not in output and "dangling.png" in output
+
+
+def test_predict_takes_a_store_or_its_models_folder_and_uses_the_newest_version(
+    tmp_path, env, model_dir
+):
+    """`predict --model` takes what `ui --model` takes: a version folder, the folder of the
+    versions, or a store root (its models/mnist/ prefix): the newest complete version."""
+    from tests.unit.digit_images import sample_files
+
+    files, _ = sample_files()
+    (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
+    store = tmp_path / "store"
+    versions = store / "models" / "mnist"
+    shutil.copytree(model_dir, versions / "3")
+    (versions / "4").mkdir()  # an export that did not finish: no saved_model.pb
+    for model in (store, versions, versions / "3"):
+        result, output = run_cli(["predict", "--model", str(model), "7.jpg"], env, tmp_path)
+        assert result.returncode == 0, output
+        assert result.stdout.strip() == "7.jpg: The result: [7]"
+        assert f"model: version 3 at {versions / '3'}" in result.stderr
 
 
 def test_predict_json_names_the_model_version_and_every_image(tmp_path, env, model_dir):
