@@ -115,7 +115,7 @@ def run_local(
         try:
             build_pipeline(ClusterOptions(pod_retries=False))(**arguments)
         except RuntimeError as e:
-            raise LocalRunError(_failure(errors, e)) from None
+            raise LocalRunError(f"{_failure(errors, e)} (step logs: {root / 'logs'})") from None
         finally:
             os.environ.pop(ERROR_FILE_ENV, None)
             console.close()
@@ -171,10 +171,20 @@ def _claim_run_root(parent: Path) -> Path:
             continue
 
 
+OFFLINE = ("does not resolve", "connection refused", "timed out")  # transport.connection_fault
+
+
 def _failure(errors: Path, exc: Exception) -> str:
-    """The failing step's own one-line reason, or kfp's message when the step left none."""
+    """The failing step's own one-line reason, or kfp's message when the step left none; for
+    a download that could not reach its source, what to try instead."""
     lines = errors.read_text().splitlines() if errors.is_file() else []
-    return lines[-1] if lines else f"local run failed: {one_line(exc)}"
+    line = lines[-1] if lines else f"local run failed: {one_line(exc)}"
+    if line.startswith(f"{spec.DOWNLOAD}:") and any(fault in line for fault in OFFLINE):
+        line += (
+            "; offline? --source takes a local copy: a folder holding the four MNIST .gz "
+            "files (or an http(s) mirror)"
+        )
+    return line
 
 
 def _executor_output(run_dir: Path, step: str) -> dict | None:

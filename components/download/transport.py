@@ -73,6 +73,29 @@ def _open_local(path: Path, offset: int) -> _Response:
     return _Response(_file_chunks(), offset, os.fstat(f.fileno()).st_size)
 
 
+def connection_fault(exc: BaseException) -> str:
+    """What went wrong under a connection error, in words that say what to check: the name
+    did not resolve (no network, or a wrong host), the port refused, a timeout; else the
+    error's class. Fixed phrases only: never the error's text, which may hold a URL."""
+    import socket
+
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return "the host name does not resolve (no network, or a wrong host)"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused (nothing listens at that host and port)"
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:  # urllib3's, requests'
+            return "timed out"
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return type(exc).__name__
+
+
 def _open_http(session, url: str, offset: int, timeout: float) -> _Response:
     import requests
     import urllib3
@@ -86,7 +109,7 @@ def _open_http(session, url: str, offset: int, timeout: float) -> _Response:
     except final as e:
         raise DownloadError(f"{redact(url)}: not a valid URL ({type(e).__name__})") from None
     except requests.RequestException as e:
-        raise _Transient(type(e).__name__) from e
+        raise _Transient(f"{type(e).__name__}: {connection_fault(e)}") from e
     status = r.status_code
     if status not in (200, 206):
         r.close()

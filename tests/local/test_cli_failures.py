@@ -89,6 +89,22 @@ def test_a_404_source_fails_once_with_the_steps_own_reason(tmp_path, env):
     assert handler.gets == 1  # no pod retries locally, no retries of a permanent failure
 
 
+def test_a_source_that_cannot_be_reached_says_what_to_try_and_where_the_logs_are(tmp_path, env):
+    """Offline, the default mirror cannot be reached: the one line names the fault in words,
+    offers --source with a local copy, and points at the step logs, which exist."""
+    url = f"http://127.0.0.1:{servers.free_port()}/mnist/"
+    result, output = run_cli(
+        ["run", "--local", "--source", url, "--store", str(tmp_path / "s"), *QUICK],
+        {**env, "MNIST_DOWNLOAD_DEADLINE": "2"},
+        tmp_path,
+    )
+    line = one_line_failure(result, output)
+    assert "download: " in line and "connection refused (nothing listens" in line, line
+    assert "offline? --source takes a local copy" in line, line
+    logs = Path(line.rpartition("(step logs: ")[2].rstrip(")"))
+    assert (logs / "download.log").is_file() and "giving up" in (logs / "download.log").read_text()
+
+
 @pytest.mark.parametrize("case", ["refused", "no-bucket", "500"])
 def test_run_against_a_broken_s3_store_is_one_line(tmp_path, env, s3_endpoint, case):
     from tests.unit.test_store_faults import misbehaving_s3, s3_error_handler
@@ -126,7 +142,8 @@ def test_credentials_in_a_source_url_are_refused_and_never_printed(tmp_path, env
     [
         (["--secret-name", ""], "--secret-name must not be empty"),
         (["--gpu-toleration-key", ""], "--gpu-toleration-key must not be empty"),
-        (["--output", "{tmp}/a-file/out.yaml"], "a-file"),
+        (["--output-file", "{tmp}/a-file/out.yaml"], "a-file"),
+        (["{tmp}/a-file/out.yaml"], "a-file"),
     ],
 )
 def test_compile_with_bad_flags_is_one_line(tmp_path, env, flags, expected):

@@ -283,8 +283,40 @@ def test_timeout_is_retried(small_files, tmp_path):
 def test_connection_refused_gives_up_naming_the_url(tmp_path):
 
     url = f"http://127.0.0.1:{servers.free_port()}/"
-    with pytest.raises(DownloadError, match=rf"{url}{GZ[0]}: giving up after 2 .*ConnectionError"):
+    said = rf"{url}{GZ[0]}: giving up after 2 .*ConnectionError: connection refused \(nothing"
+    with pytest.raises(DownloadError, match=said):
         download(url, tmp_path, retry=RetryPolicy(attempts=2, backoff=0.01, timeout=2))
+
+
+def test_a_host_name_that_does_not_resolve_is_said_in_words(tmp_path, monkeypatch):
+    """Offline, the name of the default mirror does not resolve: the error says so, not a bare
+    ConnectionError (socket.getaddrinfo fails as it does with no network)."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    said = r"giving up after 2 .*: ConnectionError: the host name does not resolve \(no network"
+    with pytest.raises(DownloadError, match=said):
+        download("https://mirror.invalid/mnist/", tmp_path, retry=RetryPolicy(2, 0.01, timeout=2))
+
+
+@pytest.mark.parametrize(
+    "cause, said",
+    [
+        (TimeoutError(), "timed out"),
+        (ConnectionRefusedError(), "connection refused (nothing listens at that host and port)"),
+        (ValueError("no fault of the connection"), "RuntimeError"),  # the outer error's class
+    ],
+)
+def test_a_connection_fault_is_named_by_its_cause_never_by_its_text(cause, said):
+    from components.download.transport import connection_fault
+
+    outer = RuntimeError("https://user:S3CRET@host/ failed")
+    outer.__context__ = RuntimeError("wrapper")
+    outer.__context__.__cause__ = cause
+    assert connection_fault(outer) == said
 
 
 # --- bad payloads ---------------------------------------------------------------------------
