@@ -94,9 +94,9 @@ _TUNING = (
 @click.option(
     "-v",
     "--verbose",
-    is_flag=True,
+    count=True,
     help="Stream every line kfp.local and the steps print (they are always kept in the run "
-    "folder's logs/).",
+    "folder's logs/); twice (-vv), TensorFlow's own C++ log lines too.",
 )
 @click.option(
     "--summary-json",
@@ -107,7 +107,7 @@ def run_cmd(
     local: bool,
     workdir: str,
     runner: str,
-    verbose: bool,
+    verbose: int,
     summary_json: str | None,
     params: dict,
     output: str,
@@ -155,10 +155,14 @@ def run_cmd(
         arguments[name] = (
             default if not value else value if "://" in value else os.path.abspath(value)
         )
+    if verbose >= 2:
+        from components.common import quiet_tf
+
+        quiet_tf.show()  # the steps' TensorFlow log lines too
     start = time.monotonic()
     stream = sys.stdout if output == "text" else sys.stderr  # stdout holds the document
     with writing(workdir, "--workdir"):  # a LocalRunError says which step failed and why
-        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose, stream)
+        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose > 0, stream)
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
     if output != "text":
         emit(result, output, lambda d: None)
