@@ -14,7 +14,7 @@ DEMO_ARGS ?= --epochs 2 --learning-rate 0.02
 REGISTRY ?= ghcr.io/mnist-kfp
 PLATFORM ?= linux/amd64
 
-.PHONY: setup demo ui test test-slow test-containers lint compile bench lock images images-local clean mutation
+.PHONY: setup tools demo ui test test-slow test-containers lint compile bench lock images images-local clean mutation
 
 setup: $(STAMP)
 
@@ -27,7 +27,10 @@ $(STAMP): pyproject.toml
 demo: setup  ## Run the whole pipeline locally on real MNIST and show the predictions.
 	$(CLI) run --local $(if $(SOURCE),--source $(SOURCE)) $(DEMO_ARGS) --summary-json out/demo-summary.json
 
-test: setup  ## The suite CI runs: unit, compile and local-run tiers (not the slow ones).
+tools:  ## chromium and kubectl, which the tests need: installed with apt as root, else named.
+	bash .ci/tools
+
+test: setup tools  ## The suite CI runs: unit, compile and local-run tiers (not the slow ones).
 	$(PY) -m pytest
 
 test-slow: setup  ## Full-data runs (several minutes).

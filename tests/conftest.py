@@ -15,7 +15,9 @@ import pytest
 from components.dataset import mnist
 from tests import servers
 
-pytest_plugins = ["tests.kfp_cli"]  # the fake-KFP-API fixtures: kfp_api, no_kfp_context
+# the fake-KFP-API fixtures (kfp_api, no_kfp_context); under CI=true, a skip is a failure
+pytest_plugins = ["tests.kfp_cli", "tests.ci_skips"]
+
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = Path(os.environ.get("MNIST_DIR", REPO.parent / "shared" / "datasets" / "mnist"))
