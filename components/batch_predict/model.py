@@ -48,31 +48,6 @@ def load_model_version(model_uri: str, s3_endpoint: str, work: Path) -> Classifi
     return load_classifier(work, model_uri)
 
 
-def resolve_version(model_uri: str, s3_endpoint: str = "") -> str:
-    """`model_uri` itself when it is a version folder (it holds saved_model.pb), else the
-    newest complete version under it (a store root, or its models/mnist prefix): what `ui` and
-    `predict` take as --model."""
-    from components.serving_sync.sync import published_versions
-    from components.store import StoreError, join
-
-    if not model_uri.strip():
-        raise BatchPredictError("the model URI is empty: give a store or a model version folder")
-    try:
-        store = open_store(model_uri, s3_endpoint)
-        if store.stat(spec.SAVED_MODEL_PB) is not None:
-            return model_uri
-        for prefix in ("", spec.MODELS_PREFIX):
-            versions = published_versions(store, prefix)
-            if versions:
-                return join(model_uri, prefix, str(versions[-1]))
-    except (StoreError, ValueError, OSError) as e:
-        raise BatchPredictError(f"cannot read models at {model_uri}: {e}") from None
-    raise BatchPredictError(
-        f"no complete model version at {model_uri} (nor under {spec.MODELS_PREFIX}/): run "
-        "`make demo` or the pipeline first, or give --model a version folder"
-    )
-
-
 def load_classifier(model_dir: Path, label: str = "") -> Classifier:
     """Load an exported SavedModel and return a function over batches of 28x28 uint8 images."""
     import tensorflow as tf  # only here: importing the module must stay cheap

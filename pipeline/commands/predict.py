@@ -34,11 +34,12 @@ def predict_cmd(
     import numpy as np
 
     from components.batch_predict.batches import result_line
-    from components.batch_predict.model import load_model_version, resolve_version
+    from components.batch_predict.model import load_model_version
     from components.batch_predict.step import model_lineage
     from components.common.redact import printable
     from components.reading.images import ImageError, to_mnist
     from components.store import LocalStore, StoreError
+    from pipeline.model_versions import resolve_version
 
     model_uri = resolve_version(model_uri, s3_endpoint)  # a store: its newest complete version
     rows = []

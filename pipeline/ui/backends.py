@@ -30,15 +30,12 @@ class Embedded:
     complete version under a store's models prefix."""
 
     def __init__(self, model_uri: str, s3_endpoint: str = ""):
-        from components.batch_predict.model import (
-            BatchPredictError,
-            load_model_version,
-            resolve_version,
-        )
+        from components.batch_predict.model import BatchPredictError, load_model_version
+        from pipeline.model_versions import ModelNotFound, resolve_version
 
         try:
             self.model_uri = resolve_version(model_uri, s3_endpoint)
-        except BatchPredictError as e:
+        except ModelNotFound as e:
             raise BackendError(str(e)) from None
         self.version = self.model_uri.rstrip("/").rpartition("/")[2]
         self._work = tempfile.TemporaryDirectory(prefix="mnist-ui-model-")

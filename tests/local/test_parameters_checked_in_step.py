@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+from pathlib import Path
 
 import kfp.local
 import pytest
@@ -42,7 +43,9 @@ def test_a_ui_run_with_a_bad_value_fails_in_its_first_step_with_the_clis_line(
     arguments = {"source": str(tmp_path / "nowhere"), "store_uri": str(store), name: value}
     with pytest.raises(LocalRunError) as failed:
         run_local(arguments, tmp_path / "work", verbose=False, stream=io.StringIO())
-    assert str(failed.value) == f"{spec.CHECK_PARAMETERS}: {cli_line(name, value)}"
+    line, _, logs = str(failed.value).partition(" (step logs: ")
+    assert line == f"{spec.CHECK_PARAMETERS}: {cli_line(name, value)}"
+    assert (Path(logs.rstrip(")")) / f"{spec.CHECK_PARAMETERS}.log").is_file()
     assert not store.exists(), "a step after check-parameters ran"
     assert not list((tmp_path / "work").rglob("download")), "download started"
 
