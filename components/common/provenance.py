@@ -22,6 +22,8 @@ from pathlib import Path
 
 PROVENANCE_FILE = "provenance.json"
 DIGEST_PACKAGES = ("mnist-kfp", "kfp", "tensorflow", "keras", "numpy", "pillow")
+# other distributions of the same module: the CPU-only TensorFlow of the laptop venv (Makefile)
+SAME_MODULE = {"tensorflow": ("tensorflow-cpu",)}
 
 
 def digest_of(sha256_by_name: dict[str, str]) -> str:
@@ -44,10 +46,12 @@ def versions() -> dict[str, str]:
     """Python's version and those of the packages that shape a model, as installed here."""
     found = {"python": platform.python_version()}
     for name in DIGEST_PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
+        for distribution in (name, *SAME_MODULE.get(name, ())):
+            try:
+                found[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 

@@ -227,3 +227,23 @@ def test_a_model_without_lineage_is_exported_with_what_export_knows(model, tmp_p
     assert set(record) == {"saved_model_digest", "exported_at"}
     assert record["saved_model_digest"] == meta["saved_model_digest"]
     assert list(store.list("checkpoints")) == []
+
+
+def test_provenance_names_tensorflows_version_from_the_cpu_only_distribution(monkeypatch):
+    """The laptop venv installs tensorflow-cpu (requirements/overrides.txt): the model's
+    provenance still records TensorFlow's version, under `tensorflow`."""
+    from importlib.metadata import PackageNotFoundError
+
+    from components.common import provenance
+
+    installed = {"tensorflow-cpu": "2.21.0", "kfp": "2.17.3"}
+
+    def version(name):
+        if name not in installed:
+            raise PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(provenance, "version", version)
+    found = provenance.versions()
+    assert found["tensorflow"] == "2.21.0" and found["kfp"] == "2.17.3"
+    assert "tensorflow-cpu" not in found and "keras" not in found
