@@ -1,4 +1,4 @@
-"""The Keras callbacks of a training run: each epoch's line with its ETA, the checkpoint of
+"""The Keras callbacks of a training run: each epoch's line with its ETA (Pace), the checkpoint of
 each epoch (Keras' BackupAndRestore, timed), and the publishing of that checkpoint to the store
 (components/train/checkpoints.py) so a retried pod resumes after it."""
 
@@ -62,6 +62,48 @@ def epoch_setter(variable):
     return EpochSetter()
 
 
+class Pace:
+    """How long the rest of training will take, said only once it is known.
+
+    The first batches of a run trace and compile the model, so a rate measured from the start
+    of the first epoch ran 7 to 15 times long. Here the rate is measured between progress
+    points after the warm-up (`batch_at`), and each new measurement weighs half (a moving
+    average): no estimate until two points after the warm-up are known. An epoch's whole time
+    (training and evaluation) is averaged the same way for the time the run has left; the first
+    epoch's, which holds the compilation, is replaced by its warm rate times its batches when
+    that is known."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+        self._point: tuple[float, int] | None = None  # (time, batch) of the last progress point
+        self.batch_seconds: float | None = None
+        self.epoch_seconds: float | None = None
+
+    def batch_at(self, now: float, done: int) -> None:
+        """A progress point: `done` batches of the current epoch finished at `now`."""
+        if self._point is not None and done > self._point[1]:
+            rate = (now - self._point[0]) / (done - self._point[1])
+            self.batch_seconds = (
+                rate if self.batch_seconds is None else (self.batch_seconds + rate) / 2
+            )
+        self._point = (now, done)
+
+    def epoch_left(self, done: int) -> float | None:
+        return None if self.batch_seconds is None else self.batch_seconds * (self.steps - done)
+
+    def epoch_done(self, seconds: float, training_seconds: float, first: bool) -> None:
+        """An epoch took `seconds` in all, `training_seconds` of them training."""
+        if first and self.batch_seconds is not None:  # its compilation is not a cost to come
+            seconds += self.batch_seconds * self.steps - training_seconds
+        self.epoch_seconds = (
+            seconds if self.epoch_seconds is None else (self.epoch_seconds + seconds) / 2
+        )
+        self._point = None  # the next epoch's points start again after its first batches
+
+    def run_left(self, epochs_left: int) -> float | None:
+        return None if self.epoch_seconds is None else self.epoch_seconds * epochs_left
+
+
 def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, feed: float = 0.0):
     """A Keras callback that evaluates and logs after each epoch, with the time left, and logs
     progress inside an epoch every EPOCH_PROGRESS_SECONDS (progress in the KFP logs). Each
@@ -75,25 +117,31 @@ def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, f
             super().__init__()
             self.history: list[dict] = []
             self._start = self._last = time.monotonic()
+            self.pace = Pace(steps)
+            self._epochs_here = 0  # epochs trained in this process (a resumed run starts later)
 
         def on_epoch_begin(self, epoch, logs=None):
             self._epoch, self._epoch_start = epoch + 1, time.monotonic()
+            self._warm = False
 
         def on_train_batch_end(self, batch, logs=None):
-            now = time.monotonic()
-            if now - self._last < EPOCH_PROGRESS_SECONDS or batch + 1 < max(3, steps // 50):
-                return  # on the timer, once a few batches tell the pace
+            done, now = batch + 1, time.monotonic()
+            if not self._warm and done >= max(3, steps // 50):  # past tracing and compiling
+                self._warm = True
+                self.pace.batch_at(now, done)
+            if now - self._last < EPOCH_PROGRESS_SECONDS or not self._warm:
+                return
             self._last = now
-            done = batch + 1
-            left = (now - self._epoch_start) / done * (steps - done)
+            self.pace.batch_at(now, done)
+            left = self.pace.epoch_left(done)
             log.info(
-                "epoch %d/%d: batch %d/%d (%.0f%%), about %s left in this epoch",
+                "epoch %d/%d: batch %d/%d (%.0f%%)%s",
                 self._epoch,
                 epochs,
                 done,
                 steps,
                 100.0 * done / steps,
-                human_seconds(left),
+                "" if left is None else f", about {human_seconds(left)} left in this epoch",
             )
 
         train_seconds = 0.0
@@ -112,7 +160,10 @@ def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, f
             row["seconds"] = time.monotonic() - self._start
             self.history.append(row)
             self._last = time.monotonic()
-            left = row["seconds"] / row["epoch"] * (epochs - row["epoch"])
+            whole = self._last - self._epoch_start  # training and evaluation
+            self.pace.epoch_done(whole, self.train_seconds, first=self._epochs_here == 0)
+            self._epochs_here += 1
+            left = self.pace.run_left(epochs - row["epoch"])
             rate = samples / max(self.train_seconds, 1e-9)
             row["samples_per_second"] = rate
             speed = f", {rate:,.0f} samples/s" if samples else ""
@@ -126,7 +177,7 @@ def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, f
                 scores_text(row),
                 row["seconds"],
                 speed,
-                f", about {human_seconds(left)} left" if row["epoch"] < epochs else "",
+                f", about {human_seconds(left)} left" if left and row["epoch"] < epochs else "",
             )
             if on_epoch:
                 on_epoch(row)
