@@ -192,3 +192,14 @@ def safe_output() -> Iterator[None]:
             with contextlib.suppress(Exception):
                 stream.flush()
         sys.stdout, sys.stderr = saved
+
+
+def short_path(uri: str) -> str:
+    """A local path under the working folder as a relative one (what a person typed, and the
+    same on every machine); anything else (s3://, elsewhere) as it is."""
+    if "://" in uri or not uri.startswith("/"):
+        return uri
+    try:
+        return str(Path(uri).relative_to(Path.cwd()))
+    except ValueError:
+        return uri

@@ -23,7 +23,7 @@ from components.common.errors import StepError
 from components.common.failure import ERROR_FILE_ENV, one_line
 from components.common.units import human_bytes
 from components.store import join, open_store
-from pipeline.console import StepConsole
+from pipeline.console import StepConsole, short_path
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -146,12 +146,12 @@ def headline(root: Path, step: str) -> str:
         checked = "checksums verified" if meta.get("checksums_verified") else "not verified"
         return f"{len(meta['files'])} files, {human_bytes(meta['bytes'])}, {checked}"
     if step == spec.UNPACK_UPLOAD:
-        return f"dataset at {values[spec.DATASET_URI_OUTPUT]}"
+        return f"dataset at {short_path(values[spec.DATASET_URI_OUTPUT])}"
     if step == spec.TRAIN:
         return f"test accuracy {values[spec.ACCURACY_OUTPUT]:.4f}"
     if step == spec.EXPORT:
         meta = _artifact_metadata(output, spec.EXPORTED_OUTPUT)
-        return f"model version {int(meta['version'])} at {meta['published_uri']}"
+        return f"model version {int(meta['version'])} at {short_path(meta['published_uri'])}"
     if step == spec.BATCH_PREDICT:
         meta = _artifact_metadata(output, spec.PREDICTIONS_OUTPUT)
         return f"{int(meta['predicted'])} classified, {int(meta['failed'])} failed"

@@ -18,6 +18,7 @@ from pipeline.commands.options import (
     s3_endpoint_option,
 )
 from pipeline.commands.output import emit, note, output_option, writing
+from pipeline.console import short_path
 from pipeline.params import ParameterError, validate_arguments
 
 DEFAULT_LOCAL_STORE = "./mnist-store"
@@ -142,7 +143,8 @@ def run_cmd(
         )
         if seeded:
             note(
-                f"seeded {seeded} sample digits under {default_images_uri(arguments['store_uri'])}",
+                f"seeded {seeded} sample digits under "
+                f"{short_path(default_images_uri(arguments['store_uri']))}",
                 output,
             )
     # Here these options are paths as a shell gives them; the pipeline takes a relative value
@@ -208,14 +210,16 @@ def _report(result: dict, min_accuracy: float) -> None:
     if result["gated"]:
         click.echo(f"not exported:   test accuracy is below min_accuracy={min_accuracy}")
     else:
-        click.echo(f"model:          {result['model_uri']} (version {result['model_version']})")
         click.echo(
-            f"predictions:    {result['predictions_uri']} "
+            f"model:          {short_path(result['model_uri'])} (version {result['model_version']})"
+        )
+        click.echo(
+            f"predictions:    {short_path(result['predictions_uri'])} "
             f"({result['predicted']} classified, {result['failed']} failed)"
         )
     for report in result["reports"]:
-        click.echo(f"report:         {report}")
-    click.echo(f"run folder:     {result['run_dir']} (every step's full log in logs/)")
+        click.echo(f"report:         {short_path(report)}")
+    click.echo(f"run folder:     {short_path(result['run_dir'])} (every step's full log in logs/)")
     click.echo(f"wall time:      {result['wall_seconds']} s")
 
 

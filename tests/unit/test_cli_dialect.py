@@ -258,3 +258,16 @@ def test_a_key_that_is_no_id_or_name_is_a_usage_error(kfp_api, key):
     result = cli("schedule", "delete", key)
     assert result.exit_code == 2 and "\x1b" not in result.output
     assert kfp_api.requests == []
+
+
+# -- paths as a person typed them -------------------------------------------------------------
+
+
+def test_paths_under_the_working_folder_are_shown_relative(tmp_path, monkeypatch):
+    from pipeline.console import short_path
+
+    monkeypatch.chdir(tmp_path)
+    assert short_path(str(tmp_path / "mnist-store/models/mnist/1")) == "mnist-store/models/mnist/1"
+    assert short_path("/elsewhere/store") == "/elsewhere/store"
+    assert short_path("s3://bucket/mnist/models/mnist/1") == "s3://bucket/mnist/models/mnist/1"
+    assert short_path("mnist-store") == "mnist-store"
