@@ -148,7 +148,10 @@ def headline(root: Path, step: str) -> str:
     if step == spec.UNPACK_UPLOAD:
         return f"dataset at {short_path(values[spec.DATASET_URI_OUTPUT])}"
     if step == spec.TRAIN:
-        return f"test accuracy {values[spec.ACCURACY_OUTPUT]:.4f}"
+        metrics = _artifact_metadata(output, "metrics") if "metrics" in output["artifacts"] else {}
+        trained = metrics.get("train_seconds")  # the one measure: the epoch line's, the report's
+        after = f" after {trained:.1f} s of training" if trained is not None else ""
+        return f"test accuracy {values[spec.ACCURACY_OUTPUT]:.4f}{after}"
     if step == spec.EXPORT:
         meta = _artifact_metadata(output, spec.EXPORTED_OUTPUT)
         return f"model version {int(meta['version'])} at {short_path(meta['published_uri'])}"

@@ -110,7 +110,9 @@ def train(
         shuffle=False,  # the tf.data pipeline shuffles
         callbacks=callbacks,
     )
-    seconds = time.monotonic() - start
+    # one measure of the training time, everywhere: the last epoch line's (which counts the
+    # epochs a resumed run trained before, too), else fit's own
+    seconds = callback.history[-1]["seconds"] if callback.history else time.monotonic() - start
     temperature = 1.0
     if validation_ds is not None:
         held = model.predict(validation_ds, verbose=0)

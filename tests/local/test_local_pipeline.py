@@ -139,7 +139,17 @@ def test_whole_pipeline_http_source_s3_store(
         f"{name}: The result: [" in output for name in expected
     )
     # What the terminal shows: a few lines per step; every line is in the run's logs/.
-    assert re.search(r"^\[4/6\] train done in [\d.]+ s: test accuracy 0\.\d{4}$", output, re.M)
+    done = re.search(
+        r"^\[4/6\] train done in [\d.]+ s: test accuracy 0\.\d{4} after ([\d.]+) s of training$",
+        output,
+        re.M,
+    )
+    assert done, output
+    # one measure of the training time: the step line's is the last epoch line's and the report's
+    epochs = re.findall(r"epoch \d+/\d+: train loss .*?, ([\d.]+) s,", output)
+    assert epochs and epochs[-1] == done[1], (epochs, done[1])
+    train_report = next(Path(r) for r in summary["reports"] if r.endswith("train.html"))
+    assert f"{done[1]} s of training" in train_report.read_text()
     assert "Got executor_input" not in output and "\x1b[" not in output
     # at the demo settings about 40 lines: 10 per-image lines there, one per image here
     assert len(output.strip().splitlines()) - len(rows) <= 37, output
