@@ -1,7 +1,8 @@
 """Response headers that keep the page and the API to what they are.
 
 The page is one self-contained file: one inline <style>, one inline <script>, images from
-data: URIs (the 28x28 the model saw) and fetch() to its own API. Its Content-Security-Policy
+data: URIs (the 28x28 the model saw, the file uploaded) and its own icon, and fetch() to its
+own API. Its Content-Security-Policy
 allows exactly that: the inline script and style by their SHA-256 (computed here from the
 file, so an edit of page.html cannot drift from its policy), no other script, style, font,
 frame, form target or plug-in. Every other response (JSON) gets the strictest policy. Framing
@@ -40,7 +41,7 @@ class PageSecurity:
             "default-src 'none'; "
             f"script-src {_hashes(html, 'script')}; "
             f"style-src {_hashes(html, 'style')}; "
-            "img-src data:; connect-src 'self'; "
+            "img-src 'self' data:; connect-src 'self'; "
             "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
         )
         self.headers = {"Content-Security-Policy": policy, "X-Frame-Options": "SAMEORIGIN"}

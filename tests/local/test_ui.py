@@ -385,3 +385,78 @@ def test_a_serving_url_with_a_password_is_refused_without_showing_it():
     )
     assert result.returncode == 1 and "s3cret" not in result.stdout + result.stderr
     assert result.stderr.strip().startswith("Error: --serving-url carries credentials")
+
+
+# -- the page as a person sees it, at a phone's width and a laptop's -------------------------
+
+LONG_ERROR = (
+    "corrupt or truncated image: the decoder stopped at byte 1,048,576 of a file that declares "
+    "4032x3024 pixels; an upload cut short by a proxy looks like this: send the file again, or "
+    "a copy saved as PNG or JPEG — " + "x" * 80  # one unbroken word, as a URL or a path is
+)
+NOT_SHOWN_RIGHT = """() => {
+  const visible = (e) => { const s = getComputedStyle(e);
+    return s.display !== 'none' && s.visibility !== 'hidden' && e.getClientRects().length; };
+  return [...document.images].filter(visible)
+    .filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.id || i.alt);
+}"""
+BOXES = """() => Object.fromEntries(['pad', 'answer', 'digit', 'seen', 'bars'].map((id) => {
+  const r = document.getElementById(id).getBoundingClientRect();  // a glyph's width may change
+  return [id, [Math.round(r.x), Math.round(r.y), id === 'digit' ? 0 : Math.round(r.width)]];
+}))"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_page_at_a_phones_width_and_a_laptops(browser, app_port, tmp_path, width):
+    """First load: no broken image, no request that fails (the favicon), nothing wider than the
+    screen. An answer, a long error (which moves nothing), Clear (which takes the answer away),
+    an uploaded file (shown beside its answer). Screenshots in out/screenshots/ to look at."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    failed = []
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(f"http://127.0.0.1:{app_port}/")
+    page.locator("#model").filter(has_text="version 2").wait_for()
+    page.wait_for_load_state("networkidle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"page-{width}-first-load.png"), full_page=True)
+    assert page.evaluate(NOT_SHOWN_RIGHT) == [] and failed == []
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+
+    files, _ = sample_files()
+    (tmp_path / "7.jpg").write_bytes(files["7.jpg"])
+    page.set_input_files("#file", str(tmp_path / "7.jpg"))
+    assert answered(page) == "7"
+    assert page.locator("#uploaded").get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert page.locator("#uploaded-name").inner_text() == "7.jpg"
+    assert page.evaluate(NOT_SHOWN_RIGHT) == []
+    page.screenshot(path=str(SCREENSHOTS / f"page-{width}-answer.png"), full_page=True)
+    before = page.evaluate(BOXES)
+
+    refusal = {"status": 400, "content_type": "application/json"}
+    refusal["body"] = json.dumps({"error": LONG_ERROR})
+    page.route("**/api/predict", lambda route: route.fulfill(**refusal))
+    page.set_input_files("#file", str(tmp_path / "7.jpg"))
+    assert answered(page, page.locator("#message").inner_text()) == "?"
+    assert page.locator("#message").inner_text() == LONG_ERROR
+    assert page.evaluate(BOXES) == before, "a long error moved the page"
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    assert page.locator("#seen").get_attribute("src") is None  # the last answer is gone
+    assert page.locator("#p7").inner_text() == "–"
+    page.screenshot(path=str(SCREENSHOTS / f"page-{width}-long-error.png"), full_page=True)
+    page.unroute("**/api/predict")
+    failed.clear()  # the refusal made above
+
+    page.set_input_files("#file", str(tmp_path / "7.jpg"))
+    assert answered(page, page.locator("#message").inner_text()) == "7"
+    page.click("#clear")
+    assert page.locator("#digit").inner_text() == "?"
+    assert page.locator("#message").inner_text() == "" and page.locator("#p7").inner_text() == "–"
+    assert page.locator("#seen").get_attribute("src") is None
+    assert page.locator("#uploaded").get_attribute("src") is None
+    assert page.evaluate(NOT_SHOWN_RIGHT) == [] and failed == []
+    page.close()
+
+
+def test_the_favicon_is_served(app_port):
+    status, body = call(app_port, "GET", "/favicon.ico")
+    assert status == 200 and body.startswith("<svg") and ">7</text>" in body

@@ -350,7 +350,7 @@ def test_the_page_and_the_api_carry_a_content_security_policy_and_nosniff():
     page = answers["/"][1]["content-security-policy"]
     assert "'unsafe-inline'" not in page and "'unsafe-eval'" not in page
     assert "script-src 'sha256-" in page and "style-src 'sha256-" in page
-    assert "img-src data:" in page and "connect-src 'self'" in page
+    assert "img-src 'self' data:" in page and "connect-src 'self'" in page
     assert "frame-ancestors 'self'" in page
     api = answers["/api/model"][1]["content-security-policy"]
     assert "frame-ancestors 'none'" in api and "script-src" not in api
