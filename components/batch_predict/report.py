@@ -141,10 +141,10 @@ def html_report(
         f'<div class="grid" id="images">{"".join(cells)}</div>',
         '<h2>Counts</h2><div id="counts">'
         + report.table(
-            ["classified", "failed", "low confidence", "skipped", "all rows"],
-            [(tally.predicted, tally.failed, tally.low_confidence, len(skipped), predictions_uri)],
+            ["classified", "failed", "low confidence", "skipped"],
+            [(tally.predicted, tally.failed, tally.low_confidence, len(skipped))],
         )
-        + "</div>",
+        + f'<p class="uri">every row: {report.esc(predictions_uri)}</p></div>',
     ]
     if problems:
         sections.append(
@@ -156,7 +156,7 @@ def html_report(
         shown = {k: v for k, v in lineage.items() if not isinstance(v, dict)}
         sections.append(
             '<h2>Provenance</h2><div id="provenance">'
-            + report.table(["", ""], sorted(shown.items()))
+            + report.table(None, sorted(shown.items()))
             + "</div>"
         )
     return report.page(

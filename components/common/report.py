@@ -24,7 +24,7 @@ STYLE = """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px;
        color: #1f2328; background: #fff; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 24px 0 8px; }
-.meta { color: #59636e; margin-bottom: 12px; }
+.meta { color: #59636e; margin-bottom: 12px; } .uri { color: #59636e; overflow-wrap: anywhere; }
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { margin: 0; } figcaption { color: #59636e; font-size: 12px; }
 .grid { display: flex; flex-wrap: wrap; gap: 8px; }
@@ -35,6 +35,9 @@ figure { margin: 0; } figcaption { color: #59636e; font-size: 12px; }
 .pair { display: flex; gap: 4px; justify-content: center; align-items: center; }
 .digit { font-size: 20px; font-weight: 600; }
 table { border-collapse: collapse; } td, th { border: 1px solid #d1d9e0; padding: 2px 8px; }
+td + td { overflow-wrap: anywhere; }  /* a value (a digest, a URI) wraps; a name never breaks */
+.table { max-width: 100%; overflow-x: auto; }  /* what cannot wrap scrolls, not the page */
+svg { max-width: 100%; height: auto; }
 th { background: #f6f8fa; text-align: left; }
 .bad { color: #cf222e; }
 """
@@ -85,11 +88,8 @@ def line_chart(
     colours = ("#0969da", "#cf222e", "#1a7f37", "#8250df")
     left, right, top, bottom = 52, 12, 28, 36
     values = [v for ys in series.values() for v in ys if np.isfinite(v)]
-    low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    pad = (high - low) * 0.08
-    low, high = low - pad, high + pad
+    ticks = nice_ticks(min(values), max(values)) if values else nice_ticks(0.0, 1.0)
+    low, high = ticks[0], ticks[-1]
     x_low, x_high = (min(x), max(x)) if len(x) > 1 else (x[0] - 1, x[0] + 1) if x else (0, 1)
 
     def px(v: float) -> float:
@@ -106,11 +106,10 @@ def line_chart(
         'stroke="#59636e"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#59636e"/>',
     ]
-    for i in range(5):
-        v = low + (high - low) * i / 4
+    for v in ticks:
         parts.append(
             f'<text x="{left - 6}" y="{py(v) + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{v:.3g}</text>"
+            f"{v:g}</text>"
             f'<line x1="{left}" y1="{py(v):.1f}" x2="{width - right}" y2="{py(v):.1f}" '
             'stroke="#d1d9e0" stroke-dasharray="2,3"/>'
         )
@@ -143,6 +142,20 @@ def line_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values (steps of 1, 2 or 5 times a power of ten) from at or below `low` to
+    at or above `high`, at most `most` of them: 0, 0.1, ..., 0.4 rather than 0.0902, 0.184."""
+    if high - low < 1e-12:  # one value: a span around it
+        low, high = low - 0.5 * max(abs(low), 1e-3), high + 0.5 * max(abs(high), 1e-3)
+    power = 10.0 ** np.floor(np.log10((high - low) / (most - 1)))
+    for step in (power * m for m in (1, 2, 5, 10, 20, 50)):
+        first, last = np.floor(low / step + 1e-9), np.ceil(high / step - 1e-9)
+        if last - first + 1 <= most:
+            break
+    decimals = max(0, -int(np.floor(np.log10(step))))
+    return [float(round(k * step, decimals)) for k in np.arange(first, last + 1)]
 
 
 def heat_map(matrix: Sequence[Sequence[int]], labels: Sequence[str], cell: int = 30) -> str:
@@ -187,7 +200,8 @@ def heat_map(matrix: Sequence[Sequence[int]], labels: Sequence[str], cell: int =
     return "".join(parts)
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+def table(header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> str:
+    """A table; `header` None for one of names and values (no empty header row)."""
+    head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="table"><table>{head}{body}</table></div>'

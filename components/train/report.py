@@ -50,7 +50,11 @@ def training_report(result, images: np.ndarray, labels: np.ndarray, cfg: TrainCo
         f"{len(labels)} test images, {n_wrong} misclassified; test loss "
         f"{result.test_loss:.4f}; {result.seconds:.1f} s of training; {calibrated}; {settings}",
         [
-            '<h2>Learning curves</h2><div class="charts" id="curves">' + curves + "</div>",
+            '<h2>Learning curves</h2><div class="charts" id="curves">' + curves + "</div>"
+            '<p class="meta" id="losses">Why the test loss is below the training loss: the '
+            "training loss is the mean over each epoch, while the weights were still changing, "
+            "on augmented images (shifted, thickened, blurred) with dropout on; the test loss is "
+            "measured after the epoch, on the clean test images, with dropout off.</p>",
             '<h2>Confusion matrix</h2><figure id="confusion">'
             + report.heat_map(result.confusion, [str(d) for d in range(10)])
             + "<figcaption>rows: the true digit; columns: the predicted one</figcaption></figure>",

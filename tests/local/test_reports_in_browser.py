@@ -148,3 +148,42 @@ def test_the_batch_predict_report_renders(browser, tmp_path):
     assert "notes.txt" in frame.locator("#problems").inner_text()
     assert "models/mnist/3" in frame.locator(".meta").inner_text()
     screenshot(page, "batch-predict-report")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_both_reports_fit_a_phone_and_a_laptop(browser, trained, tmp_path, width):
+    """Nothing wider than the screen (a digest, a URI, a chart), no empty header row in the
+    provenance table, round tick values, and why the two losses differ, said."""
+    result, (images, labels), cfg = trained
+    images_dir = tmp_path / "images"
+    shutil.copytree(SAMPLES, images_dir)
+
+    def classify(batch: np.ndarray):
+        probabilities = np.full((len(batch), 10), 0.01, dtype=np.float32)
+        probabilities[:, 7] = 0.91
+        return probabilities, np.full(len(batch), 7)
+
+    lineage = {
+        "saved_model_digest": "77541476447f922bee5d7276d601d0b114b50703d13e95ef8",
+        "model_uri": "s3://mlpipeline/a-long-store-prefix/of/a/team/models/mnist/12",
+    }
+    summary = batch_predict(
+        str(images_dir), str(tmp_path / "out"), classify, model_label="m", lineage=lineage
+    )
+    for name, html_text in (
+        ("train", training_report(result, images, labels, cfg)),
+        ("batch-predict", summary["html"]),
+    ):
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.set_content(html_text)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+        assert page.locator("th:empty").count() == 0, name
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-report-{width}.png"), full_page=True)
+        if name == "train":
+            ticks = page.locator("#curves svg text[text-anchor=end]").all_text_contents()
+            assert ticks and all(len(t.replace("-", "").replace(".", "")) <= 4 for t in ticks)
+            assert "Why the test loss is below the training loss" in page.inner_text("#losses")
+        else:
+            assert "77541476447f922bee5d" in page.inner_text("#provenance")
+        page.close()
