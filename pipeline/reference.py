@@ -1,7 +1,8 @@
-"""The README's CLI reference, generated from the commands themselves so that it cannot drift.
+"""The CLI reference (docs/CLI.md), generated from the commands themselves so that it cannot
+drift.
 
-python -m pipeline.reference          # rewrite the block in README.md
-python -m pipeline.reference --check  # exit 1 when README.md differs (a test does this)
+python -m pipeline.reference          # rewrite the block in docs/CLI.md
+python -m pipeline.reference --check  # exit 1 when docs/CLI.md differs (a test does this)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "CLI.md"
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 
 
@@ -48,13 +49,13 @@ def block() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
+    text = PAGE.read_text()
     before, _, rest = text.partition(START)
     _, _, after = rest.partition(END)
     updated = before + block() + after
     if "--check" in argv:
         return 0 if updated == text else 1
-    README.write_text(updated)
+    PAGE.write_text(updated)
     return 0
 
 
