@@ -153,8 +153,10 @@ def test_a_failing_step_fails_the_run_with_its_own_message(tmp_path, s3_store):
         result = run_in_containers(tmp_path, url + "missing/", endpoint)
     assert result.returncode == 1
     assert re.search(r"Task .*'download'.* finished with status .*FAILURE", result.stdout)
-    assert result.stderr.strip().splitlines()[-1] == (
+    line, _, logs = result.stderr.strip().splitlines()[-1].partition(" (step logs: ")
+    assert line == (
         f"Error: download: {url}missing/train-images-idx3-ubyte.gz: "
         "HTTP 404 File not found (not retried)"
     )
+    assert (Path(logs.rstrip(")")) / "download.log").is_file()  # where the line says they are
     assert "unpack-and-upload" not in result.stdout, "nothing runs after the failed step"
