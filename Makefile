@@ -21,7 +21,8 @@ PLATFORM ?= linux/amd64
 # Installs are locked (requirements/*.txt, with hashes, by `make lock`) and made by uv: `setup`
 # only what running needs (TensorFlow for the CPU, the page), `test-setup` the test tools too.
 # TensorFlow's C++ headers (for building custom ops, 0.29 GB) are left out of the venv.
-setup: $(STAMP)
+# A test venv holds all the demo needs: with one, `setup` keeps it (no re-sync back and forth).
+setup: $(if $(wildcard $(TEST_STAMP)),test-setup,$(STAMP))
 
 $(VENV)/bin/uv:
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
