@@ -435,8 +435,9 @@ def test_the_page_at_a_phones_width_and_a_laptops(browser, app_port, tmp_path, w
     refusal = {"status": 400, "content_type": "application/json"}
     refusal["body"] = json.dumps({"error": LONG_ERROR})
     page.route("**/api/predict", lambda route: route.fulfill(**refusal))
+    shown = page.locator("#message").inner_text()  # read before: the refusal comes at once
     page.set_input_files("#file", str(tmp_path / "7.jpg"))
-    assert answered(page, page.locator("#message").inner_text()) == "?"
+    assert answered(page, shown) == "?"
     assert page.locator("#message").inner_text() == LONG_ERROR
     assert page.evaluate(BOXES) == before, "a long error moved the page"
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
@@ -446,8 +447,9 @@ def test_the_page_at_a_phones_width_and_a_laptops(browser, app_port, tmp_path, w
     page.unroute("**/api/predict")
     failed.clear()  # the refusal made above
 
+    shown = page.locator("#message").inner_text()
     page.set_input_files("#file", str(tmp_path / "7.jpg"))
-    assert answered(page, page.locator("#message").inner_text()) == "7"
+    assert answered(page, shown) == "7"
     page.click("#clear")
     assert page.locator("#digit").inner_text() == "?"
     assert page.locator("#message").inner_text() == "" and page.locator("#p7").inner_text() == "–"
