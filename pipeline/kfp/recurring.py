@@ -88,20 +88,26 @@ def list_recurring_runs(client, namespace: str | None, limit: int) -> list:
 SEARCHED = 500  # recurring runs looked through for a name: more than a namespace holds
 
 
+def named(client, namespace: str | None, name: str) -> list:
+    """The recurring runs (of the newest SEARCHED) whose name is `name`."""
+    return [r for r in list_recurring_runs(client, namespace, SEARCHED) if r.display_name == name]
+
+
 def find_recurring_run(client, namespace: str | None, key: str):
     """The recurring run whose ID or name is `key` (an ID first): one listing, no call that
     puts `key` in a URL path. RecurringRunNotFound when none or several have that name."""
     from pipeline.kfp.errors import RecurringRunNotFound
 
     found = list_recurring_runs(client, namespace, SEARCHED)
-    by_id = [r for r in found if r.recurring_run_id == key]
-    named = by_id or [r for r in found if r.display_name == key]
-    if len(named) == 1:
-        return named[0]
-    if named:
-        ids = ", ".join(r.recurring_run_id for r in named)
+    matches = [r for r in found if r.recurring_run_id == key] or [
+        r for r in found if r.display_name == key
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        ids = ", ".join(r.recurring_run_id for r in matches)
         raise RecurringRunNotFound(
-            f"{len(named)} recurring runs are named {key!r}: give one ID ({ids})"
+            f"{len(matches)} recurring runs are named {key!r}: give one ID ({ids})"
         )
     raise RecurringRunNotFound(
         f"no recurring run has the ID or name {key!r}: `mnist-pipeline schedule list` shows them"
@@ -113,7 +119,7 @@ def refuse_same_name(client, namespace: str | None, name: str) -> None:
     would otherwise start every run twice."""
     from pipeline.kfp.errors import ScheduleExists
 
-    same = [r for r in list_recurring_runs(client, namespace, SEARCHED) if r.display_name == name]
+    same = named(client, namespace, name)
     if same:
         raise ScheduleExists(
             f"a recurring run named {name!r} exists ({same[0].recurring_run_id}): "
@@ -126,9 +132,7 @@ def apply_recurring_run(client, namespace: str | None, wanted: dict) -> tuple:
     "created" | "unchanged" | "replaced", the ids deleted). The KFP API cannot change one in
     place, so replacing deletes every one of that name and creates a new one."""
     name = wanted["job_name"]
-    same_name = [
-        r for r in list_recurring_runs(client, namespace, SEARCHED) if r.display_name == name
-    ]
+    same_name = named(client, namespace, name)
     if len(same_name) == 1 and is_unchanged(client, same_name[0], wanted):
         return same_name[0], "unchanged", []
     replaced = []
