@@ -22,6 +22,7 @@ from components.common import spec
 from components.common.errors import StepError
 from components.common.failure import ERROR_FILE_ENV, one_line
 from components.common.units import human_bytes
+from components.download import transport
 from components.store import join, open_store
 from pipeline.console import StepConsole, short_path
 
@@ -174,15 +175,12 @@ def _claim_run_root(parent: Path) -> Path:
             continue
 
 
-OFFLINE = ("does not resolve", "connection refused", "timed out")  # transport.connection_fault
-
-
 def _failure(errors: Path, exc: Exception) -> str:
     """The failing step's own one-line reason, or kfp's message when the step left none; for
     a download that could not reach its source, what to try instead."""
     lines = errors.read_text().splitlines() if errors.is_file() else []
     line = lines[-1] if lines else f"local run failed: {one_line(exc)}"
-    if line.startswith(f"{spec.DOWNLOAD}:") and any(fault in line for fault in OFFLINE):
+    if line.startswith(f"{spec.DOWNLOAD}:") and any(fault in line for fault in transport.OFFLINE):
         line += (
             "; offline? --source takes a local copy: a folder holding the four MNIST .gz "
             "files (or an http(s) mirror)"

@@ -73,6 +73,13 @@ def _open_local(path: Path, offset: int) -> _Response:
     return _Response(_file_chunks(), offset, os.fstat(f.fileno()).st_size)
 
 
+# connection_fault's phrases; a local run that meets one offers --source (pipeline/local_run.py)
+UNRESOLVED = "the host name does not resolve (no network, or a wrong host)"
+REFUSED = "connection refused (nothing listens at that host and port)"
+TIMED_OUT = "timed out"
+OFFLINE = (UNRESOLVED, REFUSED, TIMED_OUT)
+
+
 def connection_fault(exc: BaseException) -> str:
     """What went wrong under a connection error, in words that say what to check: the name
     did not resolve (no network, or a wrong host), the port refused, a timeout; else the
@@ -86,11 +93,11 @@ def connection_fault(exc: BaseException) -> str:
             continue
         seen.add(id(e))
         if isinstance(e, socket.gaierror):
-            return "the host name does not resolve (no network, or a wrong host)"
+            return UNRESOLVED
         if isinstance(e, ConnectionRefusedError):
-            return "connection refused (nothing listens at that host and port)"
+            return REFUSED
         if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:  # urllib3's, requests'
-            return "timed out"
+            return TIMED_OUT
         todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
         todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
     return type(exc).__name__
