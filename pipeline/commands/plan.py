@@ -101,9 +101,14 @@ def _typed(name: str, value):
     return int(value) if TYPES.get(name) is int and value is not None else value
 
 
+def nothing_sent(host: str | None) -> str:
+    """A dry run's first line; with no --host given, a dry run needs none (connection.py)."""
+    return f"dry run: nothing sent to {host or 'a KFP API (no --host given)'}"
+
+
 def show_plan(plan: dict) -> None:
     """A dry_run_plan for people."""
-    click.echo(f"dry run: nothing sent to {plan['host'] or 'a KFP API (no --host given)'}")
+    click.echo(nothing_sent(plan["host"]))
     click.echo(f"pipeline:   {plan['pipeline']}\nexperiment: {plan['experiment']}")
     click.echo(f"run name:   {plan['run_name']}")
     click.echo("parameters:")

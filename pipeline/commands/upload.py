@@ -9,7 +9,7 @@ import click
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.options import cluster_options
 from pipeline.commands.output import emit, output_option
-from pipeline.commands.plan import compiled_package, package_contents
+from pipeline.commands.plan import compiled_package, nothing_sent, package_contents
 from pipeline.kfp.client import kfp_client
 from pipeline.kfp.pipelines import upload_package
 
@@ -118,7 +118,7 @@ def upload_cmd(
 
 def _show_plan(plan: dict) -> None:
     click.echo(
-        f"dry run: nothing sent to {plan['host'] or 'a KFP API (no --host given)'}\n"
+        f"{nothing_sent(plan['host'])}\n"
         f"would upload {plan['pipeline']} (a new "
         f"pipeline, or version {plan['version']} of it)\nimages: {', '.join(plan['images'])}"
     )
