@@ -83,9 +83,7 @@ class Pace:
         """A progress point: `done` batches of the current epoch finished at `now`."""
         if self._point is not None and done > self._point[1]:
             rate = (now - self._point[0]) / (done - self._point[1])
-            self.batch_seconds = (
-                rate if self.batch_seconds is None else (self.batch_seconds + rate) / 2
-            )
+            self.batch_seconds = _averaged(self.batch_seconds, rate)
         self._point = (now, done)
 
     def epoch_left(self, done: int) -> float | None:
@@ -95,13 +93,16 @@ class Pace:
         """An epoch took `seconds` in all, `training_seconds` of them training."""
         if first and self.batch_seconds is not None:  # its compilation is not a cost to come
             seconds += self.batch_seconds * self.steps - training_seconds
-        self.epoch_seconds = (
-            seconds if self.epoch_seconds is None else (self.epoch_seconds + seconds) / 2
-        )
+        self.epoch_seconds = _averaged(self.epoch_seconds, seconds)
         self._point = None  # the next epoch's points start again after its first batches
 
     def run_left(self, epochs_left: int) -> float | None:
         return None if self.epoch_seconds is None else self.epoch_seconds * epochs_left
+
+
+def _averaged(average: float | None, new: float) -> float:
+    """A moving average in which each new measurement weighs half (the first is the average)."""
+    return new if average is None else (average + new) / 2
 
 
 def epoch_logger(test_ds, on_epoch, epochs: int, steps: int, samples: int = 0, feed: float = 0.0):
