@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -278,6 +279,12 @@ def test_predict_json_names_the_model_version_and_every_image(tmp_path, env, mod
     assert bad["prediction"] is None and bad["error"]
 
 
+_SIGINT_DEFAULT_THEN_EXEC = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _marked(mark: str) -> list[int]:
     """Processes whose environment carries `mark`."""
     found = []
@@ -299,22 +306,34 @@ def test_a_signal_exits_130_and_leaves_no_step_running(tmp_path, env, signum):
     handler = servers.trickle_handler(size=10_000, every=0.5)
     with servers.serve(handler) as url:
         cli = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "run", "--local", "--source", url + "m.zip"]
+            # a shell's background job (CI under `&`) ignores SIGINT, and children inherit that:
+            # the CLI is exec'd from a Python that restores it (not a preexec_fn, which can
+            # deadlock a child forked from a process with threads, as this one has)
+            [sys.executable, "-c", _SIGINT_DEFAULT_THEN_EXEC, sys.executable]
+            + ["-m", "pipeline.cli", "run", "--local", "--source", url + "m.zip"]
             + ["--store", str(tmp_path / "s"), *QUICK],
-            env={**os.environ, **env, mark.split("=")[0]: mark.split("=")[1]},
+            env={**os.environ, **env, mark.split("=")[0]: mark.split("=")[1]}
+            | {"PYTHONFAULTHANDLER": "1"},  # SIGABRT below shows where a stuck CLI waits
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            # a shell's background job (CI under `&`) ignores SIGINT, and children inherit that
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
+        stderr: list[str] = []  # read as it comes: a full pipe would stall the CLI itself
+        reader = threading.Thread(target=lambda: stderr.extend(cli.stderr), daemon=True)
+        reader.start()
         deadline = time.monotonic() + 120
         while len(_marked(mark)) < 2 and time.monotonic() < deadline:  # the CLI and a step
             time.sleep(0.2)
-        assert len(_marked(mark)) >= 2, "the download step never started"
+        if len(_marked(mark)) < 2:
+            cli.send_signal(signal.SIGABRT)  # every thread's stack, to stderr
+            cli.wait(30)
+            reader.join(10)
+            pytest.fail(f"no step started in 120 s; the CLI's stderr:\n{''.join(stderr)[-4000:]}")
         cli.send_signal(signum)
-        _, stderr = cli.communicate(timeout=60)
+        cli.wait(60)
+        reader.join(10)
+    stderr = "".join(stderr)
     assert cli.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr
     deadline = time.monotonic() + 10
