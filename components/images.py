@@ -27,8 +27,9 @@ def _image(name: str) -> str:
 
 # export and batch-predict: the project with TensorFlow (docker/Dockerfile).
 CPU_IMAGE = _image("mnist-pipeline")
-# download, unpack-and-upload and the serving model sync: no TensorFlow, so a node pulls it in
-# seconds (docker/Dockerfile with REQUIREMENTS=docker/requirements-slim.txt).
+# check-parameters, download, unpack-and-upload, tune and the serving model sync: no TensorFlow
+# and no numpy, so a node pulls it in seconds (docker/Dockerfile with
+# REQUIREMENTS=docker/requirements-slim.txt; tests/unit/test_slim_image.py).
 SLIM_IMAGE = _image("mnist-pipeline-slim")
 # The training step: the same code on a TensorFlow GPU base (docker/Dockerfile.gpu).
 GPU_IMAGE = _image("mnist-pipeline-gpu")

@@ -2,6 +2,9 @@
 
 IDX is a big-endian header (magic, then one uint32 per dimension) followed by uint8 data.
 Images have magic 2051 and dimensions (count, 28, 28); labels have magic 2049 and (count,).
+
+Reading and checking (`read_idx`, `check`) need no numpy, so the slim image's download and
+unpack-and-upload steps do without it; `read_idx_file` and `load_split` give arrays to train on.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from components.common.errors import StepError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -102,37 +107,66 @@ def _layout(header: bytes, name: str) -> tuple[tuple[int, ...], int]:
     return (count, rows, cols), 16
 
 
-def parse_idx(data: bytes, name: str) -> np.ndarray:
-    """Parse IDX bytes into a uint8 array, checking the header against the body length."""
+@dataclass(frozen=True)
+class Idx:
+    """A parsed IDX file: its shape and its uint8 body, not yet an array."""
+
+    shape: tuple[int, ...]
+    body: bytes
+
+    @property
+    def count(self) -> int:
+        return self.shape[0]
+
+
+def split_idx(data: bytes, name: str) -> Idx:
+    """Parse IDX bytes, checking the header against the body length."""
     shape, offset = _layout(data[:16], name)
     expected = offset + math.prod(shape)
     if len(data) != expected:
         kind = "truncated" if len(data) < expected else "has trailing bytes"
         raise IdxError(f"{name}: body {kind}: {len(data)} bytes, header says {expected}")
-    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+    return Idx(shape, data[offset:])
 
 
-def validate(
-    array: np.ndarray, spec: IdxFile, name: str | None = None, canonical: bool = True
-) -> None:
-    """Check a parsed array against what the MNIST file `spec` must hold.
+def parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking the header against the body length."""
+    return _array(split_idx(data, name))
+
+
+def _array(idx: Idx) -> np.ndarray:
+    import numpy as np
+
+    return np.frombuffer(idx.body, dtype=np.uint8).reshape(idx.shape)
+
+
+_DIGITS = bytes(range(NUM_CLASSES))
+
+
+def check(idx: Idx, spec: IdxFile, name: str | None = None, canonical: bool = True) -> None:
+    """Check a parsed file against what the MNIST file `spec` must hold.
 
     `canonical` also requires the record count of the original release (60000 or 10000); a custom
     IDX set (for example a small one made for tests) only has to be well formed.
     """
     name = name or spec.name
     is_images = spec.magic == IMAGE_MAGIC
-    if (array.ndim == 3) != is_images:
+    if (len(idx.shape) == 3) != is_images:
         raise IdxError(f"{name}: holds {'labels' if is_images else 'images'}, expected the other")
-    if canonical and array.shape[0] != spec.count:
-        raise IdxError(f"{name}: {array.shape[0]} records, expected {spec.count}")
-    if array.shape[0] == 0:
+    if canonical and idx.count != spec.count:
+        raise IdxError(f"{name}: {idx.count} records, expected {spec.count}")
+    if idx.count == 0:
         raise IdxError(f"{name}: holds no records")
-    if not is_images and array.size and int(array.max()) >= NUM_CLASSES:
-        raise IdxError(f"{name}: label {int(array.max())} is outside 0-9")
+    if not is_images and idx.body.translate(None, _DIGITS):  # what is left is not 0-9
+        raise IdxError(f"{name}: label {max(idx.body)} is outside 0-9")
 
 
 def read_idx_file(path: str | os.PathLike) -> np.ndarray:
+    """Read a raw or gzip-compressed IDX file into a uint8 array (see `read_idx`)."""
+    return _array(read_idx(path))
+
+
+def read_idx(path: str | os.PathLike) -> Idx:
     """Read a raw or gzip-compressed IDX file.
 
     The header is checked first, and no more than it declares is read (one byte more, to see
@@ -152,7 +186,7 @@ def read_idx_file(path: str | os.PathLike) -> np.ndarray:
             data = header + _read_at_most(f, expected + 1 - len(header))
     except (OSError, EOFError, zlib.error) as e:
         raise IdxError(f"{path.name}: cannot be read: {e}") from e
-    return parse_idx(data, path.name)
+    return split_idx(data, path.name)
 
 
 def _check_declared(name: str, expected: int, size: int, gzipped: bool) -> None:
@@ -193,11 +227,12 @@ def load_split(
     """Load (images, labels) of `split` ('train' or 'test') from a folder of IDX (or .gz) files."""
     image_spec, label_spec = SPLITS[split]
     image_path, label_path = _find(Path(folder), image_spec), _find(Path(folder), label_spec)
-    images, labels = read_idx_file(image_path), read_idx_file(label_path)
-    validate(images, image_spec, image_path.name, canonical=False)
-    validate(labels, label_spec, label_path.name, canonical=False)
-    if len(images) != len(labels):
-        raise IdxError(f"{split}: {len(images)} images but {len(labels)} labels")
+    images, labels = read_idx(image_path), read_idx(label_path)
+    check(images, image_spec, image_path.name, canonical=False)
+    check(labels, label_spec, label_path.name, canonical=False)
+    if images.count != labels.count:
+        raise IdxError(f"{split}: {images.count} images but {labels.count} labels")
+    images, labels = _array(images), _array(labels)
     if limit:
         images, labels = images[:limit], labels[:limit]
     return images, labels
@@ -205,6 +240,8 @@ def load_split(
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write a uint8 array as IDX (used to make small data sets for tests and demos)."""
+    import numpy as np
+
     array = np.ascontiguousarray(array, dtype=np.uint8)
     magic = IMAGE_MAGIC if array.ndim == 3 else LABEL_MAGIC
     header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)

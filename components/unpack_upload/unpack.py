@@ -89,11 +89,11 @@ def validate(paths: dict[str, Path], canonical: bool = True) -> dict[str, Checke
     """
     checked = {}
     for idx in mnist.FILES:
-        array = mnist.read_idx_file(paths[idx.name])
-        mnist.validate(array, idx, canonical=canonical)
+        parsed = mnist.read_idx(paths[idx.name])
+        mnist.check(parsed, idx, canonical=canonical)
         path = paths[idx.name]
         checked[idx.name] = Checked(
-            idx.name, path, path.stat().st_size, len(array), sha256_file(path)
+            idx.name, path, path.stat().st_size, parsed.count, sha256_file(path)
         )
     log.info("valid: %s", ", ".join(f"{c.name} ({c.count} records)" for c in checked.values()))
     for split, (images, labels) in mnist.SPLITS.items():
