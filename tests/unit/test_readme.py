@@ -90,3 +90,39 @@ def test_a_flag_that_does_not_exist_is_caught():
     assert command.name == "create" and "--job-name" not in offered(command)
     command, flags = walk(words("mnist-pipeline ui --host 0.0.0.0"))
     assert "--host" in flags and "--host" not in offered(command)
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#+ (.+)$", re.M)
+
+
+def anchors(text: str) -> set[str]:
+    """GitHub's anchors for the headings of a Markdown page (text outside code blocks)."""
+    text = FENCE.sub("", text)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in HEADING.findall(text)
+    }
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_every_link_between_the_pages_resolves(page):
+    """A relative link names a file of the repository, and an anchor a heading of its page
+    (reference sections moved to docs/ keep their readers)."""
+    text = page.read_text()
+    broken = []
+    for target in LINK.findall(FENCE.sub("", text)):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists() or (
+            anchor and file.suffix == ".md" and anchor not in anchors(file.read_text())
+        ):
+            broken.append(target)
+    assert not broken, f"{page.name}: {broken}"
+
+
+def test_the_link_check_catches_a_broken_anchor():
+    assert "a-web-page-to-try-the-model" in anchors("## A web page to try the model\n")
+    assert "pipeline-parameters" not in anchors("## Parameters\n```\n## Pipeline parameters\n```\n")
