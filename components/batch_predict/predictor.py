@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from components.batch_predict.stream import Item, available_cpus, preprocess_str
 from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS, check
-from components.store import Skipped, Store, StoreError, local_path, open_store
+from components.store import ObjectInfo, Skipped, Store, StoreError, local_path, open_store
 
 log = get_logger("batch_predict")
 AUTO_PROCESSES = 1000  # from this many images, decoding pays for starting processes
@@ -186,14 +186,21 @@ def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str
         parent, _, name = images_uri.rstrip("/").rpartition("/")
         return open_store(parent or ".", s3_endpoint), [name], []
     store = open_store(images_uri, s3_endpoint)
-    objects, skipped = store.scan("")
-    keys = []
-    for info in objects:
-        if info.key.lower().endswith(spec.IMAGE_EXTENSIONS):
-            keys.append(info.key)
-        else:
-            skipped.append(Skipped(info.key, "not an image type read here"))
+    keys, skipped = [], []
+    for entry in images_in(store.walk("")):
+        (skipped if isinstance(entry, Skipped) else keys).append(entry)
     return store, keys, sorted(skipped)
+
+
+def images_in(entries: Iterable[ObjectInfo | Skipped]) -> Iterator[str | Skipped]:
+    """A store's walk as image keys (in its order) and Skipped for everything else."""
+    for entry in entries:
+        if isinstance(entry, Skipped):
+            yield entry
+        elif entry.key.lower().endswith(spec.IMAGE_EXTENSIONS):
+            yield entry.key
+        else:
+            yield Skipped(entry.key, "not an image type read here")
 
 
 def _log_skipped(skipped: list[Skipped], limit: int = 20) -> None:

@@ -170,6 +170,13 @@ class LocalStore:
                     skipped.append(Skipped(key, f"{kind}: not read"))
         return sorted(found, key=lambda o: o.key), sorted(skipped)
 
+    def walk(self, prefix: str = "") -> Iterator[ObjectInfo | Skipped]:
+        """`scan` as one stream: the files in key order, then what else is there (the same
+        interface as S3Store.walk; a folder is listed whole)."""
+        found, skipped = self.scan(prefix)
+        yield from found
+        yield from skipped
+
     def _unlinked(self, path: Path) -> bool:
         """Whether `path` is inside the root with no symbolic link on the way to it."""
         return os.path.realpath(path) == str(path)

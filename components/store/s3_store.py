@@ -161,16 +161,21 @@ class S3Store:
     def scan(self, prefix: str = "") -> tuple[list[ObjectInfo], list[Skipped]]:
         """The objects under `prefix` the pipeline reads, and the others and why (as a folder)."""
         found, skipped = [], []
+        for entry in self.walk(prefix):
+            (skipped if isinstance(entry, Skipped) else found).append(entry)
+        return found, skipped
+
+    def walk(self, prefix: str = "") -> Iterator[ObjectInfo | Skipped]:
+        """`scan` as a stream, a listing page at a time: the objects in key order, each other
+        key as a Skipped where it comes. Memory stays flat for any number of objects."""
         for info in self.list(prefix):
             name = posixpath.basename(info.key)
             if name.startswith(".part-"):
-                skipped.append(Skipped(info.key, "an unfinished write (.part-*)"))
+                yield Skipped(info.key, "an unfinished write (.part-*)")
             elif any(part in ("", ".", "..") for part in info.key.split("/")):
-                why = "a key with an empty, '.' or '..' part: unsupported"
-                skipped.append(Skipped(info.key, why))
+                yield Skipped(info.key, "a key with an empty, '.' or '..' part: unsupported")
             else:
-                found.append(info)
-        return found, skipped
+                yield info
 
     def incomplete_uploads(self, prefix: str = "") -> list[tuple[str, str]]:
         """(key, upload id) of multipart uploads under `prefix` that were never completed."""

@@ -1,0 +1,317 @@
+"""Batch-predict spread over pods: plan the shards, classify each, merge them into one result.
+
+The pipeline compiled with `--shards N` runs these three in place of the one batch-predict task:
+
+1. `plan`: lists the images once, a listing page at a time (keys go to a local file, not to
+   memory), and writes N shard manifests (`keys-00000.txt`, contiguous runs of the sorted keys,
+   each starting at a multiple of the batch size, so that every batch holds the images it would
+   hold in one task and the model's floating-point results are the same to the last bit) and
+   `plan.json` to `<results>/<version>/shards/`. KFP's ParallelFor then starts one task per
+   shard, at most `parallelism` at a time.
+2. `run_shard`: classifies its manifest's images as batch-predict does (the same stream, batch
+   loop and CSV) into `<i>/predictions.csv`, then writes `<i>/DONE.json`: its counts, its
+   first rows and failures (what the reports show), and the digest of the manifest it did. A
+   shard whose DONE.json matches its manifest is skipped: a retried or resumed run does not
+   classify a finished shard again.
+3. `merge`: checks every shard is done, joins the parts in order into one predictions.csv (the
+   same bytes as one task would have written), applies max_failed_fraction to the whole run,
+   and makes the same reports from the shards' records. Nothing is published unless all of it
+   is good.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from components.batch_predict import predictor
+from components.batch_predict.batches import _classify_batch
+from components.batch_predict.model import BatchPredictError, Classifier
+from components.batch_predict.report import GALLERY, SHOWN_ERRORS, TABLE_ROWS, Tally
+from components.batch_predict.stream import available_cpus, load_one, preprocess_stream
+from components.common import provenance, spec
+from components.common.errors import InputError
+from components.common.log import get_logger
+from components.common.parameters import DEFAULTS
+from components.store import Skipped, Store, StoreError, open_store
+
+log = get_logger("batch_predict")
+PLAN_FILE = "plan.json"
+DONE_FILE = "DONE.json"
+SHARDS_FOLDER = "shards"
+MAX_SHARDS = 10_000
+BATCH_SIZE = inspect.signature(predictor.batch_predict).parameters["batch_size"].default
+# Skipped files named in the plan (and so in the reports); more are counted, not named.
+MAX_SKIPPED_NAMED = 1_000
+_HEADER = (",".join(spec.PREDICTIONS_HEADER) + "\r\n").encode()  # as csv.writer writes it
+
+
+def manifest_name(index: int) -> str:
+    return f"keys-{index:05d}.txt"
+
+
+def shard_folder(index: int) -> str:
+    return f"{index:05d}"
+
+
+def plan(
+    images_uri: str,
+    plan_uri: str,
+    shards: int,
+    s3_endpoint: str = "",
+    images_per_shard: int = 0,
+    batch_size: int = BATCH_SIZE,
+) -> dict:
+    """List `images_uri` once and write the shard manifests and plan.json under `plan_uri`.
+
+    `shards` manifests, or with `images_per_shard` as many as that many images per shard
+    need; never more shards than batches. Returns the plan (as plan.json holds it).
+    """
+    if not 1 <= shards <= MAX_SHARDS:
+        raise InputError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
+    if images_per_shard < 0:
+        raise InputError(f"images_per_shard must be 0 or more, got {images_per_shard}")
+    store = open_store(images_uri, s3_endpoint)
+    out = open_store(plan_uri, s3_endpoint)
+    with tempfile.TemporaryDirectory(prefix="plan-") as work:
+        listing = Path(work) / "keys.txt"
+        total, skipped, examples = 0, 0, []
+        with open(listing, "w", encoding="utf-8", newline="\n") as f:
+            for entry in predictor.images_in(store.walk("")):
+                if isinstance(entry, Skipped):
+                    skipped += 1
+                    if len(examples) < MAX_SKIPPED_NAMED:
+                        examples.append(list(entry))
+                    continue
+                if "\n" in entry or "\r" in entry:  # one key a line in the manifests
+                    skipped += 1
+                    continue
+                f.write(entry + "\n")
+                total += 1
+        if total == 0:
+            extensions = ", ".join(spec.IMAGE_EXTENSIONS)
+            raise BatchPredictError(f"no images ({extensions}) under {images_uri}")
+        if images_per_shard:
+            shards = min(-(-total // images_per_shard), MAX_SHARDS)
+        shards = min(shards, -(-total // batch_size))
+        digests = _write_manifests(listing, total, shards, out, Path(work), batch_size)
+    record = {
+        "images_uri": images_uri,
+        "total": total,
+        "shards": shards,
+        "batch_size": batch_size,
+        "skipped": skipped,
+        "skipped_examples": examples,
+        "manifests": digests,
+    }
+    out.put_bytes(PLAN_FILE, json.dumps(record, indent=1).encode())
+    log.info("planned %d shard(s) of %d images under %s", shards, total, images_uri)
+    return record
+
+
+def _write_manifests(
+    listing: Path, total: int, shards: int, out: Store, work: Path, batch_size: int
+) -> list[str]:
+    """Shard i gets batches [i*n//shards, (i+1)*n//shards) of the listing's n batches (the
+    last one short); the manifests' digests."""
+    batches = -(-total // batch_size)
+    digests = []
+    with open(listing, encoding="utf-8", newline="\n") as keys:
+        for index in range(shards):
+            start = index * batches // shards * batch_size
+            end = min((index + 1) * batches // shards * batch_size, total)
+            part = work / manifest_name(index)
+            with open(part, "w", encoding="utf-8", newline="\n") as f:
+                for _ in range(end - start):
+                    f.write(keys.readline())
+            digests.append(provenance.sha256_file(part))
+            out.put_file(manifest_name(index), part)
+            part.unlink()
+    return digests
+
+
+def read_plan(plan_store: Store) -> dict:
+    try:
+        return json.loads(plan_store.get_bytes(PLAN_FILE))
+    except (StoreError, ValueError) as e:
+        raise BatchPredictError(f"no readable {PLAN_FILE} at {plan_store.uri()}: {e}") from e
+
+
+def finished(plan_store: Store, record: dict, index: int) -> dict | None:
+    """The DONE.json of shard `index` when it matches the plan's manifest and its CSV is there."""
+    folder = shard_folder(index)
+    try:
+        done = json.loads(plan_store.get_bytes(f"{folder}/{DONE_FILE}"))
+    except (StoreError, ValueError):
+        return None
+    if done.get("manifest_sha256") != record["manifests"][index]:
+        return None  # a different plan's shard
+    if plan_store.stat(f"{folder}/{spec.PREDICTIONS_CSV}") is None:
+        return None
+    return done
+
+
+def run_shard(
+    plan_uri: str,
+    index: int,
+    classify: Classifier,
+    s3_endpoint: str = "",
+    min_confidence: float = DEFAULTS["min_confidence"],
+    workers: int = 8,
+    processes: int | None = None,
+) -> dict:
+    """Classify shard `index` of the plan at `plan_uri`, unless it is finished; its DONE.json.
+    Batches are the plan's batch size, so they align with one task's."""
+    plan_store = open_store(plan_uri, s3_endpoint)
+    record = read_plan(plan_store)
+    if not 0 <= index < record["shards"]:
+        raise InputError(f"shard {index} is not one of the plan's {record['shards']}")
+    done = finished(plan_store, record, index)
+    if done is not None:
+        log.info("shard %d is finished already (%d rows): skipped", index, done["rows"])
+        return {**done, "resumed": True}
+    manifest = plan_store.get_bytes(manifest_name(index))
+    keys = manifest.decode("utf-8").splitlines()
+    store = open_store(record["images_uri"], s3_endpoint)
+    folder = open_store(plan_store.uri(shard_folder(index)), s3_endpoint)
+    if processes is None:
+        processes = min(available_cpus(), 8) if len(keys) >= predictor.AUTO_PROCESSES else 0
+    log.info("shard %d: classifying %d images", index, len(keys))
+    batch_size = record["batch_size"]
+    stream = preprocess_stream(store, keys, workers, 2 * batch_size, processes)
+    rows = functools.partial(_classify_batch, classify=classify, low=min_confidence)
+    tally = predictor._classify_and_publish(
+        stream, rows, folder, batch_size, len(keys), check=lambda tally: None
+    )
+    done = {
+        "shard": index,
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "rows": tally.total,
+        **_tally_record(tally),
+    }
+    folder.put_bytes(DONE_FILE, json.dumps(done).encode())  # last: the shard is complete
+    return {**done, "resumed": False}
+
+
+def _tally_record(tally: Tally) -> dict:
+    """What the reports need of a shard's tally: counts and its first rows of each kind."""
+    return {
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
+        "errors": tally.errors,
+        "table": tally.table,
+        "failures": [row for row, _ in tally.failures],
+        "unsure": [row for row, _ in tally.unsure],
+        "sure": [row for row, _ in tally.sure],
+    }
+
+
+def merged_tally(records: list[dict]) -> Tally:
+    """The tally one task would have kept over the shards' images, in order: the sums, and
+    of each bounded list its first entries."""
+    tally = Tally()
+    for done in records:
+        tally.predicted += done["predicted"]
+        tally.failed += done["failed"]
+        tally.low_confidence += done["low_confidence"]
+        tally.errors += done["errors"][: SHOWN_ERRORS - len(tally.errors)]
+        tally.table += [tuple(row) for row in done["table"][: TABLE_ROWS - len(tally.table)]]
+        for kind in ("failures", "unsure", "sure"):
+            kept = getattr(tally, kind)
+            kept += [(tuple(row), None) for row in done[kind][: GALLERY - len(kept)]]
+    return tally
+
+
+def merge(
+    plan_uri: str,
+    results_uri: str,
+    s3_endpoint: str = "",
+    max_failed_fraction: float = DEFAULTS["max_failed_fraction"],
+    model_label: str = "",
+    lineage: dict | None = None,
+) -> dict:
+    """Join the finished shards into `<results_uri>/predictions.csv` and the reports; the same
+    summary as `predictor.batch_predict`. Refused, with nothing published (and an earlier
+    predictions.csv withdrawn), when a shard is not finished or too many images failed."""
+    plan_store = open_store(plan_uri, s3_endpoint)
+    results = open_store(results_uri, s3_endpoint)
+    record = read_plan(plan_store)
+    images_uri = record["images_uri"]
+    try:
+        records = []
+        for index in range(record["shards"]):
+            done = finished(plan_store, record, index)
+            if done is None:
+                raise BatchPredictError(f"shard {index} of {record['shards']} is not finished")
+            records.append(done)
+        tally = merged_tally(records)
+        predictor._check_outcome(tally, images_uri, max_failed_fraction)
+        summary = None
+        if lineage is not None:
+            summary = {
+                **lineage,
+                "images_uri": images_uri,
+                "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
+                "images": tally.total,
+                "predicted": tally.predicted,
+                "failed": tally.failed,
+                "predicted_at": provenance.now(),
+                "shards": record["shards"],
+            }
+        with tempfile.TemporaryDirectory(prefix="merge-") as work:
+            merged = Path(work) / spec.PREDICTIONS_CSV
+            _join_parts(plan_store, record["shards"], merged)
+            if summary is not None:  # before the CSV: the CSV is the last file of a result
+                results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(summary).encode())
+            results.put_file(spec.PREDICTIONS_CSV, merged)
+    except BatchPredictError:
+        predictor._withdraw(results)
+        raise
+    uri = results.uri(spec.PREDICTIONS_CSV)
+    log.info("%d classified, %d failed in %d shards; predictions at %s",
+             tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
+    return _summary(tally, uri, record, model_label, summary, s3_endpoint)
+
+
+def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
+    """The shards' CSVs, one header, rows in shard order, streamed (never whole in memory)."""
+    part = merged.with_name("part.csv")
+    with open(merged, "wb") as out:
+        out.write(_HEADER)
+        for index in range(shards):
+            plan_store.get_file(f"{shard_folder(index)}/{spec.PREDICTIONS_CSV}", part)
+            with open(part, "rb") as f:
+                if f.read(len(_HEADER)) != _HEADER:
+                    raise BatchPredictError(f"shard {index}'s {spec.PREDICTIONS_CSV} has no header")
+                shutil.copyfileobj(f, out, 1 << 20)
+            part.unlink()
+
+
+def _summary(
+    tally: Tally, uri: str, record: dict, model_label: str, lineage: dict | None, endpoint: str
+) -> dict:
+    """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
+    from components.batch_predict.report import gallery, html_report, markdown_table
+
+    store = open_store(record["images_uri"], endpoint)
+    for kind in (tally.failures, tally.unsure, tally.sure):
+        kind[:] = [(row, None if row[3] else load_one(store, row[0]).pixels) for row, _ in kind]
+    thumbnails = predictor._thumbnails(store, [row[0] for row, _ in gallery(tally)])
+    skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
+    return {
+        "predictions_uri": uri,
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
+        "total": tally.total,
+        "skipped": record["skipped"],
+        "shards": record["shards"],
+        "markdown": markdown_table(tally, uri, skipped),
+        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", lineage),
+    }

@@ -1,0 +1,184 @@
+"""Sharded batch-predict (components/batch_predict/shards.py): plan, one run per shard, merge.
+
+The promise: over the same images, the merged result is the one a single batch-predict task
+gives (the same predictions.csv bytes, the same counts and tables), whatever the number of
+shards; a finished shard is not classified again; nothing is published before every shard is
+done and the whole run passes max_failed_fraction. In a folder and on the S3 server.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from components.batch_predict import shards
+from components.batch_predict.model import BatchPredictError
+from components.batch_predict.predictor import batch_predict
+from components.common import spec
+from components.common.errors import InputError
+from components.store import open_store
+from tests.unit.digit_images import classify, encode, render, sample_files
+
+
+@pytest.fixture(scope="module")
+def samples():
+    files, _ = sample_files()
+    # more images than shards, in several folders, so that every shard has some
+    for digit in range(10):
+        for variant in range(3):
+            files[f"more/{variant}/{digit}.png"] = encode(
+                render(digit, (40 + 8 * variant,) * 2), "PNG"
+            )
+    return files
+
+
+@pytest.fixture(params=["local", "s3"])
+def where(request, tmp_path):
+    """(images URI, output root, S3 endpoint)."""
+    if request.param == "local":
+        return str(tmp_path / "images"), str(tmp_path / "out"), ""
+    root = f"s3://{request.getfixturevalue('s3_bucket')}"
+    return f"{root}/images", f"{root}/out", request.getfixturevalue("s3_env")
+
+
+def put(images_uri, endpoint, files):
+    store = open_store(images_uri, endpoint)
+    for key, data in files.items():
+        store.put_bytes(key, data)
+
+
+class Counting:
+    """The test classifier, counting the images it is given."""
+
+    def __init__(self):
+        self.images = 0
+
+    def __call__(self, images):
+        self.images += len(images)
+        return classify(images)
+
+
+BATCH = 4  # small batches: many shards over a few dozen images
+
+
+def sharded(images_uri, out, endpoint, count, classifier=classify, **merge_options):
+    plan_uri = f"{out}/sharded/shards"
+    plan = shards.plan(images_uri, plan_uri, count, endpoint, batch_size=BATCH)
+    runs = [shards.run_shard(plan_uri, i, classifier, endpoint) for i in range(plan["shards"])]
+    merged = shards.merge(plan_uri, f"{out}/sharded", endpoint, **merge_options)
+    return plan, runs, merged
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_sharded_gives_exactly_the_unsharded_result(where, samples, count):
+    images_uri, out, endpoint = where
+    put(images_uri, endpoint, samples)
+    one = batch_predict(images_uri, f"{out}/one", classify, endpoint, batch_size=BATCH)
+    plan, runs, merged = sharded(images_uri, out, endpoint, count)
+    assert plan["shards"] == count and sum(run["rows"] for run in runs) == one["total"]
+    store = open_store(out, endpoint)
+    csv_one = store.get_bytes(f"one/{spec.PREDICTIONS_CSV}")
+    assert store.get_bytes(f"sharded/{spec.PREDICTIONS_CSV}") == csv_one
+    for key in ("predicted", "failed", "low_confidence", "total", "skipped"):
+        assert merged[key] == one[key], key
+    markdown = merged["markdown"].replace("/sharded/", "/one/")
+    assert markdown == one["markdown"]  # counts, skipped files, the first rows
+    assert one["failed"] > 0 and one["skipped"] > 0  # the samples hold both kinds
+
+
+def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples):
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    plan_uri = f"{out}/shards"
+    plan = shards.plan(images_uri, plan_uri, 3, batch_size=BATCH)
+    first = Counting()
+    done = [shards.run_shard(plan_uri, i, first) for i in range(2)]  # preempted before shard 2
+    with pytest.raises(BatchPredictError, match="^shard 2 of 3 is not finished$"):
+        shards.merge(plan_uri, out)
+    assert open_store(out).stat(spec.PREDICTIONS_CSV) is None
+    again = Counting()
+    resumed = [shards.run_shard(plan_uri, i, again) for i in range(plan["shards"])]
+    assert [run["resumed"] for run in resumed] == [True, True, False]
+    assert again.images == resumed[2]["rows"] - resumed[2]["failed"]  # only shard 2's images
+    assert first.images == sum(run["rows"] - run["failed"] for run in done)
+    assert shards.merge(plan_uri, out)["total"] == sum(run["rows"] for run in resumed)
+
+
+def test_a_shard_of_another_plan_is_done_again(tmp_path, samples):
+    """New images since: the plan changes, and so do the manifests the markers name."""
+    images_uri, plan_uri = str(tmp_path / "images"), str(tmp_path / "shards")
+    put(images_uri, "", samples)
+    shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
+    shards.run_shard(plan_uri, 0, classify)
+    put(images_uri, "", {"0000-first.png": samples["more/0/0.png"]})
+    shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
+    assert shards.run_shard(plan_uri, 0, classify)["resumed"] is False
+
+
+def test_the_whole_run_is_held_to_max_failed_fraction(tmp_path, samples):
+    """Each shard publishes its part whatever its share; the merge judges the run."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", {f"bad/{i}.png": b"not an image" for i in range(4)})
+    put(images_uri, "", {f"good/{i}.png": samples[f"more/0/{i}.png"] for i in range(4)})
+    open_store(out).put_bytes(spec.PREDICTIONS_CSV, b"an earlier run's")
+    with pytest.raises(BatchPredictError, match="4 of 8 images .* failed"):
+        sharded(images_uri, out, "", 2, max_failed_fraction=0.25)
+    assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None
+    assert sharded(images_uri, out, "", 2, max_failed_fraction=0.5)[2]["failed"] == 4
+
+
+def test_images_per_shard_sets_the_count_and_never_more_shards_than_batches(tmp_path, samples):
+    images_uri = str(tmp_path / "images")
+    put(images_uri, "", {f"{i}.png": samples["more/0/1.png"] for i in range(10)})
+    per_four = shards.plan(images_uri, str(tmp_path / "a"), 1, images_per_shard=4, batch_size=1)
+    assert per_four["shards"] == 3
+    assert shards.plan(images_uri, str(tmp_path / "b"), 64, batch_size=1)["shards"] == 10
+    assert shards.plan(images_uri, str(tmp_path / "c"), 64, batch_size=4)["shards"] == 3
+
+
+@pytest.mark.parametrize(
+    ("count", "per_shard", "message"),
+    [(0, 0, "shards must be 1 to 10000, got 0"), (2, -1, "images_per_shard must be 0 or more")],
+)
+def test_bad_plan_arguments_name_the_parameter(tmp_path, count, per_shard, message):
+    with pytest.raises(InputError, match=message):
+        shards.plan(str(tmp_path), str(tmp_path / "p"), count, images_per_shard=per_shard)
+
+
+def test_no_images_is_refused_before_any_manifest(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(BatchPredictError, match="^no images"):
+        shards.plan(str(tmp_path / "images"), str(tmp_path / "p"), 2)
+    assert not (tmp_path / "p").exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(1, 200), count=st.integers(1, 40), batch=st.integers(1, 16))
+def test_the_manifests_split_the_listing_in_order_at_batch_starts(
+    tmp_path_factory, total, count, batch
+):
+    work = tmp_path_factory.mktemp("split")
+    listing = work / "keys.txt"
+    keys = [f"{i:04d}.png" for i in range(total)]
+    listing.write_text("".join(k + "\n" for k in keys))
+    out = open_store(str(work / "out"))
+    count = min(count, -(-total // batch))
+    shards._write_manifests(listing, total, count, out, work, batch)
+    parts = [out.get_bytes(shards.manifest_name(i)).decode().splitlines() for i in range(count)]
+    assert [k for part in parts for k in part] == keys  # every key once, in order
+    assert all(parts), "an empty shard"
+    assert all(len(part) % batch == 0 for part in parts[:-1])  # each starts a batch
+    sizes = [-(-len(part) // batch) for part in parts]
+    assert max(sizes) - min(sizes) <= 1  # even, in batches
+
+
+def test_the_plan_records_what_it_listed(tmp_path, samples):
+    images_uri, plan_uri = str(tmp_path / "images"), str(tmp_path / "p")
+    put(images_uri, "", samples)
+    plan = shards.plan(images_uri, plan_uri, 4, batch_size=BATCH)
+    on_disk = json.loads(open_store(plan_uri).get_bytes(shards.PLAN_FILE))
+    assert on_disk == plan and len(plan["manifests"]) == 4
+    assert plan["skipped"] == len(plan["skipped_examples"]) > 0
