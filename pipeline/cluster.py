@@ -52,6 +52,9 @@ RESOURCES = {
     spec.TRAIN: Resources("2", "8", "4Gi", "12Gi"),
     spec.EXPORT: Resources("500m", "2", "2Gi", "4Gi"),
     spec.BATCH_PREDICT: Resources("1", "4", "2Gi", "6Gi"),
+    spec.PLAN_SHARDS: Resources("250m", "1", "512Mi", "2Gi"),  # a listing page at a time
+    spec.PREDICT_SHARD: Resources("1", "4", "2Gi", "6Gi"),  # as batch-predict, per shard
+    spec.MERGE_SHARDS: Resources("250m", "1", "512Mi", "2Gi"),  # parts streamed to one CSV
     spec.DEPLOY: Resources("100m", "1", "512Mi", "2Gi"),
     spec.TUNE: Resources("100m", "1", "256Mi", "1Gi"),
 }
@@ -65,11 +68,19 @@ class ClusterOptions:
     # transient network faults themselves. KFP cannot retry by exit code, so a local run,
     # where no pod is evicted, turns them off: a 404 then fails at once, not after 3.5 min.
     pod_retries: bool = True
+    # Batch-predict over this many pods (1: the one batch-predict task), at most
+    # `shard_parallelism` at a time (0: all at once, as the cluster allows).
+    shards: int = 1
+    shard_parallelism: int = 0
 
     def validate(self) -> None:
         self.gpu.validate()
         if not self.secret_name.strip():
             raise InputError("--secret-name must not be empty: name the store's Secret")
+        if not 1 <= self.shards <= spec.MAX_SHARDS:
+            raise InputError(f"--shards must be 1 to {spec.MAX_SHARDS}, got {self.shards}")
+        if self.shard_parallelism < 0:
+            raise InputError(f"--shard-parallelism must be 0 or more, got {self.shard_parallelism}")
 
 
 def gpu_settings(gpu: GpuOptions) -> dict:

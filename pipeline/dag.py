@@ -15,20 +15,18 @@ import json
 
 from kfp import compiler, dsl
 
-from components.batch_predict.component import batch_predict
 from components.check_parameters.component import check_parameters
 from components.common import spec
 from components.common.parameters import DEFAULTS as D
 from components.common.parameters import TUNE_DEFAULTS as TD
-from components.deploy.component import deploy
 from components.download.component import download
-from components.export.component import export
 from components.train.component import train
 from components.tune.component import tune
 from components.tune.search import unusable_algorithms
 from components.unpack_upload.component import unpack_and_upload
 from pipeline import cluster
 from pipeline.cluster import ClusterOptions
+from pipeline.publish import on_cluster, publish_and_predict
 from pipeline.signature import MAIN, TUNING, from_table
 
 PIPELINE_NAME = "mnist-digits"
@@ -46,7 +44,6 @@ TUNE_PIPELINE_DESCRIPTION = (
     "A Katib search over the learning rate, batch size and number of epochs, each trial scored "
     "on its validation split, then the MNIST pipeline with the best trial's values."
 )  # plain words: the KFP UI renders a description as Markdown (`_x_` is emphasis)
-DEPLOY_TIMEOUT_SECONDS = 900  # for the InferenceService to pull the model and be Ready
 TUNE_TIMEOUT_SECONDS = 6 * 3600  # for the Katib Experiment to end
 
 
@@ -99,7 +96,7 @@ def build_pipeline(options: ClusterOptions | None = None):
             learning_rate, seed, train_limit, validation_split, augment, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
-            _publish_and_predict(
+            publish_and_predict(
                 options, trained, store_uri, s3_endpoint, images_uri, results_uri,
                 min_confidence, max_failed_fraction, serving_endpoint, deploy,
             )  # fmt: skip
@@ -170,7 +167,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
             timeout_seconds=TUNE_TIMEOUT_SECONDS,
         )  # fmt: skip
         searched.set_caching_options(False)
-        _on_cluster(options, searched, spec.TUNE, store=False, retry=cluster.retry_network_io)
+        on_cluster(options, searched, spec.TUNE, store=False, retry=cluster.retry_network_io)
         best = searched.outputs
         # The split was the trials' yardstick; the chosen values then train as the main
         # pipeline's defaults do, a twentieth held out only to calibrate the probabilities.
@@ -180,7 +177,7 @@ def build_tune_pipeline(options: ClusterOptions | None = None):
             D["validation_split"], augment, train_workers,
         )  # fmt: skip
         with dsl.If(trained.outputs[spec.ACCURACY_OUTPUT] >= min_accuracy, name="accurate-enough"):
-            _publish_and_predict(
+            publish_and_predict(
                 options, trained, store_uri, s3_endpoint, images_uri, results_uri,
                 min_confidence, max_failed_fraction, serving_endpoint, deploy,
             )  # fmt: skip
@@ -194,7 +191,7 @@ def _check(options, **parameters):
         **parameters, train_gpu=json.dumps(cluster.gpu_settings(options.gpu), sort_keys=True)
     )
     checked.set_caching_options(True)
-    _on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
+    on_cluster(options, checked, spec.CHECK_PARAMETERS, store=False)
     return checked
 
 
@@ -202,7 +199,7 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
     """download and unpack-and-upload, once the parameters passed; the dataset's URI."""
     fetched = download(source=source, verify_checksums=verify_checksums, s3_endpoint=s3_endpoint)
     fetched.after(checked).set_caching_options(True)
-    _on_cluster(options, fetched, spec.DOWNLOAD, retry=cluster.retry_network_io)
+    on_cluster(options, fetched, spec.DOWNLOAD, retry=cluster.retry_network_io)
     uploaded = unpack_and_upload(
         dataset=fetched.outputs[spec.DATASET_OUTPUT],
         store_uri=store_uri,
@@ -210,7 +207,7 @@ def _fetch_and_upload(options, checked, source, verify_checksums, store_uri, s3_
         verify_checksums=verify_checksums,
     )
     uploaded.set_caching_options(True)
-    _on_cluster(options, uploaded, spec.UNPACK_UPLOAD, retry=cluster.retry_network_io)
+    on_cluster(options, uploaded, spec.UNPACK_UPLOAD, retry=cluster.retry_network_io)
     return uploaded.outputs[spec.DATASET_URI_OUTPUT]
 
 
@@ -239,55 +236,8 @@ def _train(
     )
     trained.set_caching_options(False)
     cluster.request_gpu(trained, options.gpu, placement=checked)
-    _on_cluster(options, trained, spec.TRAIN, retry=cluster.retry_preemption)
+    on_cluster(options, trained, spec.TRAIN, retry=cluster.retry_preemption)
     return trained
-
-
-def _publish_and_predict(
-    options, trained, store_uri, s3_endpoint, images_uri, results_uri, min_confidence,
-    max_failed_fraction, serving_endpoint, deploy_model,
-):  # fmt: skip
-    """Inside the accuracy gate: export, batch-predict and, when asked, deploy with KServe."""
-    exported = export(
-        model=trained.outputs[spec.MODEL_OUTPUT],
-        store_uri=store_uri,
-        s3_endpoint=s3_endpoint,
-        task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
-    )
-    _on_cluster(options, exported, spec.EXPORT, retry=cluster.retry_network_io)
-    predicted = batch_predict(
-        model_uri=exported.outputs[spec.MODEL_URI_OUTPUT],
-        store_uri=store_uri,
-        images_uri=images_uri,
-        results_uri=results_uri,
-        s3_endpoint=s3_endpoint,
-        max_failed_fraction=max_failed_fraction,
-        serving_endpoint=serving_endpoint,
-        min_confidence=min_confidence,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-    )
-    predicted.set_caching_options(False)
-    _on_cluster(options, predicted, spec.BATCH_PREDICT, retry=cluster.retry_network_io)
-    with dsl.If(deploy_model == True, name="deploy-with-kserve"):  # noqa: E712 (a kfp condition)
-        deployed = deploy(
-            model_uri=exported.outputs[spec.MODEL_URI_OUTPUT],
-            exported=exported.outputs[spec.EXPORTED_OUTPUT],
-            timeout_seconds=DEPLOY_TIMEOUT_SECONDS,
-            s3_endpoint=s3_endpoint,  # to check that the version is complete before serving it
-        )
-        deployed.set_caching_options(False)
-        _on_cluster(options, deployed, spec.DEPLOY, retry=cluster.retry_network_io)
-
-
-def _on_cluster(options, task, name: str, store: bool = True, retry=None) -> None:
-    """What every task gets on a cluster: its resources, the images' non-root user, the
-    store's credentials from the Secret (when it reads the store) and its pod retries."""
-    cluster.set_resources(task, name)
-    cluster.run_as_image_user(task)
-    if store:
-        cluster.use_store_credentials(task, options.secret_name)
-    if options.pod_retries and retry:
-        retry(task)
 
 
 def compile_pipeline(

@@ -54,6 +54,36 @@ class Tally:
             self.table.append(row)
 
 
+def tally_record(tally: Tally) -> dict:
+    """What the reports need of a shard's tally: counts and its first rows of each kind."""
+    return {
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
+        "errors": tally.errors,
+        "table": tally.table,
+        "failures": [row for row, _ in tally.failures],
+        "unsure": [row for row, _ in tally.unsure],
+        "sure": [row for row, _ in tally.sure],
+    }
+
+
+def merged_tally(records: list[dict]) -> Tally:
+    """The tally one task would have kept over the shards' images, in order: the sums, and
+    of each bounded list its first entries."""
+    tally = Tally()
+    for done in records:
+        tally.predicted += done["predicted"]
+        tally.failed += done["failed"]
+        tally.low_confidence += done["low_confidence"]
+        tally.errors += done["errors"][: SHOWN_ERRORS - len(tally.errors)]
+        tally.table += [tuple(row) for row in done["table"][: TABLE_ROWS - len(tally.table)]]
+        for kind in ("failures", "unsure", "sure"):
+            kept = getattr(tally, kind)
+            kept += [(tuple(row), None) for row in done[kind][: GALLERY - len(kept)]]
+    return tally
+
+
 def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -> str:
     """A Markdown summary and the first rows, for the KFP UI (the CSV has every row).
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from components.batch_predict import predictor
 from components.batch_predict.batches import _classify_batch
 from components.batch_predict.model import BatchPredictError, Classifier
-from components.batch_predict.report import GALLERY, SHOWN_ERRORS, TABLE_ROWS, Tally
+from components.batch_predict.report import Tally, merged_tally, tally_record
 from components.batch_predict.stream import available_cpus, load_one, preprocess_stream
 from components.common import provenance, spec
 from components.common.errors import InputError
@@ -44,7 +44,7 @@ log = get_logger("batch_predict")
 PLAN_FILE = "plan.json"
 DONE_FILE = "DONE.json"
 SHARDS_FOLDER = "shards"
-MAX_SHARDS = 10_000
+MAX_SHARDS = spec.MAX_SHARDS
 BATCH_SIZE = inspect.signature(predictor.batch_predict).parameters["batch_size"].default
 # Skipped files named in the plan (and so in the reports); more are counted, not named.
 MAX_SKIPPED_NAMED = 1_000
@@ -192,40 +192,10 @@ def run_shard(
         "shard": index,
         "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
         "rows": tally.total,
-        **_tally_record(tally),
+        **tally_record(tally),
     }
     folder.put_bytes(DONE_FILE, json.dumps(done).encode())  # last: the shard is complete
     return {**done, "resumed": False}
-
-
-def _tally_record(tally: Tally) -> dict:
-    """What the reports need of a shard's tally: counts and its first rows of each kind."""
-    return {
-        "predicted": tally.predicted,
-        "failed": tally.failed,
-        "low_confidence": tally.low_confidence,
-        "errors": tally.errors,
-        "table": tally.table,
-        "failures": [row for row, _ in tally.failures],
-        "unsure": [row for row, _ in tally.unsure],
-        "sure": [row for row, _ in tally.sure],
-    }
-
-
-def merged_tally(records: list[dict]) -> Tally:
-    """The tally one task would have kept over the shards' images, in order: the sums, and
-    of each bounded list its first entries."""
-    tally = Tally()
-    for done in records:
-        tally.predicted += done["predicted"]
-        tally.failed += done["failed"]
-        tally.low_confidence += done["low_confidence"]
-        tally.errors += done["errors"][: SHOWN_ERRORS - len(tally.errors)]
-        tally.table += [tuple(row) for row in done["table"][: TABLE_ROWS - len(tally.table)]]
-        for kind in ("failures", "unsure", "sure"):
-            kept = getattr(tally, kind)
-            kept += [(tuple(row), None) for row in done[kind][: GALLERY - len(kept)]]
-    return tally
 
 
 def merge(

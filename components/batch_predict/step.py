@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from components.batch_predict.model import load_model_version
+from components.batch_predict import shards as sharding
+from components.batch_predict.model import Classifier, load_model_version
 from components.batch_predict.predictor import batch_predict
 from components.common import spec
 from components.common.errors import InputError
@@ -14,6 +18,55 @@ from components.common.parameters import DEFAULTS
 from components.store import join, under_store
 
 log = get_logger("batch_predict")
+
+
+@dataclass
+class Model:
+    """The model a run classifies with: its classifier (None when only named), the version
+    folder its results go to, the report's label for it and its lineage."""
+
+    classify: Classifier | None
+    version: str
+    label: str
+    lineage: dict
+
+
+@contextlib.contextmanager
+def _model(
+    model_uri: str, s3_endpoint: str, serving_endpoint: str, run_id: str, load: bool = True
+) -> Iterator[Model]:
+    """The exported model at `model_uri` loaded here or, when `serving_endpoint` is set, TF
+    Serving's newest version through its gRPC PredictionService."""
+    if serving_endpoint not in ("", spec.IN_STEP):
+        from components.batch_predict.serving_client import check_model_ready, grpc_classifier
+
+        versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
+        log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
+        served = str(max(versions))
+        lineage = model_lineage(join(model_uri.rstrip("/").rpartition("/")[0], served), s3_endpoint)
+        yield Model(
+            grpc_classifier(serving_endpoint) if load else None,
+            served,
+            f"TF Serving at {serving_endpoint}, version {served}",
+            {**lineage, "served_by": serving_endpoint, "run_id": run_id},
+        )
+        return
+    version = model_version(model_uri)
+    lineage = {**model_lineage(model_uri, s3_endpoint), "run_id": run_id}
+    if not load:
+        yield Model(None, version, model_uri, lineage)
+        return
+    with tempfile.TemporaryDirectory() as work:
+        log.info("loading the model from %s", model_uri)
+        yield Model(
+            load_model_version(model_uri, s3_endpoint, Path(work)), version, model_uri, lineage
+        )
+
+
+def _locations(store_uri: str, images_uri: str, results_uri: str) -> tuple[str, str]:
+    """The images' URI and the results' (before the version folder), defaults resolved."""
+    images = under_store(store_uri, images_uri or spec.IMAGES_PREFIX)
+    return images, under_store(store_uri, results_uri or spec.PREDICTIONS_PREFIX)
 
 
 def run_step(
@@ -34,36 +87,66 @@ def run_step(
     The version folder keeps each run's predictions beside the model that made them: two runs
     that overlap publish two versions, and so never replace each other's predictions.csv.
     """
-    images = under_store(store_uri, images_uri or spec.IMAGES_PREFIX)
-    results = under_store(store_uri, results_uri or spec.PREDICTIONS_PREFIX)
-    options = {
-        "s3_endpoint": s3_endpoint,
-        "max_failed_fraction": max_failed_fraction,
-        "min_confidence": min_confidence,
-    }
-    if serving_endpoint not in ("", spec.IN_STEP):
-        from components.batch_predict.serving_client import check_model_ready, grpc_classifier
-
-        versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
-        log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
-        served = str(max(versions))
-        results = join(results, served)
-        model = f"TF Serving at {serving_endpoint}, version {served}"
-        lineage = model_lineage(join(model_uri.rstrip("/").rpartition("/")[0], served), s3_endpoint)
+    images, results = _locations(store_uri, images_uri, results_uri)
+    with _model(model_uri, s3_endpoint, serving_endpoint, run_id) as model:
         return batch_predict(
             images,
-            results,
-            grpc_classifier(serving_endpoint),
-            model_label=model,
-            lineage={**lineage, "served_by": serving_endpoint, "run_id": run_id},
-            **options,
+            join(results, model.version),
+            model.classify,
+            s3_endpoint=s3_endpoint,
+            max_failed_fraction=max_failed_fraction,
+            min_confidence=min_confidence,
+            model_label=model.label,
+            lineage=model.lineage,
         )
-    results = join(results, model_version(model_uri))
-    options["lineage"] = {**model_lineage(model_uri, s3_endpoint), "run_id": run_id}
-    with tempfile.TemporaryDirectory() as work:
-        log.info("loading the model from %s", model_uri)
-        classify = load_model_version(model_uri, s3_endpoint, Path(work))
-        return batch_predict(images, results, classify, model_label=model_uri, **options)
+
+
+def plan_step(
+    model_uri: str,
+    store_uri: str,
+    images_uri: str,
+    results_uri: str,
+    s3_endpoint: str,
+    serving_endpoint: str,
+    shards: int,
+) -> tuple[str, list[int]]:
+    """The sharded run's first task: the plan under `<results>/<version>/shards/`; its URI
+    and the shards' indexes (what ParallelFor iterates over)."""
+    images, results = _locations(store_uri, images_uri, results_uri)
+    with _model(model_uri, s3_endpoint, serving_endpoint, "", load=False) as model:
+        plan_uri = join(results, model.version, sharding.SHARDS_FOLDER)
+    planned = sharding.plan(images, plan_uri, shards, s3_endpoint)
+    return plan_uri, list(range(planned["shards"]))
+
+
+def shard_step(
+    model_uri: str,
+    plan_uri: str,
+    shard: int,
+    s3_endpoint: str,
+    serving_endpoint: str,
+    min_confidence: float,
+) -> dict:
+    """One shard of the plan, with the model (skipped when it is finished already)."""
+    with _model(model_uri, s3_endpoint, serving_endpoint, "") as model:
+        return sharding.run_shard(plan_uri, shard, model.classify, s3_endpoint, min_confidence)
+
+
+def merge_step(
+    model_uri: str,
+    plan_uri: str,
+    s3_endpoint: str,
+    max_failed_fraction: float,
+    serving_endpoint: str,
+    run_id: str,
+) -> dict:
+    """The shards joined into `<results>/<version>/predictions.csv` and the reports: the
+    summary run_step gives."""
+    with _model(model_uri, s3_endpoint, serving_endpoint, run_id, load=False) as model:
+        results = plan_uri.rstrip("/").rpartition("/")[0]
+        return sharding.merge(
+            plan_uri, results, s3_endpoint, max_failed_fraction, model.label, model.lineage
+        )
 
 
 def model_lineage(model_uri: str, s3_endpoint: str) -> dict:

@@ -27,6 +27,11 @@ CHECK_PARAMETERS = "check-parameters"  # the first task: every parameter checked
 STEPS = (CHECK_PARAMETERS, DOWNLOAD, UNPACK_UPLOAD, TRAIN, EXPORT, BATCH_PREDICT)
 TUNE = "tune"  # the tuning pipeline's Katib step (pipeline/dag.py build_tune_pipeline)
 DEPLOY = "deploy"  # optional (the `deploy` parameter): a KServe InferenceService
+# Batch-predict over pods (`compile --shards N`): in place of BATCH_PREDICT, a plan, one task
+# per shard in a ParallelFor, and a merge (components/batch_predict/shards.py).
+PLAN_SHARDS, PREDICT_SHARD, MERGE_SHARDS = ("plan-shards", "predict-shard", "merge-shards")
+SHARD_LOOP = "for-each-shard"
+MAX_SHARDS = 10_000
 # Names of the tasks' outputs, as the Kubeflow UI lists them: the artifacts, and the output
 # parameters (one-field NamedTuples, so none is kfp's bare "Output"). A compile test checks them
 # against the compiled components.

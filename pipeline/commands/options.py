@@ -9,6 +9,7 @@ import re
 import click
 from click.core import ParameterSource
 
+from components.common import spec
 from pipeline.cluster import ClusterOptions, GpuOptions
 from pipeline.params import (
     TYPES,
@@ -99,7 +100,8 @@ def renamed(old: str, new: str, dest: str, **option):
 
 
 def cluster_options(fn):
-    """Compile-time cluster settings: GPU scheduling of the train step and the store Secret."""
+    """Compile-time cluster settings: GPU scheduling of the train step, the store Secret and
+    batch-predict's shards."""
 
     @click.option(
         "--gpu/--no-gpu",
@@ -133,6 +135,22 @@ def cluster_options(fn):
         show_default=True,
         help="Kubernetes Secret with the store's accesskey and secretkey.",
     )
+    @click.option(
+        "--shards",
+        default=ClusterOptions().shards,
+        show_default=True,
+        type=click.IntRange(1, spec.MAX_SHARDS),
+        help="Batch-predict over this many pods: a plan task lists the images once, a "
+        "ParallelFor classifies each shard (a retried pod skips a finished one), a merge task "
+        "publishes one predictions.csv. 1: the one batch-predict task.",
+    )
+    @click.option(
+        "--shard-parallelism",
+        default=ClusterOptions().shard_parallelism,
+        show_default=True,
+        type=click.IntRange(0),
+        help="At most this many shard pods at a time (0: no limit).",
+    )
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
@@ -141,7 +159,13 @@ def cluster_options(fn):
 
 
 def options_from_flags(
-    gpu: bool, gpu_limit: int, gpu_node_label: str, gpu_toleration_key: str, secret_name: str
+    gpu: bool,
+    gpu_limit: int,
+    gpu_node_label: str,
+    gpu_toleration_key: str,
+    secret_name: str,
+    shards: int = 1,
+    shard_parallelism: int = 0,
 ) -> ClusterOptions:
     key, sep, value = gpu_node_label.partition("=")
     if not sep or not key:
@@ -155,7 +179,12 @@ def options_from_flags(
         node_label_value=value,
         toleration_key=gpu_toleration_key,
     )
-    options = ClusterOptions(gpu=gpu_options, secret_name=secret_name)
+    options = ClusterOptions(
+        gpu=gpu_options,
+        secret_name=secret_name,
+        shards=shards,
+        shard_parallelism=shard_parallelism,
+    )
     try:
         options.validate()
     except ValueError as e:
