@@ -121,6 +121,8 @@ class StepConsole(io.TextIOBase):
             self.step = "run"
 
     def _position(self, step: str) -> str:
+        if step in (spec.PLAN_SHARDS, spec.PREDICT_SHARD, spec.MERGE_SHARDS):
+            step = spec.BATCH_PREDICT  # batch-predict in shards (--shards)
         if step in spec.STEPS:
             return f"[{spec.STEPS.index(step) + 1}/{len(spec.STEPS)}]"
         return "[-]"

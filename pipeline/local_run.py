@@ -70,6 +70,7 @@ def run_local(
     runner: str = "subprocess",
     verbose: bool = True,
     stream=None,
+    shards: int = 1,
 ) -> Summary:
     """Run the pipeline with `arguments` (pipeline parameter values); returns its summary.
 
@@ -114,7 +115,7 @@ def run_local(
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner")
         warnings.filterwarnings("ignore", message=".*non-Python base image")
         try:
-            build_pipeline(ClusterOptions(pod_retries=False))(**arguments)
+            build_pipeline(ClusterOptions(pod_retries=False, shards=shards))(**arguments)
         except RuntimeError as e:
             raise LocalRunError(f"{_failure(errors, e)} (step logs: {root / 'logs'})") from None
         finally:
@@ -130,13 +131,15 @@ def run_local(
 def _shown_in_the_summary(step: str, message: str) -> bool:
     """Lines the terminal leaves to the step logs: batch-predict's per-image lines (the summary
     prints the predictions once, at the end) and the checkpoints' bookkeeping."""
-    if step == spec.BATCH_PREDICT:
+    if step in (spec.BATCH_PREDICT, spec.PREDICT_SHARD):
         return ": The result: [" in message or ": error: " in message
     return message.startswith(("checkpoint of epoch", "removed the run's"))
 
 
 def headline(root: Path, step: str) -> str:
     """What a finished step produced, in a few words, from its executor_output.json."""
+    if step == spec.PREDICT_SHARD:  # one of several (a ParallelFor's): the merge sums them
+        return ""
     (path,) = root.glob(f"*/{step}/executor_output.json")
     output = json.loads(path.read_text())
     values = output.get("parameterValues", {})
@@ -156,7 +159,9 @@ def headline(root: Path, step: str) -> str:
     if step == spec.EXPORT:
         meta = _artifact_metadata(output, spec.EXPORTED_OUTPUT)
         return f"model version {int(meta['version'])} at {short_path(meta['published_uri'])}"
-    if step == spec.BATCH_PREDICT:
+    if step == spec.PLAN_SHARDS:
+        return f"{len(values['Output'])} shard(s)"
+    if step in (spec.BATCH_PREDICT, spec.MERGE_SHARDS):
         meta = _artifact_metadata(output, spec.PREDICTIONS_OUTPUT)
         return f"{int(meta['predicted'])} classified, {int(meta['failed'])} failed"
     return ""
@@ -205,7 +210,9 @@ def summarise(run_dir: Path, min_accuracy: float) -> Summary:
     """
     trained = _executor_output(run_dir, spec.TRAIN)
     exported = _executor_output(run_dir, spec.EXPORT)
-    predicted = _executor_output(run_dir, spec.BATCH_PREDICT)
+    predicted = _executor_output(run_dir, spec.BATCH_PREDICT) or _executor_output(
+        run_dir, spec.MERGE_SHARDS
+    )  # one task, or the merge of the shards (--shards)
     if trained is None:
         raise LocalRunError(f"the {spec.TRAIN} step left no output in {run_dir}")
     accuracy = trained["parameterValues"][spec.ACCURACY_OUTPUT]

@@ -75,20 +75,19 @@ def _predict_in_shards(
     )  # fmt: skip
     planned.set_caching_options(False)
     on_cluster(options, planned, spec.PLAN_SHARDS, retry=cluster.retry_network_io)
-    plan_uri = planned.outputs["plan_uri"]
     with dsl.ParallelFor(
-        planned.outputs["shard_indexes"],
-        parallelism=options.shard_parallelism,
-        name=spec.SHARD_LOOP,
-    ) as shard:
+        planned.output, parallelism=options.shard_parallelism, name=spec.SHARD_LOOP
+    ) as manifest:
+        # The model comes from the plan, not from export's output: kfp.local replaces every
+        # task output that enters a ParallelFor with the loop's item (kfp 2.17.3).
         part = predict_shard(
-            model_uri=model_uri, plan_uri=plan_uri, shard=shard, s3_endpoint=s3_endpoint,
-            serving_endpoint=serving_endpoint, min_confidence=min_confidence,
+            manifest_uri=manifest, s3_endpoint=s3_endpoint, serving_endpoint=serving_endpoint,
+            min_confidence=min_confidence,
         )  # fmt: skip
         part.set_caching_options(False)
         on_cluster(options, part, spec.PREDICT_SHARD, retry=cluster.retry_network_io)
     merged = merge_shards(
-        model_uri=model_uri, plan_uri=plan_uri, s3_endpoint=s3_endpoint,
+        model_uri=model_uri, manifests=planned.output, s3_endpoint=s3_endpoint,
         max_failed_fraction=max_failed_fraction, serving_endpoint=serving_endpoint,
         run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     ).after(part)  # fmt: skip

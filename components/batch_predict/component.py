@@ -78,7 +78,7 @@ def plan_shards(
     s3_endpoint: str,
     serving_endpoint: str,
     shards: int,
-) -> NamedTuple("Outputs", plan_uri=str, shard_indexes=list):
+) -> list:
     """List the images once and write `shards` manifests for the predict-shard tasks.
 
     Args:
@@ -91,28 +91,24 @@ def plan_shards(
         shards: how many shards (fewer when there are fewer batches of images).
 
     Returns:
-        plan_uri: the plan's folder (`<results>/<version>/shards`).
-        shard_indexes: 0 .. shards-1, for ParallelFor.
+        The manifests' URIs (`<results>/<version>/shards/keys-NNNNN.txt`), one per shard:
+        ParallelFor's items. (kfp's single `Output`: kfp.local's ParallelFor reads its items
+        from no other output name.)
     """
     from components.common import spec as names
     from components.common.failure import reported
 
     with reported(names.PLAN_SHARDS, locals()):
-        from collections import namedtuple
-
         from components.batch_predict.step import plan_step
 
-        plan_uri, indexes = plan_step(
+        return plan_step(
             model_uri, store_uri, images_uri, results_uri, s3_endpoint, serving_endpoint, shards
         )
-        return namedtuple("Outputs", ["plan_uri", "shard_indexes"])(plan_uri, indexes)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def predict_shard(
-    model_uri: str,
-    plan_uri: str,
-    shard: int,
+    manifest_uri: str,
     s3_endpoint: str,
     serving_endpoint: str,
     min_confidence: float,
@@ -121,9 +117,7 @@ def predict_shard(
     DONE.json matches its manifest) is skipped, so a retried run does not redo it.
 
     Args:
-        model_uri: the exported model version folder.
-        plan_uri: the plan-shards task's plan folder.
-        shard: which shard (ParallelFor's item).
+        manifest_uri: the shard's manifest (ParallelFor's item); its plan names the model.
         s3_endpoint: S3 endpoint; empty for AWS or a folder.
         serving_endpoint: TF Serving's gRPC host:port, or `in-step`.
         min_confidence: predictions below this probability are marked low_confidence.
@@ -137,14 +131,14 @@ def predict_shard(
     with reported(names.PREDICT_SHARD, locals()):
         from components.batch_predict.step import shard_step
 
-        done = shard_step(model_uri, plan_uri, shard, s3_endpoint, serving_endpoint, min_confidence)
+        done = shard_step(manifest_uri, s3_endpoint, serving_endpoint, min_confidence)
         return (done["rows"],)
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge_shards(
     model_uri: str,
-    plan_uri: str,
+    manifests: list,
     s3_endpoint: str,
     max_failed_fraction: float,
     serving_endpoint: str,
@@ -157,7 +151,7 @@ def merge_shards(
 
     Args:
         model_uri: the exported model version folder.
-        plan_uri: the plan-shards task's plan folder.
+        manifests: the plan-shards task's manifests (every shard must be finished).
         s3_endpoint: S3 endpoint; empty for AWS or a folder.
         max_failed_fraction: fail when more images than this share could not be read.
         serving_endpoint: TF Serving's gRPC host:port, or `in-step` (for the report's label).
@@ -177,7 +171,7 @@ def merge_shards(
         from components.batch_predict.step import merge_step
 
         summary = merge_step(
-            model_uri, plan_uri, s3_endpoint, max_failed_fraction, serving_endpoint, run_id
+            model_uri, manifests, s3_endpoint, max_failed_fraction, serving_endpoint, run_id
         )
         Path(predictions.path).write_text(summary.pop("markdown"))
         Path(report.path).write_text(summary.pop("html"))

@@ -13,10 +13,10 @@ The pipeline compiled with `--shards N` runs these three in place of the one bat
    first rows and failures (what the reports show), and the digest of the manifest it did. A
    shard whose DONE.json matches its manifest is skipped: a retried or resumed run does not
    classify a finished shard again.
-3. `merge`: checks every shard is done, joins the parts in order into one predictions.csv (the
-   same bytes as one task would have written), applies max_failed_fraction to the whole run,
-   and makes the same reports from the shards' records. Nothing is published unless all of it
-   is good.
+3. `merge` (merge.py): checks every shard is done, joins the parts in order into one
+   predictions.csv (the same bytes as one task would have written), applies
+   max_failed_fraction to the whole run, and makes the same reports from the shards'
+   records. Nothing is published unless all of it is good.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ import functools
 import hashlib
 import inspect
 import json
-import shutil
+import re
 import tempfile
 from pathlib import Path
 
 from components.batch_predict import predictor
 from components.batch_predict.batches import _classify_batch
 from components.batch_predict.model import BatchPredictError, Classifier
-from components.batch_predict.report import Tally, merged_tally, tally_record
-from components.batch_predict.stream import available_cpus, load_one, preprocess_stream
+from components.batch_predict.report import tally_record
+from components.batch_predict.stream import available_cpus, preprocess_stream
 from components.common import provenance, spec
 from components.common.errors import InputError
 from components.common.log import get_logger
@@ -48,11 +48,27 @@ MAX_SHARDS = spec.MAX_SHARDS
 BATCH_SIZE = inspect.signature(predictor.batch_predict).parameters["batch_size"].default
 # Skipped files named in the plan (and so in the reports); more are counted, not named.
 MAX_SKIPPED_NAMED = 1_000
-_HEADER = (",".join(spec.PREDICTIONS_HEADER) + "\r\n").encode()  # as csv.writer writes it
 
 
 def manifest_name(index: int) -> str:
     return f"keys-{index:05d}.txt"
+
+
+_MANIFEST = re.compile(r"keys-(\d{5})\.txt")
+
+
+def manifest_uris(plan_store: Store, record: dict) -> list[str]:
+    """The URIs of the plan's manifests: what ParallelFor hands each predict-shard task."""
+    return [plan_store.uri(manifest_name(i)) for i in range(record["shards"])]
+
+
+def parse_manifest_uri(uri: str) -> tuple[str, int]:
+    """(the plan's URI, the shard's index) from a manifest's URI, or InputError."""
+    plan_uri, _, name = uri.rpartition("/")
+    match = _MANIFEST.fullmatch(name)
+    if not plan_uri or not match:
+        raise InputError(f"{uri!r} is not a shard manifest (<plan>/keys-NNNNN.txt)")
+    return plan_uri, int(match.group(1))
 
 
 def shard_folder(index: int) -> str:
@@ -66,11 +82,13 @@ def plan(
     s3_endpoint: str = "",
     images_per_shard: int = 0,
     batch_size: int = BATCH_SIZE,
+    model_uri: str = "",
 ) -> dict:
     """List `images_uri` once and write the shard manifests and plan.json under `plan_uri`.
 
     `shards` manifests, or with `images_per_shard` as many as that many images per shard
-    need; never more shards than batches. Returns the plan (as plan.json holds it).
+    need; never more shards than batches. `model_uri` is recorded: every shard classifies
+    with the model the plan was made for. Returns the plan (as plan.json holds it).
     """
     if not 1 <= shards <= MAX_SHARDS:
         raise InputError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
@@ -102,6 +120,7 @@ def plan(
         digests = _write_manifests(listing, total, shards, out, Path(work), batch_size)
     record = {
         "images_uri": images_uri,
+        "model_uri": model_uri,
         "total": total,
         "shards": shards,
         "batch_size": batch_size,
@@ -156,6 +175,19 @@ def finished(plan_store: Store, record: dict, index: int) -> dict | None:
     return done
 
 
+def already_done(plan_uri: str, index: int, s3_endpoint: str = "") -> dict | None:
+    """Shard `index`'s DONE.json (with resumed=True) when it is finished, else None."""
+    plan_store = open_store(plan_uri, s3_endpoint)
+    record = read_plan(plan_store)
+    if not 0 <= index < record["shards"]:
+        raise InputError(f"shard {index} is not one of the plan's {record['shards']}")
+    done = finished(plan_store, record, index)
+    if done is None:
+        return None
+    log.info("shard %d is finished already (%d rows): skipped", index, done["rows"])
+    return {**done, "resumed": True}
+
+
 def run_shard(
     plan_uri: str,
     index: int,
@@ -167,14 +199,11 @@ def run_shard(
 ) -> dict:
     """Classify shard `index` of the plan at `plan_uri`, unless it is finished; its DONE.json.
     Batches are the plan's batch size, so they align with one task's."""
+    done = already_done(plan_uri, index, s3_endpoint)
+    if done is not None:
+        return done
     plan_store = open_store(plan_uri, s3_endpoint)
     record = read_plan(plan_store)
-    if not 0 <= index < record["shards"]:
-        raise InputError(f"shard {index} is not one of the plan's {record['shards']}")
-    done = finished(plan_store, record, index)
-    if done is not None:
-        log.info("shard %d is finished already (%d rows): skipped", index, done["rows"])
-        return {**done, "resumed": True}
     manifest = plan_store.get_bytes(manifest_name(index))
     keys = manifest.decode("utf-8").splitlines()
     store = open_store(record["images_uri"], s3_endpoint)
@@ -196,92 +225,3 @@ def run_shard(
     }
     folder.put_bytes(DONE_FILE, json.dumps(done).encode())  # last: the shard is complete
     return {**done, "resumed": False}
-
-
-def merge(
-    plan_uri: str,
-    results_uri: str,
-    s3_endpoint: str = "",
-    max_failed_fraction: float = DEFAULTS["max_failed_fraction"],
-    model_label: str = "",
-    lineage: dict | None = None,
-) -> dict:
-    """Join the finished shards into `<results_uri>/predictions.csv` and the reports; the same
-    summary as `predictor.batch_predict`. Refused, with nothing published (and an earlier
-    predictions.csv withdrawn), when a shard is not finished or too many images failed."""
-    plan_store = open_store(plan_uri, s3_endpoint)
-    results = open_store(results_uri, s3_endpoint)
-    record = read_plan(plan_store)
-    images_uri = record["images_uri"]
-    try:
-        records = []
-        for index in range(record["shards"]):
-            done = finished(plan_store, record, index)
-            if done is None:
-                raise BatchPredictError(f"shard {index} of {record['shards']} is not finished")
-            records.append(done)
-        tally = merged_tally(records)
-        predictor._check_outcome(tally, images_uri, max_failed_fraction)
-        summary = None
-        if lineage is not None:
-            summary = {
-                **lineage,
-                "images_uri": images_uri,
-                "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
-                "images": tally.total,
-                "predicted": tally.predicted,
-                "failed": tally.failed,
-                "predicted_at": provenance.now(),
-                "shards": record["shards"],
-            }
-        with tempfile.TemporaryDirectory(prefix="merge-") as work:
-            merged = Path(work) / spec.PREDICTIONS_CSV
-            _join_parts(plan_store, record["shards"], merged)
-            if summary is not None:  # before the CSV: the CSV is the last file of a result
-                results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(summary).encode())
-            results.put_file(spec.PREDICTIONS_CSV, merged)
-    except BatchPredictError:
-        predictor._withdraw(results)
-        raise
-    uri = results.uri(spec.PREDICTIONS_CSV)
-    log.info("%d classified, %d failed in %d shards; predictions at %s",
-             tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
-    return _summary(tally, uri, record, model_label, summary, s3_endpoint)
-
-
-def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
-    """The shards' CSVs, one header, rows in shard order, streamed (never whole in memory)."""
-    part = merged.with_name("part.csv")
-    with open(merged, "wb") as out:
-        out.write(_HEADER)
-        for index in range(shards):
-            plan_store.get_file(f"{shard_folder(index)}/{spec.PREDICTIONS_CSV}", part)
-            with open(part, "rb") as f:
-                if f.read(len(_HEADER)) != _HEADER:
-                    raise BatchPredictError(f"shard {index}'s {spec.PREDICTIONS_CSV} has no header")
-                shutil.copyfileobj(f, out, 1 << 20)
-            part.unlink()
-
-
-def _summary(
-    tally: Tally, uri: str, record: dict, model_label: str, lineage: dict | None, endpoint: str
-) -> dict:
-    """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
-    from components.batch_predict.report import gallery, html_report, markdown_table
-
-    store = open_store(record["images_uri"], endpoint)
-    for kind in (tally.failures, tally.unsure, tally.sure):
-        kind[:] = [(row, None if row[3] else load_one(store, row[0]).pixels) for row, _ in kind]
-    thumbnails = predictor._thumbnails(store, [row[0] for row, _ in gallery(tally)])
-    skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
-    return {
-        "predictions_uri": uri,
-        "predicted": tally.predicted,
-        "failed": tally.failed,
-        "low_confidence": tally.low_confidence,
-        "total": tally.total,
-        "skipped": record["skipped"],
-        "shards": record["shards"],
-        "markdown": markdown_table(tally, uri, skipped),
-        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", lineage),
-    }

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.batch_predict import shards as sharding
+from components.batch_predict.merge import merge
 from components.batch_predict.model import Classifier, load_model_version
 from components.batch_predict.predictor import batch_predict
 from components.common import spec
 from components.common.errors import InputError
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
-from components.store import join, under_store
+from components.store import join, open_store, under_store
 
 log = get_logger("batch_predict")
 
@@ -109,42 +110,47 @@ def plan_step(
     s3_endpoint: str,
     serving_endpoint: str,
     shards: int,
-) -> tuple[str, list[int]]:
-    """The sharded run's first task: the plan under `<results>/<version>/shards/`; its URI
-    and the shards' indexes (what ParallelFor iterates over)."""
+) -> list[str]:
+    """The sharded run's first task: the plan under `<results>/<version>/shards/`; the URIs of
+    its manifests, one per shard (what ParallelFor iterates over)."""
     images, results = _locations(store_uri, images_uri, results_uri)
     with _model(model_uri, s3_endpoint, serving_endpoint, "", load=False) as model:
         plan_uri = join(results, model.version, sharding.SHARDS_FOLDER)
-    planned = sharding.plan(images, plan_uri, shards, s3_endpoint)
-    return plan_uri, list(range(planned["shards"]))
+    planned = sharding.plan(images, plan_uri, shards, s3_endpoint, model_uri=model_uri)
+    return sharding.manifest_uris(open_store(plan_uri, s3_endpoint), planned)
 
 
 def shard_step(
-    model_uri: str,
-    plan_uri: str,
-    shard: int,
-    s3_endpoint: str,
-    serving_endpoint: str,
-    min_confidence: float,
+    manifest_uri: str, s3_endpoint: str, serving_endpoint: str, min_confidence: float
 ) -> dict:
-    """One shard of the plan, with the model (skipped when it is finished already)."""
+    """The shard whose manifest is at `manifest_uri`, with the model its plan names (skipped
+    when it is finished already)."""
+    plan_uri, index = sharding.parse_manifest_uri(manifest_uri)
+    done = sharding.already_done(plan_uri, index, s3_endpoint)
+    if done is not None:  # without loading the model
+        return done
+    model_uri = sharding.read_plan(open_store(plan_uri, s3_endpoint))["model_uri"]
     with _model(model_uri, s3_endpoint, serving_endpoint, "") as model:
-        return sharding.run_shard(plan_uri, shard, model.classify, s3_endpoint, min_confidence)
+        return sharding.run_shard(plan_uri, index, model.classify, s3_endpoint, min_confidence)
 
 
 def merge_step(
     model_uri: str,
-    plan_uri: str,
+    manifests: list[str],
     s3_endpoint: str,
     max_failed_fraction: float,
     serving_endpoint: str,
     run_id: str,
 ) -> dict:
-    """The shards joined into `<results>/<version>/predictions.csv` and the reports: the
-    summary run_step gives."""
+    """The shards of the plan `manifests` belong to, joined into
+    `<results>/<version>/predictions.csv` and the reports: the summary run_step gives."""
+    plans = {sharding.parse_manifest_uri(uri)[0] for uri in manifests}
+    if len(plans) != 1:
+        raise InputError(f"the manifests name {len(plans)} plans, expected one")
+    (plan_uri,) = plans
     with _model(model_uri, s3_endpoint, serving_endpoint, run_id, load=False) as model:
         results = plan_uri.rstrip("/").rpartition("/")[0]
-        return sharding.merge(
+        return merge(
             plan_uri, results, s3_endpoint, max_failed_fraction, model.label, model.lineage
         )
 

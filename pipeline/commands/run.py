@@ -104,12 +104,21 @@ _TUNING = (
     type=click.Path(dir_okay=False),
     help="Also write the run summary as JSON to this file.",
 )
+@click.option(
+    "--shards",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, spec.MAX_SHARDS),
+    help="Batch-predict in this many shards, as `compile --shards` does on a cluster: "
+    "kfp.local runs the ParallelFor's tasks one after another.",
+)
 def run_cmd(
     local: bool,
     workdir: str,
     runner: str,
     verbose: int,
     summary_json: str | None,
+    shards: int,
     params: dict,
     output: str,
     **arguments,
@@ -164,7 +173,9 @@ def run_cmd(
     start = time.monotonic()
     stream = sys.stdout if output == "text" else sys.stderr  # stdout holds the document
     with writing(workdir, "--workdir"):  # a LocalRunError says which step failed and why
-        summary = run_local(arguments, Path(workdir).resolve(), runner, verbose > 0, stream)
+        summary = run_local(
+            arguments, Path(workdir).resolve(), runner, verbose > 0, stream, shards=shards
+        )
     result = {**summary.to_dict(), "wall_seconds": round(time.monotonic() - start, 1)}
     if output != "text":
         emit(result, output, lambda d: None)

@@ -34,16 +34,21 @@ def loop_of(pipeline_spec: dict) -> dict:
     return loop
 
 
-def test_the_shards_run_in_a_parallel_for_over_the_plans_indexes(eight):
+def test_the_shards_run_in_a_parallel_for_over_the_plans_manifests(eight):
     loop = loop_of(eight["spec"])
     assert loop["iteratorPolicy"] == {"parallelismLimit": 4}
     items = loop["parameterIterator"]["items"]["inputParameter"]
     source = loop["inputs"]["parameters"][items]["taskOutputParameter"]
-    assert source == {"outputParameterKey": "shard_indexes", "producerTask": spec.PLAN_SHARDS}
+    assert source == {"outputParameterKey": "Output", "producerTask": spec.PLAN_SHARDS}
     body = eight["spec"]["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert list(body) == [spec.PREDICT_SHARD]
-    shard_input = body[spec.PREDICT_SHARD]["inputs"]["parameters"]["shard"]
-    assert shard_input == {"componentInputParameter": loop["parameterIterator"]["itemInput"]}
+    shard_inputs = body[spec.PREDICT_SHARD]["inputs"]["parameters"]
+    item = {"componentInputParameter": loop["parameterIterator"]["itemInput"]}
+    assert shard_inputs["manifest_uri"] == item
+    # nothing but the item comes from another task's output: kfp.local would replace it
+    passed_in = loop["inputs"]["parameters"]
+    from_tasks = [name for name, value in passed_in.items() if "taskOutputParameter" in value]
+    assert from_tasks == [items]
 
 
 def test_plan_loop_and_merge_replace_batch_predict_in_order(eight):

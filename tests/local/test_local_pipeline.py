@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
 from components.common.provenance import digest_of
@@ -33,24 +32,6 @@ def run_cli(args: list[str], env: dict, cwd: Path, timeout: int = 1200):
         timeout=timeout,
     )
     return result, result.stdout + result.stderr
-
-
-@pytest.fixture
-def s3(s3_endpoint, s3_bucket):
-    env = {
-        "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PYTHONPATH": str(REPO),
-    }
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=FAKE_ACCESS_KEY,
-        aws_secret_access_key=FAKE_SECRET_KEY,
-    )
-    return {"env": env, "client": client, "bucket": s3_bucket, "endpoint": s3_endpoint}
 
 
 def write_digit_images(folder: Path, source_dir: Path, count: int = 12) -> dict[str, int]:

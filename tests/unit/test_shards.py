@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.batch_predict import shards
+from components.batch_predict.merge import merge
 from components.batch_predict.model import BatchPredictError
 from components.batch_predict.predictor import batch_predict
 from components.common import spec
@@ -68,7 +69,7 @@ def sharded(images_uri, out, endpoint, count, classifier=classify, **merge_optio
     plan_uri = f"{out}/sharded/shards"
     plan = shards.plan(images_uri, plan_uri, count, endpoint, batch_size=BATCH)
     runs = [shards.run_shard(plan_uri, i, classifier, endpoint) for i in range(plan["shards"])]
-    merged = shards.merge(plan_uri, f"{out}/sharded", endpoint, **merge_options)
+    merged = merge(plan_uri, f"{out}/sharded", endpoint, **merge_options)
     return plan, runs, merged
 
 
@@ -97,14 +98,14 @@ def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples):
     first = Counting()
     done = [shards.run_shard(plan_uri, i, first) for i in range(2)]  # preempted before shard 2
     with pytest.raises(BatchPredictError, match="^shard 2 of 3 is not finished$"):
-        shards.merge(plan_uri, out)
+        merge(plan_uri, out)
     assert open_store(out).stat(spec.PREDICTIONS_CSV) is None
     again = Counting()
     resumed = [shards.run_shard(plan_uri, i, again) for i in range(plan["shards"])]
     assert [run["resumed"] for run in resumed] == [True, True, False]
     assert again.images == resumed[2]["rows"] - resumed[2]["failed"]  # only shard 2's images
     assert first.images == sum(run["rows"] - run["failed"] for run in done)
-    assert shards.merge(plan_uri, out)["total"] == sum(run["rows"] for run in resumed)
+    assert merge(plan_uri, out)["total"] == sum(run["rows"] for run in resumed)
 
 
 def test_a_shard_of_another_plan_is_done_again(tmp_path, samples):

@@ -1,0 +1,112 @@
+"""The last task of a sharded batch-predict: join the finished shards (shards.py) into one
+predictions.csv, the same bytes one batch-predict task writes, and the same reports, with
+max_failed_fraction applied to the whole run. Nothing is published unless all of it is good.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from components.batch_predict import predictor
+from components.batch_predict.model import BatchPredictError
+from components.batch_predict.report import Tally, merged_tally
+from components.batch_predict.shards import finished, read_plan, shard_folder
+from components.batch_predict.stream import load_one
+from components.common import provenance, spec
+from components.common.log import get_logger
+from components.common.parameters import DEFAULTS
+from components.store import Skipped, Store, open_store
+
+log = get_logger("batch_predict")
+_HEADER = (",".join(spec.PREDICTIONS_HEADER) + "\r\n").encode()  # as csv.writer writes it
+
+
+def merge(
+    plan_uri: str,
+    results_uri: str,
+    s3_endpoint: str = "",
+    max_failed_fraction: float = DEFAULTS["max_failed_fraction"],
+    model_label: str = "",
+    lineage: dict | None = None,
+) -> dict:
+    """Join the finished shards into `<results_uri>/predictions.csv` and the reports; the same
+    summary as `predictor.batch_predict`. Refused, with nothing published (and an earlier
+    predictions.csv withdrawn), when a shard is not finished or too many images failed."""
+    plan_store = open_store(plan_uri, s3_endpoint)
+    results = open_store(results_uri, s3_endpoint)
+    record = read_plan(plan_store)
+    images_uri = record["images_uri"]
+    try:
+        records = []
+        for index in range(record["shards"]):
+            done = finished(plan_store, record, index)
+            if done is None:
+                raise BatchPredictError(f"shard {index} of {record['shards']} is not finished")
+            records.append(done)
+        tally = merged_tally(records)
+        predictor._check_outcome(tally, images_uri, max_failed_fraction)
+        summary = None
+        if lineage is not None:
+            summary = {
+                **lineage,
+                "images_uri": images_uri,
+                "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
+                "images": tally.total,
+                "predicted": tally.predicted,
+                "failed": tally.failed,
+                "predicted_at": provenance.now(),
+                "shards": record["shards"],
+            }
+        with tempfile.TemporaryDirectory(prefix="merge-") as work:
+            merged = Path(work) / spec.PREDICTIONS_CSV
+            _join_parts(plan_store, record["shards"], merged)
+            if summary is not None:  # before the CSV: the CSV is the last file of a result
+                results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(summary).encode())
+            results.put_file(spec.PREDICTIONS_CSV, merged)
+    except BatchPredictError:
+        predictor._withdraw(results)
+        raise
+    uri = results.uri(spec.PREDICTIONS_CSV)
+    log.info("%d classified, %d failed in %d shards; predictions at %s",
+             tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
+    return _summary(tally, uri, record, model_label, summary, s3_endpoint)
+
+
+def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
+    """The shards' CSVs, one header, rows in shard order, streamed (never whole in memory)."""
+    part = merged.with_name("part.csv")
+    with open(merged, "wb") as out:
+        out.write(_HEADER)
+        for index in range(shards):
+            plan_store.get_file(f"{shard_folder(index)}/{spec.PREDICTIONS_CSV}", part)
+            with open(part, "rb") as f:
+                if f.read(len(_HEADER)) != _HEADER:
+                    raise BatchPredictError(f"shard {index}'s {spec.PREDICTIONS_CSV} has no header")
+                shutil.copyfileobj(f, out, 1 << 20)
+            part.unlink()
+
+
+def _summary(
+    tally: Tally, uri: str, record: dict, model_label: str, lineage: dict | None, endpoint: str
+) -> dict:
+    """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
+    from components.batch_predict.report import gallery, html_report, markdown_table
+
+    store = open_store(record["images_uri"], endpoint)
+    for kind in (tally.failures, tally.unsure, tally.sure):
+        kind[:] = [(row, None if row[3] else load_one(store, row[0]).pixels) for row, _ in kind]
+    thumbnails = predictor._thumbnails(store, [row[0] for row, _ in gallery(tally)])
+    skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
+    return {
+        "predictions_uri": uri,
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
+        "total": tally.total,
+        "skipped": record["skipped"],
+        "shards": record["shards"],
+        "markdown": markdown_table(tally, uri, skipped),
+        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", lineage),
+    }
