@@ -68,10 +68,16 @@ class ClusterOptions:
     # transient network faults themselves. KFP cannot retry by exit code, so a local run,
     # where no pod is evicted, turns them off: a 404 then fails at once, not after 3.5 min.
     pod_retries: bool = True
-    # Batch-predict over this many pods (1: the one batch-predict task), at most
-    # `shard_parallelism` at a time (0: all at once, as the cluster allows).
+    # Batch-predict over this many pods (1: the one batch-predict task), or over as many as
+    # hold `images_per_shard` images each (decided when the images are listed; at most
+    # `shards` when that is above 1), at most `shard_parallelism` at a time (0: no limit).
     shards: int = 1
+    images_per_shard: int = 0
     shard_parallelism: int = 0
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 1 or self.images_per_shard > 0
 
     def validate(self) -> None:
         self.gpu.validate()
@@ -79,6 +85,8 @@ class ClusterOptions:
             raise InputError("--secret-name must not be empty: name the store's Secret")
         if not 1 <= self.shards <= spec.MAX_SHARDS:
             raise InputError(f"--shards must be 1 to {spec.MAX_SHARDS}, got {self.shards}")
+        if self.images_per_shard < 0:
+            raise InputError(f"--images-per-shard must be 0 or more, got {self.images_per_shard}")
         if self.shard_parallelism < 0:
             raise InputError(f"--shard-parallelism must be 0 or more, got {self.shard_parallelism}")
 

@@ -31,7 +31,7 @@ def publish_and_predict(
         task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER,
     )
     on_cluster(options, exported, spec.EXPORT, retry=cluster.retry_network_io)
-    if options.shards > 1:
+    if options.sharded:
         _predict_in_shards(
             options, exported, store_uri, s3_endpoint, images_uri, results_uri, min_confidence,
             max_failed_fraction, serving_endpoint,
@@ -72,6 +72,7 @@ def _predict_in_shards(
     planned = plan_shards(
         model_uri=model_uri, store_uri=store_uri, images_uri=images_uri, results_uri=results_uri,
         s3_endpoint=s3_endpoint, serving_endpoint=serving_endpoint, shards=options.shards,
+        images_per_shard=options.images_per_shard,
     )  # fmt: skip
     planned.set_caching_options(False)
     on_cluster(options, planned, spec.PLAN_SHARDS, retry=cluster.retry_network_io)

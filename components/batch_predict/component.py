@@ -78,6 +78,7 @@ def plan_shards(
     s3_endpoint: str,
     serving_endpoint: str,
     shards: int,
+    images_per_shard: int,
 ) -> list:
     """List the images once and write `shards` manifests for the predict-shard tasks.
 
@@ -89,6 +90,8 @@ def plan_shards(
         s3_endpoint: S3 endpoint (host:port or http(s)://host:port); empty for AWS or a folder.
         serving_endpoint: TF Serving's gRPC host:port, or `in-step`.
         shards: how many shards (fewer when there are fewer batches of images).
+        images_per_shard: when above 0, as many shards as hold this many images each (at
+            most `shards` when that is above 1).
 
     Returns:
         The manifests' URIs (`<results>/<version>/shards/keys-NNNNN.txt`), one per shard:
@@ -102,8 +105,9 @@ def plan_shards(
         from components.batch_predict.step import plan_step
 
         return plan_step(
-            model_uri, store_uri, images_uri, results_uri, s3_endpoint, serving_endpoint, shards
-        )
+            model_uri, store_uri, images_uri, results_uri, s3_endpoint, serving_endpoint, shards,
+            images_per_shard,
+        )  # fmt: skip
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)

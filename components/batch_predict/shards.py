@@ -87,8 +87,9 @@ def plan(
     """List `images_uri` once and write the shard manifests and plan.json under `plan_uri`.
 
     `shards` manifests, or with `images_per_shard` as many as that many images per shard
-    need; never more shards than batches. `model_uri` is recorded: every shard classifies
-    with the model the plan was made for. Returns the plan (as plan.json holds it).
+    need (at most `shards` when that is above 1); never more shards than batches. `model_uri`
+    is recorded: every shard classifies with the model the plan was made for. Returns the
+    plan (as plan.json holds it).
     """
     if not 1 <= shards <= MAX_SHARDS:
         raise InputError(f"shards must be 1 to {MAX_SHARDS}, got {shards}")
@@ -114,8 +115,8 @@ def plan(
         if total == 0:
             extensions = ", ".join(spec.IMAGE_EXTENSIONS)
             raise BatchPredictError(f"no images ({extensions}) under {images_uri}")
-        if images_per_shard:
-            shards = min(-(-total // images_per_shard), MAX_SHARDS)
+        if images_per_shard:  # at most `shards` when that is above 1
+            shards = min(-(-total // images_per_shard), shards if shards > 1 else MAX_SHARDS)
         shards = min(shards, -(-total // batch_size))
         digests = _write_manifests(listing, total, shards, out, Path(work), batch_size)
     record = {

@@ -110,13 +110,16 @@ def plan_step(
     s3_endpoint: str,
     serving_endpoint: str,
     shards: int,
+    images_per_shard: int = 0,
 ) -> list[str]:
     """The sharded run's first task: the plan under `<results>/<version>/shards/`; the URIs of
     its manifests, one per shard (what ParallelFor iterates over)."""
     images, results = _locations(store_uri, images_uri, results_uri)
     with _model(model_uri, s3_endpoint, serving_endpoint, "", load=False) as model:
         plan_uri = join(results, model.version, sharding.SHARDS_FOLDER)
-    planned = sharding.plan(images, plan_uri, shards, s3_endpoint, model_uri=model_uri)
+    planned = sharding.plan(
+        images, plan_uri, shards, s3_endpoint, images_per_shard, model_uri=model_uri
+    )
     return sharding.manifest_uris(open_store(plan_uri, s3_endpoint), planned)
 
 

@@ -145,6 +145,14 @@ def cluster_options(fn):
         "publishes one predictions.csv. 1: the one batch-predict task.",
     )
     @click.option(
+        "--images-per-shard",
+        default=ClusterOptions().images_per_shard,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Shard batch-predict by size instead: as many shards as hold this many images each, "
+        "decided when the images are listed (at most --shards when that is above 1). 0: off.",
+    )
+    @click.option(
         "--shard-parallelism",
         default=ClusterOptions().shard_parallelism,
         show_default=True,
@@ -165,6 +173,7 @@ def options_from_flags(
     gpu_toleration_key: str,
     secret_name: str,
     shards: int = 1,
+    images_per_shard: int = 0,
     shard_parallelism: int = 0,
 ) -> ClusterOptions:
     key, sep, value = gpu_node_label.partition("=")
@@ -183,6 +192,7 @@ def options_from_flags(
         gpu=gpu_options,
         secret_name=secret_name,
         shards=shards,
+        images_per_shard=images_per_shard,
         shard_parallelism=shard_parallelism,
     )
     try:

@@ -88,6 +88,14 @@ def test_one_shard_compiles_the_pipeline_of_today(tmp_path):
     assert not set(SHARDED) & set(all_tasks(one["spec"]))
 
 
+def test_images_per_shard_alone_compiles_the_loop_and_passes_the_target(tmp_path):
+    doc = compiled(tmp_path, ClusterOptions(images_per_shard=100_000))["spec"]
+    assert loop_of(doc)
+    plan_inputs = all_tasks(doc)[spec.PLAN_SHARDS]["inputs"]["parameters"]
+    assert plan_inputs["images_per_shard"] == {"runtimeValue": {"constant": 100_000}}
+    assert plan_inputs["shards"] == {"runtimeValue": {"constant": 1}}
+
+
 def test_no_parallelism_limit_by_default(tmp_path):
     loop = loop_of(compiled(tmp_path, ClusterOptions(shards=3))["spec"])
     assert "iteratorPolicy" not in loop

@@ -136,6 +136,8 @@ def test_images_per_shard_sets_the_count_and_never_more_shards_than_batches(tmp_
     put(images_uri, "", {f"{i}.png": samples["more/0/1.png"] for i in range(10)})
     per_four = shards.plan(images_uri, str(tmp_path / "a"), 1, images_per_shard=4, batch_size=1)
     assert per_four["shards"] == 3
+    capped = shards.plan(images_uri, str(tmp_path / "d"), 2, images_per_shard=1, batch_size=1)
+    assert capped["shards"] == 2  # --shards above 1 caps --images-per-shard
     assert shards.plan(images_uri, str(tmp_path / "b"), 64, batch_size=1)["shards"] == 10
     assert shards.plan(images_uri, str(tmp_path / "c"), 64, batch_size=4)["shards"] == 3
 
