@@ -10,6 +10,10 @@ as parallel processes, each a pod's work, against a real S3 store (SeaweedFS, `w
    reference one shard measured in the same run; target: 2 shards >= 1.7x one where the work is
    store-bound. A bare loop of parallel GETs from the same server is printed beside it, to show
    whether the work was store-bound.
+   On this 2-core machine the store, the decoders and the model share the same two cores, so
+   the loop above is CPU-bound. The store-bound case, where a pod waits on the store's latency
+   as it does across a network, is measured again with --latency-ms (default 50) added to
+   every request by a proxy in front of the same server, on --latency-images images.
 2. Memory. The plan of a listing of 10,000, 100,000 and 1,000,000 keys, each in a fresh
    process, its peak RSS (ru_maxrss). The listing is a stream of synthetic keys (a page at a
    time, as S3Store.walk gives them; no server holds a million objects here), so the figure is
@@ -21,6 +25,7 @@ as parallel processes, each a pod's work, against a real S3 store (SeaweedFS, `w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -28,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -76,6 +82,49 @@ def run_shards(model: Path, plan_uri: str, count: int, endpoint: str) -> tuple[f
     return time.perf_counter() - start, max(r["seconds"] for r in results)
 
 
+@contextlib.contextmanager
+def delayed(url: str, seconds: float) -> Iterator[str]:
+    """A TCP proxy to `url` (http://127.0.0.1:PORT) that holds each chunk a client sends for
+    `seconds` before passing it on: every request waits a network's round trip. Yields its
+    URL."""
+    import socket
+    import threading
+
+    port = int(url.rsplit(":", 1)[1])
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(src, dst, delay):
+        try:
+            while chunk := src.recv(1 << 16):
+                if delay:
+                    time.sleep(delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def accept():
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", port))
+            for src, dst, delay in ((client, server, seconds), (server, client, 0)):
+                threading.Thread(target=pipe, args=(src, dst, delay), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
 def bare_gets(store, keys: list[str], workers: int) -> float:
     with ThreadPoolExecutor(workers) as pool:
         start = time.perf_counter()
@@ -97,44 +146,61 @@ def bench_throughput(args, work: Path) -> None:
             list(pool.map(lambda item: store.put_bytes(*item), data))
         print(f"uploaded {len(data)} images in {time.perf_counter() - start:.0f} s")
         keys = [o.key for o in store.list("")]
-        rates, steady = {}, {}
-        for count in args.shards:
-            results = f"s3://bench/results-{count}"
-            plan_uri = f"{results}/{shards.SHARDS_FOLDER}"
-            start = time.perf_counter()
-            plan = shards.plan("s3://bench/images", plan_uri, count, endpoint)
-            planned = time.perf_counter() - start
-            wall, slowest = run_shards(model, plan_uri, plan["shards"], endpoint)
-            start = time.perf_counter()
-            merged = merge(plan_uri, results, endpoint)
-            merging = time.perf_counter() - start
-            rates[count] = merged["total"] / wall
-            steady[count] = merged["total"] / slowest
-            print(
-                f"{count} shard(s): {rates[count]:.0f} images/s over {wall:.1f} s of shards, "
-                f"start-up included; {steady[count]:.0f} images/s after the model loads (slowest "
-                f"shard {slowest:.1f} s); plan {planned:.1f} s "
-                f"({plan['total'] / planned:.0f} keys/s listed), merge {merging:.1f} s",
-                flush=True,
-            )
+        rates, steady = scale(args.shards, model, endpoint, "")
         bare = bare_gets(store, keys, 8)
         bare_wide = bare_gets(store, keys, 8 * max(args.shards))
-    print(
-        f"bare GET loop, same server and client: {bare:.0f}/s with 8 threads, "
-        f"{bare_wide:.0f}/s with {8 * max(args.shards)}"
-    )
-    one = min(args.shards)
-    for count in args.shards:
+        print(
+            f"bare GET loop, same server and client: {bare:.0f}/s with 8 threads, "
+            f"{bare_wide:.0f}/s with {8 * max(args.shards)}"
+        )
+        scaled(args.shards, rates, steady, "")
+        if args.latency_ms:
+            label = f"with {args.latency_ms} ms per request"
+            with delayed(endpoint, args.latency_ms / 1000) as slow:
+                subset = "s3://bench/subset"
+                copy = open_store(subset, slow)
+                with ThreadPoolExecutor(16) as pool:
+                    list(pool.map(lambda item: copy.put_bytes(*item), data[: args.latency_images]))
+                rates, steady = scale(args.shards, model, slow, subset)
+                bare = bare_gets(copy, keys[: args.latency_images], 8)
+            print(f"{label}: bare GET loop {bare:.0f}/s with 8 threads")
+            scaled(args.shards, rates, steady, label)
+
+
+def scale(counts: list[int], model: Path, endpoint: str, images: str) -> tuple[dict, dict]:
+    """Plan, shards (all at once) and merge for each shard count: the rates per count."""
+    images = images or "s3://bench/images"
+    rates, steady = {}, {}
+    for count in counts:
+        results = f"{images}-results-{count}"
+        plan_uri = f"{results}/{shards.SHARDS_FOLDER}"
+        start = time.perf_counter()
+        plan = shards.plan(images, plan_uri, count, endpoint)
+        planned = time.perf_counter() - start
+        wall, slowest = run_shards(model, plan_uri, plan["shards"], endpoint)
+        start = time.perf_counter()
+        merged = merge(plan_uri, results, endpoint)
+        merging = time.perf_counter() - start
+        rates[count] = merged["total"] / wall
+        steady[count] = merged["total"] / slowest
+        print(
+            f"{count} shard(s): {rates[count]:.0f} images/s over {wall:.1f} s of shards, "
+            f"start-up included; {steady[count]:.0f} images/s after the model loads (slowest "
+            f"shard {slowest:.1f} s); plan {planned:.1f} s "
+            f"({plan['total'] / planned:.0f} keys/s listed), merge {merging:.1f} s",
+            flush=True,
+        )
+    return rates, steady
+
+
+def scaled(counts: list[int], rates: dict, steady: dict, label: str) -> None:
+    one = min(counts)
+    for count in counts:
         if count != one:
             target = ">= 1.7 where store-bound" if count == 2 else "(no target)"
-            report(f"scale, {count} shards vs {one}", rates[count], rates[one], "images/s", target)
-            report(
-                f"scale after model load, {count} shards vs {one}",
-                steady[count],
-                steady[one],
-                "images/s",
-                target,
-            )
+            goal = f"scale{', ' + label if label else ''}, {count} shards vs {one}"
+            report(goal, rates[count], rates[one], "images/s", target)
+            report(f"{goal}, after the model loads", steady[count], steady[one], "images/s", target)
 
 
 class SyntheticListing:
@@ -198,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         "--listing", default="10000,100000,1000000", type=lambda s: [int(x) for x in s.split(",")]
     )
     parser.add_argument("--train-examples", type=int, default=20_000, help="0: untrained model")
+    parser.add_argument("--latency-ms", type=float, default=50, help="0: no store-bound run")
+    parser.add_argument("--latency-images", type=int, default=20_000)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-listing", action="store_true")
     args = parser.parse_args(argv)
