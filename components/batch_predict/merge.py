@@ -5,15 +5,17 @@ max_failed_fraction applied to the whole run. Nothing is published unless all of
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from components.batch_predict import predictor
 from components.batch_predict.model import BatchPredictError
 from components.batch_predict.report import Tally, merged_tally
 from components.batch_predict.shards import finished, read_plan, shard_folder
-from components.batch_predict.stream import load_one
+from components.batch_predict.stream import _decode_chunk, _fetch
 from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
@@ -88,16 +90,30 @@ def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
             part.unlink()
 
 
+def _pixels(blob: bytes | str):
+    """The 28x28 the model saw, as batch-predict made it, or None."""
+    (pixels,) = _decode_chunk([blob])
+    return None if isinstance(pixels, str) else pixels
+
+
 def _summary(
     tally: Tally, uri: str, record: dict, model_label: str, lineage: dict | None, endpoint: str
 ) -> dict:
     """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
     from components.batch_predict.report import gallery, html_report, markdown_table
+    from components.reading.images import thumbnail
 
     store = open_store(record["images_uri"], endpoint)
+    keys = [row[0] for row, _ in gallery(tally)]
+    with ThreadPoolExecutor(8) as pool:  # a few dozen GETs, each once, in parallel
+        blobs = dict(zip(keys, pool.map(functools.partial(_fetch, store), keys), strict=True))
     for kind in (tally.failures, tally.unsure, tally.sure):
-        kind[:] = [(row, None if row[3] else load_one(store, row[0]).pixels) for row, _ in kind]
-    thumbnails = predictor._thumbnails(store, [row[0] for row, _ in gallery(tally)])
+        kind[:] = [(row, None if row[3] else _pixels(blobs[row[0]])) for row, _ in kind]
+    thumbnails = {}
+    for key, blob in blobs.items():
+        picture = thumbnail(blob) if isinstance(blob, bytes) else None
+        if picture is not None:
+            thumbnails[key] = picture
     skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
     return {
         "predictions_uri": uri,

@@ -87,6 +87,8 @@ def test_sharded_gives_exactly_the_unsharded_result(where, samples, count):
         assert merged[key] == one[key], key
     markdown = merged["markdown"].replace("/sharded/", "/one/")
     assert markdown == one["markdown"]  # counts, skipped files, the first rows
+    html = merged["html"].replace("/sharded/", "/one/")
+    assert html == one["html"]  # the same pictures (as uploaded and as the model saw them)
     assert one["failed"] > 0 and one["skipped"] > 0  # the samples hold both kinds
 
 
