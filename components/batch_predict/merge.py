@@ -49,9 +49,9 @@ def merge(
             records.append(done)
         tally = merged_tally(records)
         predictor._check_outcome(tally, images_uri, max_failed_fraction)
-        summary = None
+        made_from = None
         if lineage is not None:
-            summary = {
+            made_from = {
                 **lineage,
                 "images_uri": images_uri,
                 "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
@@ -64,8 +64,8 @@ def merge(
         with tempfile.TemporaryDirectory(prefix="merge-") as work:
             merged = Path(work) / spec.PREDICTIONS_CSV
             _join_parts(plan_store, record["shards"], merged)
-            if summary is not None:  # before the CSV: the CSV is the last file of a result
-                results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(summary).encode())
+            if made_from is not None:  # before the CSV: the CSV is the last file of a result
+                results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(made_from).encode())
             results.put_file(spec.PREDICTIONS_CSV, merged)
     except BatchPredictError:
         predictor._withdraw(results)
@@ -73,7 +73,7 @@ def merge(
     uri = results.uri(spec.PREDICTIONS_CSV)
     log.info("%d classified, %d failed in %d shards; predictions at %s",
              tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
-    return _summary(tally, uri, record, model_label, summary, s3_endpoint)
+    return _summary(tally, uri, record, model_label, made_from, s3_endpoint)
 
 
 def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
@@ -100,7 +100,7 @@ def _summary(
     tally: Tally, uri: str, record: dict, model_label: str, lineage: dict | None, endpoint: str
 ) -> dict:
     """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
-    from components.batch_predict.report import gallery, html_report, markdown_table
+    from components.batch_predict.report import gallery, summary
     from components.reading.images import thumbnail
 
     store = open_store(record["images_uri"], endpoint)
@@ -116,13 +116,6 @@ def _summary(
             thumbnails[key] = picture
     skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
     return {
-        "predictions_uri": uri,
-        "predicted": tally.predicted,
-        "failed": tally.failed,
-        "low_confidence": tally.low_confidence,
-        "total": tally.total,
-        "skipped": record["skipped"],
+        **summary(tally, uri, skipped, thumbnails, model_label, lineage, record["skipped"]),
         "shards": record["shards"],
-        "markdown": markdown_table(tally, uri, skipped),
-        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", lineage),
     }

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from components.batch_predict.batches import _classify_batch, write_predictions
 from components.batch_predict.model import BatchPredictError, Classifier
-from components.batch_predict.report import Row, Tally, gallery, html_report, markdown_table
+from components.batch_predict.report import Row, Tally, gallery, summary
 from components.batch_predict.stream import Item, available_cpus, preprocess_stream
 from components.common import provenance, spec
 from components.common.log import get_logger
@@ -95,16 +95,7 @@ def batch_predict(
     uri = results.uri(spec.PREDICTIONS_CSV)
     log.info("%d classified, %d failed; predictions at %s", tally.predicted, tally.failed, uri)
     thumbnails = _thumbnails(store, [row[0] for row, _ in gallery(tally)])
-    return {
-        "predictions_uri": uri,
-        "predicted": tally.predicted,
-        "failed": tally.failed,
-        "low_confidence": tally.low_confidence,
-        "total": tally.total,
-        "skipped": len(skipped),
-        "markdown": markdown_table(tally, uri, skipped),
-        "html": html_report(tally, uri, skipped, thumbnails, model_label or "(not named)", record),
-    }
+    return summary(tally, uri, skipped, thumbnails, model_label, record)
 
 
 def _thumbnails(store: Store, keys: list[str]) -> dict:

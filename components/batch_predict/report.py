@@ -84,6 +84,32 @@ def merged_tally(records: list[dict]) -> Tally:
     return tally
 
 
+def summary(
+    tally: Tally,
+    predictions_uri: str,
+    skipped: Sequence,
+    thumbnails: dict,
+    model: str,
+    lineage: dict | None,
+    skipped_count: int | None = None,
+) -> dict:
+    """What a batch-predict run (one task, or the merge of its shards) returns: the counts,
+    the UI's Markdown table and the HTML report. `skipped_count`: when more files were
+    skipped than `skipped` names."""
+    return {
+        "predictions_uri": predictions_uri,
+        "predicted": tally.predicted,
+        "failed": tally.failed,
+        "low_confidence": tally.low_confidence,
+        "total": tally.total,
+        "skipped": len(skipped) if skipped_count is None else skipped_count,
+        "markdown": markdown_table(tally, predictions_uri, skipped),
+        "html": html_report(
+            tally, predictions_uri, skipped, thumbnails, model or "(not named)", lineage
+        ),
+    }
+
+
 def markdown_table(tally: Tally, predictions_uri: str, skipped: Sequence = ()) -> str:
     """A Markdown summary and the first rows, for the KFP UI (the CSV has every row).
 

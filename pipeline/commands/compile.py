@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.commands.options import cluster_options, options_from_flags, renamed
+from pipeline.commands.cluster_flags import cluster_options, options_from_flags
+from pipeline.commands.options import renamed
 from pipeline.commands.output import writing
 
 _FILE = click.Path(dir_okay=False, writable=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import options_from_flags
+from pipeline.commands.cluster_flags import options_from_flags
 from pipeline.kfp.settings import KfpSettings
 
 

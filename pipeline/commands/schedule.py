@@ -10,10 +10,11 @@ import inspect
 
 import click
 
+from pipeline.commands.cluster_flags import options_from_flags
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.cron import UTC, next_fire_times
 from pipeline.commands.global_flags import GlobalFlagsGroup, lift
-from pipeline.commands.options import SCHEDULE_KEY, options_from_flags, renamed
+from pipeline.commands.options import SCHEDULE_KEY, renamed
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package
 from pipeline.commands.schedule_options import rfc3339, schedule_options

@@ -9,11 +9,11 @@ import datetime
 
 import click
 
+from pipeline.commands.cluster_flags import cluster_options
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.cron import UTC, validate_cron
 from pipeline.commands.options import (
     caching_option,
-    cluster_options,
     param_option,
     uploaded_pipeline_options,
 )

@@ -6,11 +6,11 @@ import contextlib
 
 import click
 
+from pipeline.commands.cluster_flags import cluster_options
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.follow import report_run
 from pipeline.commands.options import (
     caching_option,
-    cluster_options,
     param_option,
     uploaded_pipeline_options,
 )

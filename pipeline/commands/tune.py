@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import click
 
+from pipeline.commands.cluster_flags import cluster_options
 from pipeline.commands.connection import kfp_options
 from pipeline.commands.follow import report_run
-from pipeline.commands.options import cluster_options, param_option, parameter_options
+from pipeline.commands.options import param_option, parameter_options
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package, default_run_name, dry_run_plan, show_plan
 from pipeline.kfp.client import kfp_client

@@ -6,8 +6,8 @@ import datetime
 
 import click
 
+from pipeline.commands.cluster_flags import cluster_options
 from pipeline.commands.connection import kfp_options
-from pipeline.commands.options import cluster_options
 from pipeline.commands.output import emit, output_option
 from pipeline.commands.plan import compiled_package, nothing_sent, package_contents
 from pipeline.kfp.client import kfp_client
