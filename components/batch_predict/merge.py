@@ -107,8 +107,8 @@ def _summary(
     keys = [row[0] for row, _ in gallery(tally)]
     with ThreadPoolExecutor(8) as pool:  # a few dozen GETs, each once, in parallel
         blobs = dict(zip(keys, pool.map(functools.partial(_fetch, store), keys), strict=True))
-    for kind in (tally.failures, tally.unsure, tally.sure):
-        kind[:] = [(row, None if row[3] else _pixels(blobs[row[0]])) for row, _ in kind]
+    for kind in (tally.failures, tally.unsure, tally.sure):  # only the gallery's are pictured
+        kind[:] = [(row, _pixels(blobs[row[0]]) if row[0] in blobs else None) for row, _ in kind]
     thumbnails = {}
     for key, blob in blobs.items():
         picture = thumbnail(blob) if isinstance(blob, bytes) else None

@@ -110,7 +110,7 @@ _TUNING = (
     show_default=True,
     type=click.IntRange(1, spec.MAX_SHARDS),
     help="Batch-predict in this many shards, as `compile --shards` does on a cluster: "
-    "kfp.local runs the ParallelFor's tasks one after another.",
+    "kfp.local runs two of the ParallelFor's tasks at a time at most.",
 )
 def run_cmd(
     local: bool,

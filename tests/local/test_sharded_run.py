@@ -1,8 +1,8 @@
 """Local tier: `run --local --shards 3` runs plan-shards, a ParallelFor of predict-shard and
-merge-shards in kfp.local (2.17 runs ParallelFor, one iteration after another), with images on
-the S3 server. The merged predictions.csv is byte for byte what one batch-predict task gives
-with the same exported model on the same images; a shard whose part is lost is done again and
-the finished ones are skipped.
+merge-shards in kfp.local (2.17.3 runs ParallelFor, two iterations at a time at most), with
+images on the S3 server. The merged predictions.csv is byte for byte what one batch-predict
+task gives with the same exported model on the same images; a shard whose part is lost is done
+again and the finished ones are skipped.
 """
 
 from __future__ import annotations

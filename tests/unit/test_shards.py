@@ -92,6 +92,18 @@ def test_sharded_gives_exactly_the_unsharded_result(where, samples, count):
     assert one["failed"] > 0 and one["skipped"] > 0  # the samples hold both kinds
 
 
+def test_more_images_than_the_report_pictures(tmp_path, samples):
+    """Past GALLERY images of a kind, the merged reports still equal one task's (the merge
+    fetched only the pictured ones, and once looked up the others: a KeyError)."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    base = [samples[f"more/{v}/{d}.png"] for v in range(3) for d in range(10)]
+    put(images_uri, "", {f"many/{i:03d}.png": base[i % len(base)] for i in range(150)})
+    one = batch_predict(images_uri, f"{out}/one", classify, batch_size=BATCH)
+    merged = sharded(images_uri, out, "", 3)[2]
+    assert one["total"] == 150 and merged["html"].replace("/sharded/", "/one/") == one["html"]
+    assert merged["markdown"].replace("/sharded/", "/one/") == one["markdown"]
+
+
 def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples):
     images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
     put(images_uri, "", samples)
@@ -126,10 +138,10 @@ def test_the_whole_run_is_held_to_max_failed_fraction(tmp_path, samples):
     images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
     put(images_uri, "", {f"bad/{i}.png": b"not an image" for i in range(4)})
     put(images_uri, "", {f"good/{i}.png": samples[f"more/0/{i}.png"] for i in range(4)})
-    open_store(out).put_bytes(spec.PREDICTIONS_CSV, b"an earlier run's")
+    open_store(f"{out}/sharded").put_bytes(spec.PREDICTIONS_CSV, b"an earlier run's")
     with pytest.raises(BatchPredictError, match="4 of 8 images .* failed"):
         sharded(images_uri, out, "", 2, max_failed_fraction=0.25)
-    assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None
+    assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None  # withdrawn
     assert sharded(images_uri, out, "", 2, max_failed_fraction=0.5)[2]["failed"] == 4
 
 
