@@ -10,7 +10,7 @@ from pathlib import Path
 
 from components.batch_predict import shards as sharding
 from components.batch_predict.merge import merge
-from components.batch_predict.model import Classifier, load_model_version
+from components.batch_predict.model import BatchPredictError, Classifier, load_model_version
 from components.batch_predict.predictor import batch_predict
 from components.common import spec
 from components.common.errors import InputError
@@ -34,16 +34,27 @@ class Model:
 
 @contextlib.contextmanager
 def _model(
-    model_uri: str, s3_endpoint: str, serving_endpoint: str, run_id: str, load: bool = True
+    model_uri: str,
+    s3_endpoint: str,
+    serving_endpoint: str,
+    run_id: str,
+    load: bool = True,
+    planned: str = "",
 ) -> Iterator[Model]:
     """The exported model at `model_uri` loaded here or, when `serving_endpoint` is set, TF
-    Serving's newest version through its gRPC PredictionService."""
+    Serving's newest version through its gRPC PredictionService; with `planned` (a sharded
+    run's version folder), only if that is still the version TF Serving serves."""
     if serving_endpoint not in ("", spec.IN_STEP):
         from components.batch_predict.serving_client import check_model_ready, grpc_classifier
 
         versions = check_model_ready(serving_endpoint)  # fails fast, naming what is missing
         log.info("classifying through TF Serving at %s (versions %s)", serving_endpoint, versions)
         served = str(max(versions))
+        if planned and served != planned:
+            raise BatchPredictError(
+                f"TF Serving at {serving_endpoint} now serves version {served}, but this run's "
+                f"shards were planned for version {planned}: start a new run to classify with it"
+            )
         lineage = model_lineage(join(model_uri.rstrip("/").rpartition("/")[0], served), s3_endpoint)
         yield Model(
             grpc_classifier(serving_endpoint) if load else None,
@@ -133,7 +144,8 @@ def shard_step(
     if done is not None:  # without loading the model
         return done
     model_uri = sharding.read_plan(open_store(plan_uri, s3_endpoint))["model_uri"]
-    with _model(model_uri, s3_endpoint, serving_endpoint, "") as model:
+    version = _planned_version(plan_uri)
+    with _model(model_uri, s3_endpoint, serving_endpoint, "", planned=version) as model:
         return sharding.run_shard(plan_uri, index, model.classify, s3_endpoint, min_confidence)
 
 
@@ -151,11 +163,17 @@ def merge_step(
     if len(plans) != 1:
         raise InputError(f"the manifests name {len(plans)} plans, expected one")
     (plan_uri,) = plans
-    with _model(model_uri, s3_endpoint, serving_endpoint, run_id, load=False) as model:
+    version = _planned_version(plan_uri)
+    with _model(model_uri, s3_endpoint, serving_endpoint, run_id, False, version) as model:
         results = plan_uri.rstrip("/").rpartition("/")[0]
         return merge(
             plan_uri, results, s3_endpoint, max_failed_fraction, model.label, model.lineage
         )
+
+
+def _planned_version(plan_uri: str) -> str:
+    """The version folder a plan was made for: `<results>/<version>/shards` -> `<version>`."""
+    return plan_uri.rstrip("/").rpartition("/")[0].rpartition("/")[2]
 
 
 def model_lineage(model_uri: str, s3_endpoint: str) -> dict:

@@ -1,5 +1,7 @@
 """The batch-predict step as the pipeline runs it: store defaults, and model vs TF Serving."""
 
+import pytest
+
 from components.batch_predict.step import run_step
 from components.common import spec
 from components.store import open_store
@@ -31,3 +33,40 @@ def test_step_with_model_in_store_and_through_serving_agree(tmp_path):
         == local["predicted"]
         == sum(isinstance(v, int) for v in expected.values())
     )
+
+
+def test_sharded_through_serving_gives_the_one_task_csv_and_refuses_a_new_version(
+    tmp_path, monkeypatch
+):
+    """Shards through TF Serving classify with the version the plan was made for: the same CSV
+    as one task; if TF Serving moves on to another version mid-run, a shard and the merge
+    refuse rather than mix two models in one predictions.csv."""
+    from components.batch_predict import shards
+    from components.batch_predict.model import BatchPredictError
+    from components.batch_predict.step import merge_step, plan_step, shard_step
+    from tests import serving_server
+
+    store_uri = str(tmp_path / "store")
+    store = open_store(store_uri)
+    files, _ = sample_files()
+    for name, data in files.items():
+        store.put_bytes(f"{spec.IMAGES_PREFIX}/{name}", data)
+    model_dir = save_model(tmp_path / "saved")
+    with serve_saved_model(model_dir) as serving:
+        one = run_step("", store_uri, "", "one", "", 0.9, serving.target)
+        # fewer images than a batch of 256: one shard (test_shards.py splits finer)
+        manifests = plan_step("", store_uri, "", "sharded", "", serving.target, 2)
+        assert manifests[0].startswith(store.uri("sharded/1/shards/"))
+        for uri in manifests:
+            shard_step(uri, "", serving.target, 0.9)
+        merged = merge_step("", manifests, "", 0.9, serving.target, "")
+        assert store.get_bytes("sharded/1/predictions.csv") == store.get_bytes(
+            "one/1/predictions.csv"
+        )
+        assert merged["predicted"] == one["predicted"]
+        store.delete(f"sharded/1/{shards.SHARDS_FOLDER}/00000/{shards.DONE_FILE}")
+        monkeypatch.setattr(serving_server, "VERSION", 2)  # a new version is deployed
+        with pytest.raises(BatchPredictError, match="now serves version 2, but this run's"):
+            shard_step(manifests[0], "", serving.target, 0.9)
+        with pytest.raises(BatchPredictError, match="planned for version 1"):
+            merge_step("", manifests, "", 0.9, serving.target, "")
