@@ -107,8 +107,10 @@ def plan(
                     if len(examples) < MAX_SKIPPED_NAMED:
                         examples.append(list(entry))
                     continue
-                if "\n" in entry or "\r" in entry:  # one key a line in the manifests
+                if "\n" in entry:  # one key a line ("\n") in the manifests
                     skipped += 1
+                    if len(examples) < MAX_SKIPPED_NAMED:
+                        examples.append([entry, "a key with a line break: not sharded"])
                     continue
                 f.write(entry + "\n")
                 total += 1
@@ -206,7 +208,7 @@ def run_shard(
     plan_store = open_store(plan_uri, s3_endpoint)
     record = read_plan(plan_store)
     manifest = plan_store.get_bytes(manifest_name(index))
-    keys = manifest.decode("utf-8").splitlines()
+    keys = manifest.decode("utf-8").split("\n")[:-1]  # not splitlines: "\x0c" may be in a key
     store = open_store(record["images_uri"], s3_endpoint)
     folder = open_store(plan_store.uri(shard_folder(index)), s3_endpoint)
     if processes is None:

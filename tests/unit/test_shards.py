@@ -92,6 +92,21 @@ def test_sharded_gives_exactly_the_unsharded_result(where, samples, count):
     assert one["failed"] > 0 and one["skipped"] > 0  # the samples hold both kinds
 
 
+def test_keys_with_characters_splitlines_would_cut_are_one_key(tmp_path, samples):
+    """A manifest is one key a line ("\n"); a form feed, a file separator or U+2028 inside a
+    key is part of it (str.splitlines cut them: the shard looked for keys that do not exist)."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    odd = ["form\x0cfeed.png", "sep\x1cx.png", "line\u2028sep.png", "cr\rkey.png"]
+    put(images_uri, "", {name: samples["more/0/7.png"] for name in odd})
+    one = batch_predict(images_uri, f"{out}/one", classify, batch_size=BATCH)
+    merged = sharded(images_uri, out, "", 1)[2]
+    assert (one["predicted"], merged["predicted"]) == (4, 4)
+    store = open_store(out)
+    assert store.get_bytes(f"sharded/{spec.PREDICTIONS_CSV}") == store.get_bytes(
+        f"one/{spec.PREDICTIONS_CSV}"
+    )
+
+
 def test_more_images_than_the_report_pictures(tmp_path, samples):
     """Past GALLERY images of a kind, the merged reports still equal one task's (the merge
     fetched only the pictured ones, and once looked up the others: a KeyError)."""
