@@ -178,10 +178,8 @@ def finished(plan_store: Store, record: dict, index: int) -> dict | None:
     return done
 
 
-def already_done(plan_uri: str, index: int, s3_endpoint: str = "") -> dict | None:
+def already_done(plan_store: Store, record: dict, index: int) -> dict | None:
     """Shard `index`'s DONE.json (with resumed=True) when it is finished, else None."""
-    plan_store = open_store(plan_uri, s3_endpoint)
-    record = read_plan(plan_store)
     if not 0 <= index < record["shards"]:
         raise InputError(f"shard {index} is not one of the plan's {record['shards']}")
     done = finished(plan_store, record, index)
@@ -202,11 +200,11 @@ def run_shard(
 ) -> dict:
     """Classify shard `index` of the plan at `plan_uri`, unless it is finished; its DONE.json.
     Batches are the plan's batch size, so they align with one task's."""
-    done = already_done(plan_uri, index, s3_endpoint)
-    if done is not None:
-        return done
     plan_store = open_store(plan_uri, s3_endpoint)
     record = read_plan(plan_store)
+    done = already_done(plan_store, record, index)
+    if done is not None:
+        return done
     manifest = plan_store.get_bytes(manifest_name(index))
     keys = manifest.decode("utf-8").split("\n")[:-1]  # not splitlines: "\x0c" may be in a key
     store = open_store(record["images_uri"], s3_endpoint)

@@ -140,10 +140,12 @@ def shard_step(
     """The shard whose manifest is at `manifest_uri`, with the model its plan names (skipped
     when it is finished already)."""
     plan_uri, index = sharding.parse_manifest_uri(manifest_uri)
-    done = sharding.already_done(plan_uri, index, s3_endpoint)
+    plan_store = open_store(plan_uri, s3_endpoint)
+    record = sharding.read_plan(plan_store)
+    done = sharding.already_done(plan_store, record, index)
     if done is not None:  # without loading the model
         return done
-    model_uri = sharding.read_plan(open_store(plan_uri, s3_endpoint))["model_uri"]
+    model_uri = record["model_uri"]
     version = _planned_version(plan_uri)
     with _model(model_uri, s3_endpoint, serving_endpoint, "", planned=version) as model:
         return sharding.run_shard(plan_uri, index, model.classify, s3_endpoint, min_confidence)
