@@ -5,17 +5,15 @@ max_failed_fraction applied to the whole run. Nothing is published unless all of
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from components.batch_predict import predictor
 from components.batch_predict.model import BatchPredictError
 from components.batch_predict.report import Tally, merged_tally
 from components.batch_predict.shards import finished, read_plan, shard_folder
-from components.batch_predict.stream import _decode_chunk, _fetch
+from components.batch_predict.stream import _decode_chunk
 from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
@@ -101,19 +99,12 @@ def _summary(
 ) -> dict:
     """predictor.batch_predict's summary, the gallery's 28x28s decoded again (a few dozen)."""
     from components.batch_predict.report import gallery, summary
-    from components.reading.images import thumbnail
 
     store = open_store(record["images_uri"], endpoint)
-    keys = [row[0] for row, _ in gallery(tally)]
-    with ThreadPoolExecutor(8) as pool:  # a few dozen GETs, each once, in parallel
-        blobs = dict(zip(keys, pool.map(functools.partial(_fetch, store), keys), strict=True))
+    blobs = predictor.pictured(store, [row[0] for row, _ in gallery(tally)])  # each GET once
     for kind in (tally.failures, tally.unsure, tally.sure):  # only the gallery's are pictured
         kind[:] = [(row, _pixels(blobs[row[0]]) if row[0] in blobs else None) for row, _ in kind]
-    thumbnails = {}
-    for key, blob in blobs.items():
-        picture = thumbnail(blob) if isinstance(blob, bytes) else None
-        if picture is not None:
-            thumbnails[key] = picture
+    thumbnails = predictor.thumbnails(blobs)
     skipped = [Skipped(*pair) for pair in record["skipped_examples"]]
     return {
         **summary(tally, uri, skipped, thumbnails, model_label, lineage, record["skipped"]),

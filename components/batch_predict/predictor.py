@@ -21,13 +21,14 @@ import contextlib
 import functools
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from components.batch_predict.batches import _classify_batch, write_predictions
 from components.batch_predict.model import BatchPredictError, Classifier
 from components.batch_predict.report import Row, Tally, gallery, summary
-from components.batch_predict.stream import Item, available_cpus, preprocess_stream
+from components.batch_predict.stream import Item, _fetch, available_cpus, preprocess_stream
 from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS, check
@@ -94,20 +95,24 @@ def batch_predict(
         raise
     uri = results.uri(spec.PREDICTIONS_CSV)
     log.info("%d classified, %d failed; predictions at %s", tally.predicted, tally.failed, uri)
-    thumbnails = _thumbnails(store, [row[0] for row, _ in gallery(tally)])
-    return summary(tally, uri, skipped, thumbnails, model_label, record)
+    pictures = thumbnails(pictured(store, [row[0] for row, _ in gallery(tally)]))
+    return summary(tally, uri, skipped, pictures, model_label, record)
 
 
-def _thumbnails(store: Store, keys: list[str]) -> dict:
-    """Small copies of the pictured images, read again from the store (a few dozen at most)."""
+def pictured(store: Store, keys: list[str]) -> dict[str, bytes | str]:
+    """The bytes of the images the report pictures (a few dozen at most), read again from the
+    store eight at a time, or why one could not be read."""
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(keys, pool.map(functools.partial(_fetch, store), keys), strict=True))
+
+
+def thumbnails(blobs: dict[str, bytes | str]) -> dict:
+    """Small copies of the pictured images that can be read."""
     from components.reading.images import thumbnail
 
     pictures = {}
-    for key in keys:
-        try:
-            picture = thumbnail(store.get_bytes(key))
-        except StoreError:
-            picture = None
+    for key, blob in blobs.items():
+        picture = thumbnail(blob) if isinstance(blob, bytes) else None
         if picture is not None:
             pictures[key] = picture
     return pictures
