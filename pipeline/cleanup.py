@@ -11,6 +11,7 @@ and folder just before it removes it), so a linked prefix cannot lead `clean` ou
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from components.common import spec
@@ -18,6 +19,14 @@ from components.dataset import mnist
 from components.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
 
 PREDICTION_FILES = (spec.PREDICTIONS_CSV, "provenance.json")
+_NUMBERED = r"\d{5}"  # spec.SHARD_MANIFEST's and spec.SHARD_FOLDER's "{:05d}"
+_SHARD_FILE = re.compile(
+    "|".join(
+        [re.escape(spec.SHARD_PLAN), re.escape(spec.SHARD_MERGED)]
+        + [re.escape(spec.SHARD_MANIFEST).replace(re.escape("{:05d}"), _NUMBERED)]
+        + [f"{_NUMBERED}/{re.escape(name)}" for name in (spec.SHARD_DONE, spec.PREDICTIONS_CSV)]
+    )
+)
 _DATASET_NAMES = {spec.MANIFEST} | {f.name for f in mnist.FILES} | {f.gz_name for f in mnist.FILES}
 
 
@@ -45,10 +54,17 @@ def _is_ours(prefix: str, rel: str, dataset_names: set[str]) -> bool:
     if prefix == spec.MODELS_PREFIX:
         return spec.version_number(rel.split("/", 1)[0]) is not None
     if prefix == spec.PREDICTIONS_PREFIX:
-        return rel.rsplit("/", 1)[-1] in PREDICTION_FILES
+        return rel.rsplit("/", 1)[-1] in PREDICTION_FILES or _is_shard_file(rel)
     if prefix == spec.CHECKPOINTS_PREFIX:
         return True  # a run's training checkpoints, left by a run that never exported
     return True  # images, and only with --include-images
+
+
+def _is_shard_file(rel: str) -> bool:
+    """A sharded batch-predict's file: `<version>/shards/` then its plan, its manifests, a
+    shard's part and marker (components/batch_predict/shards.py)."""
+    _, found, inside = rel.partition(f"/{spec.SHARDS_FOLDER}/")
+    return bool(found) and _SHARD_FILE.fullmatch(inside) is not None
 
 
 def plan(store: Store, include_images: bool) -> Plan:

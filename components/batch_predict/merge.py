@@ -5,6 +5,7 @@ max_failed_fraction applied to the whole run. Nothing is published unless all of
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -12,12 +13,12 @@ from pathlib import Path
 from components.batch_predict import predictor
 from components.batch_predict.model import BatchPredictError
 from components.batch_predict.report import Tally, merged_tally
-from components.batch_predict.shards import finished, read_plan, shard_folder
+from components.batch_predict.shards import MERGED_FILE, finished, read_plan, shard_folder
 from components.batch_predict.stream import _decode_chunk
 from components.common import provenance, spec
 from components.common.log import get_logger
 from components.common.parameters import DEFAULTS
-from components.store import Skipped, Store, open_store
+from components.store import Skipped, Store, StoreError, open_store
 
 log = get_logger("batch_predict")
 _HEADER = (",".join(spec.PREDICTIONS_HEADER) + "\r\n").encode()  # as csv.writer writes it
@@ -38,15 +39,20 @@ def merge(
     results = open_store(results_uri, s3_endpoint)
     record = read_plan(plan_store)
     images_uri = record["images_uri"]
+    before = _merged_before(plan_store, results, record)
     try:
         records = []
         for index in range(record["shards"]):
-            done = finished(plan_store, record, index)
+            done = finished(plan_store, record, index, part=before is None)
             if done is None:
                 raise BatchPredictError(f"shard {index} of {record['shards']} is not finished")
             records.append(done)
         tally = merged_tally(records)
         predictor._check_outcome(tally, images_uri, max_failed_fraction)
+        if before is not None:  # a retried merge: published, and the parts are gone
+            log.info("the plan was merged already into %s", results.uri(spec.PREDICTIONS_CSV))
+            return _summary(tally, before["predictions_uri"], record, model_label,
+                            before["made_from"], s3_endpoint)  # fmt: skip
         made_from = None
         if lineage is not None:
             made_from = {
@@ -65,10 +71,12 @@ def merge(
             if made_from is not None:  # before the CSV: the CSV is the last file of a result
                 results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(made_from).encode())
             results.put_file(spec.PREDICTIONS_CSV, merged)
+            size = merged.stat().st_size
     except BatchPredictError:
         predictor._withdraw(results)
         raise
     uri = results.uri(spec.PREDICTIONS_CSV)
+    _remove_parts(plan_store, record, uri, size, made_from)
     log.info("%d classified, %d failed in %d shards; predictions at %s",
              tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
     return _summary(tally, uri, record, model_label, made_from, s3_endpoint)
@@ -86,6 +94,33 @@ def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:
                     raise BatchPredictError(f"shard {index}'s {spec.PREDICTIONS_CSV} has no header")
                 shutil.copyfileobj(f, out, 1 << 20)
             part.unlink()
+
+
+def _merged_before(plan_store: Store, results: Store, record: dict) -> dict | None:
+    """MERGED.json, when this plan's result is published already and still there (a retried
+    merge task, after the parts were removed), else None."""
+    try:
+        merged = json.loads(plan_store.get_bytes(MERGED_FILE))
+    except (StoreError, ValueError):
+        return None
+    published = results.stat(spec.PREDICTIONS_CSV)
+    if merged.get("manifests") != record["manifests"] or published is None:
+        return None
+    return merged if published.size == merged.get("bytes") else None
+
+
+def _remove_parts(plan_store: Store, record: dict, uri: str, size: int, made_from) -> None:
+    """Record the merge (MERGED.json), then remove the shards' CSVs: predictions.csv holds
+    them now. Their DONE.json stay, small, for a retried merge's reports. A part that cannot
+    be removed is a warning: the result is published."""
+    merged = {"manifests": record["manifests"], "predictions_uri": uri, "bytes": size,
+              "made_from": made_from}  # fmt: skip
+    try:
+        plan_store.put_bytes(MERGED_FILE, json.dumps(merged).encode())
+        for index in range(record["shards"]):
+            plan_store.delete(f"{shard_folder(index)}/{spec.PREDICTIONS_CSV}")
+    except StoreError as e:
+        log.warning("the shards' parts under %s stay: %s", plan_store.uri(), e)
 
 
 def _pixels(blob: bytes | str):

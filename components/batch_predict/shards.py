@@ -16,7 +16,9 @@ The pipeline compiled with `--shards N` runs these three in place of the one bat
 3. `merge` (merge.py): checks every shard is done, joins the parts in order into one
    predictions.csv (the same bytes as one task would have written), applies
    max_failed_fraction to the whole run, and makes the same reports from the shards'
-   records. Nothing is published unless all of it is good.
+   records. Nothing is published unless all of it is good. Then it writes MERGED.json and
+   removes the shards' CSVs (predictions.csv holds them); a retried merge finds MERGED.json,
+   and a new plan removes it.
 """
 
 from __future__ import annotations
@@ -41,9 +43,8 @@ from components.common.parameters import DEFAULTS
 from components.store import Skipped, Store, StoreError, open_store
 
 log = get_logger("batch_predict")
-PLAN_FILE = "plan.json"
-DONE_FILE = "DONE.json"
-SHARDS_FOLDER = "shards"
+PLAN_FILE, DONE_FILE, MERGED_FILE = spec.SHARD_PLAN, spec.SHARD_DONE, spec.SHARD_MERGED
+SHARDS_FOLDER = spec.SHARDS_FOLDER
 MAX_SHARDS = spec.MAX_SHARDS
 BATCH_SIZE = inspect.signature(predictor.batch_predict).parameters["batch_size"].default
 # Skipped files named in the plan (and so in the reports); more are counted, not named.
@@ -51,10 +52,10 @@ MAX_SKIPPED_NAMED = 1_000
 
 
 def manifest_name(index: int) -> str:
-    return f"keys-{index:05d}.txt"
+    return spec.SHARD_MANIFEST.format(index)
 
 
-_MANIFEST = re.compile(r"keys-(\d{5})\.txt")
+_MANIFEST = re.compile(re.escape(spec.SHARD_MANIFEST).replace(re.escape("{:05d}"), r"(\d{5})"))
 
 
 def manifest_uris(plan_store: Store, record: dict) -> list[str]:
@@ -72,7 +73,7 @@ def parse_manifest_uri(uri: str) -> tuple[str, int]:
 
 
 def shard_folder(index: int) -> str:
-    return f"{index:05d}"
+    return spec.SHARD_FOLDER.format(index)
 
 
 def plan(
@@ -97,6 +98,7 @@ def plan(
         raise InputError(f"images_per_shard must be 0 or more, got {images_per_shard}")
     store = open_store(images_uri, s3_endpoint)
     out = open_store(plan_uri, s3_endpoint)
+    out.delete(MERGED_FILE)  # a new plan is merged anew
     with tempfile.TemporaryDirectory(prefix="plan-") as work:
         listing = Path(work) / "keys.txt"
         total, skipped, examples = 0, 0, []
@@ -164,8 +166,9 @@ def read_plan(plan_store: Store) -> dict:
         raise BatchPredictError(f"no readable {PLAN_FILE} at {plan_store.uri()}: {e}") from e
 
 
-def finished(plan_store: Store, record: dict, index: int) -> dict | None:
-    """The DONE.json of shard `index` when it matches the plan's manifest and its CSV is there."""
+def finished(plan_store: Store, record: dict, index: int, part: bool = True) -> dict | None:
+    """The DONE.json of shard `index` when it matches the plan's manifest and (with `part`) its
+    CSV is there."""
     folder = shard_folder(index)
     try:
         done = json.loads(plan_store.get_bytes(f"{folder}/{DONE_FILE}"))
@@ -173,7 +176,7 @@ def finished(plan_store: Store, record: dict, index: int) -> dict | None:
         return None
     if done.get("manifest_sha256") != record["manifests"][index]:
         return None  # a different plan's shard
-    if plan_store.stat(f"{folder}/{spec.PREDICTIONS_CSV}") is None:
+    if part and plan_store.stat(f"{folder}/{spec.PREDICTIONS_CSV}") is None:
         return None
     return done
 

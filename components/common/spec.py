@@ -32,6 +32,12 @@ DEPLOY = "deploy"  # optional (the `deploy` parameter): a KServe InferenceServic
 PLAN_SHARDS, PREDICT_SHARD, MERGE_SHARDS = ("plan-shards", "predict-shard", "merge-shards")
 SHARD_LOOP = "for-each-shard"
 MAX_SHARDS = 10_000
+# What a sharded run writes under <predictions>/<version>/shards/ (also what `clean` removes):
+# the plan, the manifests, and per shard a folder with its part of the CSV and its marker;
+# MERGED: the merge published the result and removed the parts.
+SHARDS_FOLDER, SHARD_PLAN = "shards", "plan.json"
+SHARD_DONE, SHARD_MERGED = "DONE.json", "MERGED.json"
+SHARD_MANIFEST, SHARD_FOLDER = "keys-{:05d}.txt", "{:05d}"  # str.format of the shard's index
 # Names of the tasks' outputs, as the Kubeflow UI lists them: the artifacts, and the output
 # parameters (one-field NamedTuples, so none is kfp's bare "Output"). A compile test checks them
 # against the compiled components.

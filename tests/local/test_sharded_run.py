@@ -1,8 +1,9 @@
 """Local tier: `run --local --shards 3` runs plan-shards, a ParallelFor of predict-shard and
 merge-shards in kfp.local (2.17.3 runs ParallelFor, two iterations at a time at most), with
 images on the S3 server. The merged predictions.csv is byte for byte what one batch-predict
-task gives with the same exported model on the same images; a shard whose part is lost is done
-again and the finished ones are skipped.
+task gives with the same exported model on the same images; the parts are removed once merged
+and a retried merge gives the same; a shard whose part is lost is done again and the finished
+ones are skipped.
 """
 
 from __future__ import annotations
@@ -63,9 +64,22 @@ def test_a_sharded_local_run_gives_exactly_the_one_task_result(
     assert results.get_bytes(spec.PREDICTIONS_CSV) == same
     assert (one["predicted"], one["failed"]) == (summary["predicted"], summary["failed"])
 
-    # shard 1's part is lost (a preempted pod): only it is done again
-    results.delete(f"{shards.SHARDS_FOLDER}/{shards.shard_folder(1)}/{shards.DONE_FILE}")
+    # merged: the parts are gone, MERGED.json says so, and a retried merge task gives the same
+    parts = [
+        f"{shards.SHARDS_FOLDER}/{shards.shard_folder(i)}/{spec.PREDICTIONS_CSV}" for i in range(3)
+    ]
+    assert [results.stat(part) for part in parts] == [None] * 3
     manifests = shards.manifest_uris(open_store(results.uri(shards.SHARDS_FOLDER), endpoint), plan)
+    retried = merge_step(summary["model_uri"], manifests, endpoint, 0.5, spec.IN_STEP, "")
+    assert (retried["predicted"], retried["failed"]) == (summary["predicted"], summary["failed"])
+    assert results.get_bytes(spec.PREDICTIONS_CSV) == same
+
+    # a new plan (as a new run makes) classifies every shard again; then shard 1's part is lost
+    # (a preempted pod): only it is done again
+    results.delete(f"{shards.SHARDS_FOLDER}/{shards.MERGED_FILE}")
+    first = [shard_step(uri, endpoint, spec.IN_STEP, 0.9) for uri in manifests]
+    assert [run["resumed"] for run in first] == [False] * 3
+    results.delete(f"{shards.SHARDS_FOLDER}/{shards.shard_folder(1)}/{shards.DONE_FILE}")
     again = [shard_step(uri, endpoint, spec.IN_STEP, 0.9) for uri in manifests]
     assert [run["resumed"] for run in again] == [True, False, True]
     merged = merge_step(summary["model_uri"], manifests, endpoint, 0.5, spec.IN_STEP, "")

@@ -106,3 +106,27 @@ def test_a_store_that_is_a_loop_of_links_is_one_line(tmp_path):
     result = clean("--store", str(tmp_path / "a"))
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"Error: {tmp_path / 'a'}: a loop of symbolic links"
+
+
+def test_a_sharded_runs_files_go_and_lookalikes_stay(tmp_path):
+    """What components/batch_predict/shards.py writes under <version>/shards/ is ours; a file
+    of another name there, or the same names elsewhere, is not."""
+    sharded = [
+        "predictions/4/shards/plan.json",
+        "predictions/4/shards/MERGED.json",
+        "predictions/4/shards/keys-00000.txt",
+        "predictions/4/shards/00000/DONE.json",
+        "predictions/4/shards/00000/predictions.csv",
+    ]
+    lookalikes = [
+        "predictions/4/shards/notes.txt",
+        "predictions/4/shards/keys-1.txt",
+        "predictions/4/shards/00000/mine.csv",
+        "predictions/4/plan.json",
+    ]
+    store = open_store(str(tmp_path / "s"))
+    for key in sharded + lookalikes:
+        store.put_bytes(key, b"x")
+    result = clean("--store", str(tmp_path / "s"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert {info.key for info in store.list("predictions")} == set(lookalikes)

@@ -214,3 +214,35 @@ def test_the_plan_records_what_it_listed(tmp_path, samples):
     on_disk = json.loads(open_store(plan_uri).get_bytes(shards.PLAN_FILE))
     assert on_disk == plan and len(plan["manifests"]) == 4
     assert plan["skipped"] == len(plan["skipped_examples"]) > 0
+
+
+def test_the_merge_removes_the_parts_and_a_retried_merge_gives_the_same(where, samples):
+    """predictions.csv holds the parts once merged: they go (stored twice otherwise). A merge
+    task retried after that finds MERGED.json and gives the same result; a new run plans
+    again and classifies every shard again."""
+    images_uri, out, endpoint = where
+    put(images_uri, endpoint, samples)
+    plan, _, merged = sharded(images_uri, out, endpoint, 3)
+    results = open_store(f"{out}/sharded", endpoint)
+    published = results.get_bytes(spec.PREDICTIONS_CSV)
+    parts = [f"shards/{shards.shard_folder(i)}/{spec.PREDICTIONS_CSV}" for i in range(3)]
+    assert [results.stat(part) for part in parts] == [None] * 3
+    assert merge(f"{out}/sharded/shards", f"{out}/sharded", endpoint) == merged
+    assert results.get_bytes(spec.PREDICTIONS_CSV) == published
+    counting = Counting()
+    again = sharded(images_uri, out, endpoint, 3, classifier=counting)
+    assert [run["resumed"] for run in again[1]] == [False] * 3
+    assert counting.images == merged["predicted"]
+    assert results.get_bytes(spec.PREDICTIONS_CSV) == published
+
+
+def test_a_retried_merge_whose_result_was_replaced_merges_nothing_stale(tmp_path, samples):
+    """MERGED.json counts only while the CSV it published is there: otherwise the parts are
+    needed, and they are gone, so the merge refuses rather than publish a report of nothing."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    sharded(images_uri, out, "", 2)
+    open_store(f"{out}/sharded").put_bytes(spec.PREDICTIONS_CSV, b"someone else's")
+    with pytest.raises(BatchPredictError, match="^shard 0 of 2 is not finished$"):
+        merge(f"{out}/sharded/shards", f"{out}/sharded")
+    assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None
