@@ -4,6 +4,8 @@ Both models train epoch by epoch on the full data set on this machine's CPU, eva
 test set after every epoch (the same evaluation cost for both). Printed, for each training-time
 augmentation (the `augment` parameter: shift and robust by default; the default parameters
 otherwise):
+  the input pipeline's own rate (images per second it can feed the model, the augmentation
+      included);
   1a. our final test accuracy with the pipeline's default parameters, and the training time;
   1b. our time to 0.990 with the quick setting (one epoch at learning rate 0.02, the same model
       and code), the reference's time to 0.990 (trained until then, at most 15 epochs), ratio.
@@ -25,6 +27,7 @@ from benchmarks.common import MNIST_DIR, machine, report  # noqa: E402
 from components.dataset import mnist
 
 TARGET = 0.990
+DEFAULT_ACCURACY, DEFAULT_SECONDS = 0.996, 180.0  # the default parameters' goal (issue 26)
 
 
 def load():
@@ -92,6 +95,17 @@ def run_ours(train, test, cfg, label: str) -> tuple[float | None, float, float]:
     return (reached[0] if reached else None), result.test_accuracy, result.seconds
 
 
+def input_rate(train, augment: str) -> float:
+    """Images per second the training input pipeline (order, batches, augmentation) delivers
+    on its own, after a warm-up, over 200 batches."""
+    from components.train import devices, model
+    from components.train.config import TrainConfig
+
+    data = model.dataset(*train, TrainConfig(augment=augment), training=True)
+    devices.input_rate(data, batches=5)  # the first batches build the pipeline
+    return devices.input_rate(data, batches=200)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -112,12 +126,15 @@ def main() -> None:
     print(f"bench_train on {machine()}")
     quick_times = {}
     for augment in args.augment.split(","):
+        print(f"input pipeline alone, augment={augment}: {input_rate(train, augment):,.0f} "
+              "images/s (what training can be fed at most)", flush=True)  # fmt: skip
         if not args.skip_default:
             default = TrainConfig(augment=augment)
             _, final, total = run_ours(train, test, default, f"default {augment}")
             print(
                 f"goal 1a, augment={augment}: default parameters {default} reach test accuracy "
-                f"{final:.4f} after {total:.0f} s of training on this CPU (target >= 0.994)",
+                f"{final:.4f} after {total:.0f} s of training on this CPU (targets: >= "
+                f"{DEFAULT_ACCURACY} within <= {DEFAULT_SECONDS:.0f} s)",
                 flush=True,
             )
         quick = TrainConfig(epochs=1, learning_rate=0.02, augment=augment)
@@ -139,7 +156,7 @@ def main() -> None:
                 to_target,
                 ref_time,
                 "s",
-                "<= 0.2",
+                "<= 0.1",
             )
 
 
