@@ -18,7 +18,7 @@ from components.common import spec
 from components.dataset import mnist
 from components.store import LocalStore, ObjectInfo, S3Store, Store, StoreError, join
 
-PREDICTION_FILES = (spec.PREDICTIONS_CSV, "provenance.json")
+PREDICTION_FILES = (spec.PREDICTIONS_CSV, spec.PREDICTIONS_PARTS, "provenance.json")
 _NUMBERED = r"\d{5}"  # spec.SHARD_MANIFEST's and spec.SHARD_FOLDER's "{:05d}"
 _SHARD_FILE = re.compile(
     "|".join(

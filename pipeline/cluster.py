@@ -74,6 +74,9 @@ class ClusterOptions:
     shards: int = 1
     images_per_shard: int = 0
     shard_parallelism: int = 0
+    # A sharded run publishes predictions.parts.json, a manifest of the shards' CSVs, instead
+    # of joining them into one predictions.csv (for runs too large for one file).
+    merge_parts: bool = False
 
     @property
     def sharded(self) -> bool:
@@ -89,6 +92,10 @@ class ClusterOptions:
             raise InputError(f"--images-per-shard must be 0 or more, got {self.images_per_shard}")
         if self.shard_parallelism < 0:
             raise InputError(f"--shard-parallelism must be 0 or more, got {self.shard_parallelism}")
+        if self.merge_parts and not self.sharded:
+            raise InputError(
+                "--merge-parts lists the shards' CSVs: give --shards N or --images-per-shard K"
+            )
 
 
 def gpu_settings(gpu: GpuOptions) -> dict:

@@ -90,7 +90,7 @@ def _predict_in_shards(
     merged = merge_shards(
         model_uri=model_uri, manifests=planned.output, s3_endpoint=s3_endpoint,
         max_failed_fraction=max_failed_fraction, serving_endpoint=serving_endpoint,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, parts=options.merge_parts,
     ).after(part)  # fmt: skip
     merged.set_caching_options(False)
     on_cluster(options, merged, spec.MERGE_SHARDS, retry=cluster.retry_network_io)

@@ -147,11 +147,13 @@ def merge_shards(
     max_failed_fraction: float,
     serving_endpoint: str,
     run_id: str,
+    parts: bool,
     predictions: Output[Markdown],
     report: Output[HTML],
 ) -> NamedTuple("Outputs", predictions_uri=str):
-    """Join the shards into one predictions.csv, held to max_failed_fraction over all of them,
-    with batch-predict's table and report.
+    """Join the shards into one predictions.csv (or with `parts`, list them in
+    predictions.parts.json), held to max_failed_fraction over all of them, with batch-predict's
+    table and report.
 
     Args:
         model_uri: the exported model version folder.
@@ -160,11 +162,12 @@ def merge_shards(
         max_failed_fraction: fail when more images than this share could not be read.
         serving_endpoint: TF Serving's gRPC host:port, or `in-step` (for the report's label).
         run_id: the pipeline run's ID (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for provenance.
+        parts: publish a manifest of the shards' CSVs instead of one joined CSV.
         predictions: the counts and the first rows (Markdown).
         report: the pictured images, the counts, the skipped files (HTML).
 
     Returns:
-        predictions_uri: the URI of predictions.csv.
+        predictions_uri: the URI of predictions.csv (or of predictions.parts.json).
     """
     from components.common import spec as names
     from components.common.failure import reported
@@ -175,7 +178,7 @@ def merge_shards(
         from components.batch_predict.step import merge_step
 
         summary = merge_step(
-            model_uri, manifests, s3_endpoint, max_failed_fraction, serving_endpoint, run_id
+            model_uri, manifests, s3_endpoint, max_failed_fraction, serving_endpoint, run_id, parts
         )
         Path(predictions.path).write_text(summary.pop("markdown"))
         Path(report.path).write_text(summary.pop("html"))

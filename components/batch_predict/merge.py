@@ -31,15 +31,21 @@ def merge(
     max_failed_fraction: float = DEFAULTS["max_failed_fraction"],
     model_label: str = "",
     lineage: dict | None = None,
+    parts: bool = False,
 ) -> dict:
     """Join the finished shards into `<results_uri>/predictions.csv` and the reports; the same
     summary as `predictor.batch_predict`. Refused, with nothing published (and an earlier
-    predictions.csv withdrawn), when a shard is not finished or too many images failed."""
+    result withdrawn), when a shard is not finished or too many images failed.
+
+    `parts` (for runs too large for one file): publish `predictions.parts.json`, the shards'
+    CSVs in order (each with the header, its rows and its URI), and keep them, instead of
+    joining them; an earlier predictions.csv is withdrawn. The reports are the same."""
     plan_store = open_store(plan_uri, s3_endpoint)
     results = open_store(results_uri, s3_endpoint)
     record = read_plan(plan_store)
     images_uri = record["images_uri"]
-    before = _merged_before(plan_store, results, record)
+    before = None if parts else _merged_before(plan_store, results, record)
+    name = spec.PREDICTIONS_PARTS if parts else spec.PREDICTIONS_CSV
     try:
         records = []
         for index in range(record["shards"]):
@@ -58,7 +64,7 @@ def merge(
             made_from = {
                 **lineage,
                 "images_uri": images_uri,
-                "predictions_uri": results.uri(spec.PREDICTIONS_CSV),
+                "predictions_uri": results.uri(name),
                 "images": tally.total,
                 "predicted": tally.predicted,
                 "failed": tally.failed,
@@ -66,20 +72,53 @@ def merge(
                 "shards": record["shards"],
             }
         with tempfile.TemporaryDirectory(prefix="merge-") as work:
-            merged = Path(work) / spec.PREDICTIONS_CSV
-            _join_parts(plan_store, record["shards"], merged)
-            if made_from is not None:  # before the CSV: the CSV is the last file of a result
+            result = Path(work) / name
+            if parts:
+                result.write_bytes(_parts_manifest(plan_store, records))
+            else:
+                _join_parts(plan_store, record["shards"], result)
+            if made_from is not None:  # before the result: it is the last file written
                 results.put_bytes(provenance.PROVENANCE_FILE, provenance.dumps(made_from).encode())
-            results.put_file(spec.PREDICTIONS_CSV, merged)
-            size = merged.stat().st_size
+            results.put_file(name, result)
+            size = result.stat().st_size
+        # an earlier run's result of the other kind is not this one's
+        _delete(results, spec.PREDICTIONS_CSV if parts else spec.PREDICTIONS_PARTS)
     except BatchPredictError:
-        predictor._withdraw(results)
+        _withdraw(results)
         raise
-    uri = results.uri(spec.PREDICTIONS_CSV)
-    _remove_parts(plan_store, record, uri, size, made_from)
+    uri = results.uri(name)
+    if not parts:
+        _remove_parts(plan_store, record, uri, size, made_from)
     log.info("%d classified, %d failed in %d shards; predictions at %s",
              tally.predicted, tally.failed, record["shards"], uri)  # fmt: skip
     return _summary(tally, uri, record, model_label, made_from, s3_endpoint)
+
+
+def _parts_manifest(plan_store: Store, records: list[dict]) -> bytes:
+    """predictions.parts.json: the shards' CSVs in order; read one after the other, each
+    without its header line, they are the rows one predictions.csv would hold."""
+    listed = [
+        {"uri": plan_store.uri(f"{shard_folder(i)}/{spec.PREDICTIONS_CSV}"), "rows": done["rows"]}
+        for i, done in enumerate(records)
+    ]
+    rows = sum(part["rows"] for part in listed)
+    return json.dumps(
+        {"header": list(spec.PREDICTIONS_HEADER), "rows": rows, "parts": listed}, indent=1
+    ).encode()
+
+
+def _withdraw(results: Store) -> None:
+    """Neither an earlier predictions.csv nor an earlier parts manifest stays for a failed run."""
+    _delete(results, spec.PREDICTIONS_CSV)
+    _delete(results, spec.PREDICTIONS_PARTS)
+
+
+def _delete(results: Store, key: str) -> None:
+    """Remove an earlier run's result, so no one takes it for this run's."""
+    try:
+        results.delete(key)
+    except StoreError as e:
+        log.warning("could not remove the earlier %s: %s", key, e)
 
 
 def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:

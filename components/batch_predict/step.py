@@ -158,9 +158,11 @@ def merge_step(
     max_failed_fraction: float,
     serving_endpoint: str,
     run_id: str,
+    parts: bool = False,
 ) -> dict:
     """The shards of the plan `manifests` belong to, joined into
-    `<results>/<version>/predictions.csv` and the reports: the summary run_step gives."""
+    `<results>/<version>/predictions.csv` (or, with `parts`, listed in predictions.parts.json)
+    and the reports: the summary run_step gives."""
     plans = {sharding.parse_manifest_uri(uri)[0] for uri in manifests}
     if len(plans) != 1:
         raise InputError(f"the manifests name {len(plans)} plans, expected one")
@@ -169,8 +171,9 @@ def merge_step(
     with _model(model_uri, s3_endpoint, serving_endpoint, run_id, False, version) as model:
         results = plan_uri.rstrip("/").rpartition("/")[0]
         return merge(
-            plan_uri, results, s3_endpoint, max_failed_fraction, model.label, model.lineage
-        )
+            plan_uri, results, s3_endpoint, max_failed_fraction, model.label, model.lineage,
+            parts,
+        )  # fmt: skip
 
 
 def _planned_version(plan_uri: str) -> str:

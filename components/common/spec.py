@@ -76,6 +76,8 @@ CHECKPOINTS_PREFIX = "checkpoints"
 # for a whole one.
 MANIFEST = "MANIFEST.json"
 PREDICTIONS_CSV = "predictions.csv"
+# a sharded run's result for very large runs (`--merge-parts`): a manifest of the shards' CSVs
+PREDICTIONS_PARTS = "predictions.parts.json"
 # low_confidence is "yes" when the confidence is under the min_confidence parameter
 PREDICTIONS_HEADER = ("image", "prediction", "confidence", "error", "low_confidence")
 

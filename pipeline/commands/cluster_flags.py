@@ -74,6 +74,13 @@ def cluster_options(fn):
         type=click.IntRange(0),
         help="At most this many shard pods at a time (0: no limit).",
     )
+    @click.option(
+        "--merge-parts",
+        is_flag=True,
+        default=ClusterOptions().merge_parts,
+        help=f"With shards, for runs too large for one file: publish {spec.PREDICTIONS_PARTS}, "
+        "the shards' CSVs in order, instead of joining them into one predictions.csv.",
+    )
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
@@ -90,6 +97,7 @@ def options_from_flags(
     shards: int = 1,
     images_per_shard: int = 0,
     shard_parallelism: int = 0,
+    merge_parts: bool = False,
 ) -> ClusterOptions:
     key, sep, value = gpu_node_label.partition("=")
     if not sep or not key:
@@ -109,6 +117,7 @@ def options_from_flags(
         shards=shards,
         images_per_shard=images_per_shard,
         shard_parallelism=shard_parallelism,
+        merge_parts=merge_parts,
     )
     try:
         options.validate()

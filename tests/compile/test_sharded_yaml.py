@@ -109,3 +109,21 @@ def test_the_cli_compiles_the_loop_and_refuses_zero_shards(tmp_path):
     assert loop_of(yaml.safe_load_all(out.read_text()).__next__())
     refused = runner.invoke(main, ["compile", str(tmp_path / "q.yaml"), "--shards", "0"])
     assert refused.exit_code == 2 and "'--shards': 0 is not in the range" in refused.output
+
+
+def test_merge_parts_reaches_the_merge_task_and_needs_shards(tmp_path):
+    """`--merge-parts`: merge-shards publishes the manifest of the parts (merge.py); off, one
+    CSV. Without shards there are no parts to list: a usage error, not a flag ignored."""
+    tasks = all_tasks(compiled(tmp_path, ClusterOptions(shards=3, merge_parts=True))["spec"])
+    assert tasks[spec.MERGE_SHARDS]["inputs"]["parameters"]["parts"] == {
+        "runtimeValue": {"constant": True}
+    }
+    runner = CliRunner()
+    result = runner.invoke(main, ["compile", str(tmp_path / "p.yaml"), "--shards", "8"])
+    assert result.exit_code == 0, result.output
+    doc = next(yaml.safe_load_all((tmp_path / "p.yaml").read_text()))
+    merge = all_tasks(doc)[spec.MERGE_SHARDS]
+    assert merge["inputs"]["parameters"]["parts"] == {"runtimeValue": {"constant": False}}
+    refused = runner.invoke(main, ["compile", str(tmp_path / "q.yaml"), "--merge-parts"])
+    assert refused.exit_code == 2 and "--merge-parts lists the shards' CSVs" in refused.output
+    assert not (tmp_path / "q.yaml").exists()

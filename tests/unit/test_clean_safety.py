@@ -16,6 +16,7 @@ OURS = [
     "models/mnist/1/saved_model.pb",
     "models/mnist/1/CLAIM.json",
     "predictions/3/predictions.csv",
+    "predictions/5/predictions.parts.json",
 ]
 NOT_OURS = [
     "datasets/mnist/my-notes.txt",

@@ -246,3 +246,43 @@ def test_a_retried_merge_whose_result_was_replaced_merges_nothing_stale(tmp_path
     with pytest.raises(BatchPredictError, match="^shard 0 of 2 is not finished$"):
         merge(f"{out}/sharded/shards", f"{out}/sharded")
     assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None
+
+
+def test_a_parts_manifest_lists_the_parts_that_read_in_order_are_one_tasks_csv(where, samples):
+    """`parts`, for runs too large for one file: predictions.parts.json names the shards' CSVs
+    in order, with their row counts; each has the header, and their rows after it are one
+    task's predictions.csv. The parts stay; an earlier whole CSV goes, and a later whole merge
+    takes the manifest away."""
+    images_uri, out, endpoint = where
+    put(images_uri, endpoint, samples)
+    one = batch_predict(images_uri, f"{out}/one", classify, endpoint, batch_size=BATCH)
+    results = open_store(f"{out}/sharded", endpoint)
+    results.put_bytes(spec.PREDICTIONS_CSV, b"an earlier run's")
+    merged = sharded(images_uri, out, endpoint, 3, parts=True)[2]
+    assert merged["predictions_uri"] == results.uri(spec.PREDICTIONS_PARTS)
+    assert results.stat(spec.PREDICTIONS_CSV) is None
+    manifest = json.loads(results.get_bytes(spec.PREDICTIONS_PARTS))
+    assert (manifest["rows"], len(manifest["parts"])) == (one["total"], 3)
+    header = (",".join(manifest["header"]) + "\r\n").encode()
+    joined = header
+    for part in manifest["parts"]:
+        folder, _, name = part["uri"].rpartition("/")
+        data = open_store(folder, endpoint).get_bytes(name)
+        assert data.startswith(header) and data.count(b"\n") == part["rows"] + 1
+        joined += data[len(header) :]
+    assert joined == open_store(out, endpoint).get_bytes(f"one/{spec.PREDICTIONS_CSV}")
+    for key in ("predicted", "failed", "low_confidence", "total", "skipped"):
+        assert merged[key] == one[key], key
+    whole = sharded(images_uri, out, endpoint, 3)[2]
+    assert whole["predictions_uri"] == results.uri(spec.PREDICTIONS_CSV)
+    assert results.stat(spec.PREDICTIONS_PARTS) is None
+
+
+def test_a_refused_parts_merge_leaves_no_earlier_manifest(tmp_path, samples):
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", {f"bad/{i}.png": b"not an image" for i in range(4)})
+    put(images_uri, "", {f"good/{i}.png": samples[f"more/0/{i}.png"] for i in range(4)})
+    open_store(f"{out}/sharded").put_bytes(spec.PREDICTIONS_PARTS, b"an earlier run's")
+    with pytest.raises(BatchPredictError, match="4 of 8 images .* failed"):
+        sharded(images_uri, out, "", 2, max_failed_fraction=0.25, parts=True)
+    assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_PARTS) is None
