@@ -63,7 +63,8 @@ def _is_ours(prefix: str, rel: str, dataset_names: set[str]) -> bool:
 def _is_shard_file(rel: str) -> bool:
     """A sharded batch-predict's file: `<version>/shards/` then its plan, its manifests, a
     shard's part and marker (components/batch_predict/shards.py)."""
-    _, found, inside = rel.partition(f"/{spec.SHARDS_FOLDER}/")
+    # the last "/shards/": a results folder of the user's may be called "shards" too
+    _, found, inside = rel.rpartition(f"/{spec.SHARDS_FOLDER}/")
     return bool(found) and _SHARD_FILE.fullmatch(inside) is not None
 
 

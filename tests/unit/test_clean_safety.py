@@ -17,6 +17,8 @@ OURS = [
     "models/mnist/1/CLAIM.json",
     "predictions/3/predictions.csv",
     "predictions/5/predictions.parts.json",
+    "predictions/nightly/7/predictions.csv",  # run --results names a folder under predictions
+    "checkpoints/run-0a1b/epoch-0003/latest.weights.h5",  # a run that never exported
 ]
 NOT_OURS = [
     "datasets/mnist/my-notes.txt",
@@ -131,3 +133,34 @@ def test_a_sharded_runs_files_go_and_lookalikes_stay(tmp_path):
     result = clean("--store", str(tmp_path / "s"), "--yes")
     assert result.exit_code == 0, result.output
     assert {info.key for info in store.list("predictions")} == set(lookalikes)
+
+
+def test_the_dataset_is_what_its_manifest_lists_as_well_as_mnists_names(tmp_path):
+    """A dataset published from another source lists its own files in MANIFEST.json: those go
+    with the four MNIST names; a file it does not list stays. An unreadable manifest: only the
+    fixed names."""
+    store = open_store(str(tmp_path / "s"))
+    store.put_bytes("datasets/mnist/MANIFEST.json", b'{"files": {"fashion.idx": {}}}')
+    for name in ("fashion.idx", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte.gz", "x.idx"):
+        store.put_bytes(f"datasets/mnist/{name}", b"x")
+    result = clean("--store", str(tmp_path / "s"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert {info.key for info in store.list("datasets")} == {"datasets/mnist/x.idx"}
+    store.put_bytes("datasets/mnist/MANIFEST.json", b"not json")
+    store.put_bytes("datasets/mnist/fashion.idx", b"x")
+    store.put_bytes("datasets/mnist/train-labels-idx1-ubyte", b"x")
+    assert clean("--store", str(tmp_path / "s"), "--yes").exit_code == 0
+    assert {info.key for info in store.list("datasets")} == {
+        "datasets/mnist/x.idx",
+        "datasets/mnist/fashion.idx",
+    }
+
+
+def test_a_results_folder_named_shards_still_holds_a_sharded_runs_files(tmp_path):
+    store = open_store(str(tmp_path / "s"))
+    store.put_bytes("predictions/runs/shards/4/shards/plan.json", b"x")
+    store.put_bytes("predictions/runs/shards/4/notes.txt", b"x")
+    assert clean("--store", str(tmp_path / "s"), "--yes").exit_code == 0
+    assert {info.key for info in store.list("predictions")} == {
+        "predictions/runs/shards/4/notes.txt"
+    }

@@ -286,3 +286,12 @@ def test_a_refused_parts_merge_leaves_no_earlier_manifest(tmp_path, samples):
     with pytest.raises(BatchPredictError, match="4 of 8 images .* failed"):
         sharded(images_uri, out, "", 2, max_failed_fraction=0.25, parts=True)
     assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_PARTS) is None
+
+
+@pytest.mark.parametrize(
+    "uri", ["keys-00001.txt", "s3://b/plan/keys-1.txt", "s3://b/plan/keys-00001.txt.bak", ""]
+)
+def test_what_is_not_a_manifest_uri_is_named(uri):
+    with pytest.raises(InputError, match=r"is not a shard manifest \(<plan>/keys-NNNNN.txt\)$"):
+        shards.parse_manifest_uri(uri)
+    assert shards.parse_manifest_uri("s3://b/p/shards/keys-00012.txt") == ("s3://b/p/shards", 12)
