@@ -44,7 +44,8 @@ def test_only_the_pipelines_own_files_go_and_the_rest_is_listed_as_kept(tmp_path
     (tmp_path / "s/models/mnist/2/.part-abc123").write_bytes(b"half")  # an interrupted write
     result = clean("--store", str(tmp_path / "s"), "--yes")
     assert result.exit_code == 0, result.output
-    left = {info.key for p in ("datasets", "models", "predictions") for info in store.list(p)}
+    prefixes = ("datasets", "models", "predictions", "checkpoints")
+    left = {info.key for p in prefixes for info in store.list(p)}
     assert left == set(NOT_OURS)
     assert not (tmp_path / "s/models/mnist/2").exists()
     for key in NOT_OURS:

@@ -295,3 +295,18 @@ def test_what_is_not_a_manifest_uri_is_named(uri):
     with pytest.raises(InputError, match=r"is not a shard manifest \(<plan>/keys-NNNNN.txt\)$"):
         shards.parse_manifest_uri(uri)
     assert shards.parse_manifest_uri("s3://b/p/shards/keys-00012.txt") == ("s3://b/p/shards", 12)
+
+
+def test_a_part_without_the_header_is_refused_and_nothing_is_published(tmp_path, samples):
+    """A part that is not what run_shard wrote (its first line is not the CSV header) is named,
+    and no predictions.csv made of it appears."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    plan_uri = f"{out}/shards"
+    plan = shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
+    for index in range(plan["shards"]):
+        shards.run_shard(plan_uri, index, classify)
+    open_store(plan_uri).put_bytes(f"{shards.shard_folder(1)}/{spec.PREDICTIONS_CSV}", b"x,y\r\n")
+    with pytest.raises(BatchPredictError, match=r"^shard 1's predictions.csv has no header$"):
+        merge(plan_uri, out)
+    assert open_store(out).stat(spec.PREDICTIONS_CSV) is None
