@@ -310,3 +310,43 @@ def test_a_part_without_the_header_is_refused_and_nothing_is_published(tmp_path,
     with pytest.raises(BatchPredictError, match=r"^shard 1's predictions.csv has no header$"):
         merge(plan_uri, out)
     assert open_store(out).stat(spec.PREDICTIONS_CSV) is None
+
+
+def test_a_merged_record_of_other_manifests_is_not_taken_for_this_plans(tmp_path, samples):
+    """MERGED.json counts only for the plan it names: another plan's (same-sized CSV or not)
+    does not stand for this one's merge."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    sharded(images_uri, out, "", 2)
+    plan_store = open_store(f"{out}/sharded/shards")
+    record = json.loads(plan_store.get_bytes(shards.MERGED_FILE))
+    record["manifests"] = ["0" * 64] * 2
+    plan_store.put_bytes(shards.MERGED_FILE, json.dumps(record).encode())
+    with pytest.raises(BatchPredictError, match="^shard 0 of 2 is not finished$"):
+        merge(f"{out}/sharded/shards", f"{out}/sharded")
+
+
+def test_parts_that_cannot_be_removed_are_a_warning_naming_where(
+    tmp_path, samples, monkeypatch, caplog
+):
+    """The result is published before the parts go: a part the store will not delete is said,
+    with the plan's folder and the store's reason, and the merge succeeds."""
+    from components.store import LocalStore, StoreError
+
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    plan_uri = f"{out}/shards"
+    plan = shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
+    for index in range(plan["shards"]):
+        shards.run_shard(plan_uri, index, classify)
+
+    def refuse(self, key):
+        raise StoreError(f"{self.uri(key)}: access denied")
+
+    monkeypatch.setattr(LocalStore, "delete", refuse)
+    merged = merge(plan_uri, out)
+    assert merged["total"] == plan["total"] and open_store(out).stat(spec.PREDICTIONS_CSV)
+    part = open_store(plan_uri).uri(f"{shards.shard_folder(0)}/{spec.PREDICTIONS_CSV}")
+    assert f"the shards' parts under {open_store(plan_uri).uri()} stay: {part}: access denied" in (
+        caplog.text
+    )
