@@ -160,16 +160,14 @@ def _robust(images, seed):
     """
     import tensorflow as tf
 
+    n = tf.shape(images)[0]
     seeds = tf.random.experimental.stateless_split(seed, 9)
-    chosen = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seeds[8]) < ROBUST_SHARE
-    where = tf.where(chosen)  # [n, 1]: only these are made robust, the rest only shifted
-    n = tf.shape(where)[0]
 
     def uniform(i, low, high, shape=None):
         shape = shape if shape is not None else [n, 1, 1, 1]
         return tf.random.stateless_uniform(shape, seed=seeds[i], minval=low, maxval=high)
 
-    x = tf.cast(tf.gather_nd(images, where), tf.float32)[..., None] / 255.0
+    x = tf.cast(images, tf.float32)[..., None] / 255.0
     scale = tf.exp(uniform(0, tf.math.log(0.8), tf.math.log(1.35), [n]))
     x = _warp(x, scale, uniform(1, -3.0, 3.0, [n, 2]))
     x = _stroke(x, tf.floor(uniform(2, 0.0, 3.0)) - 1.0)  # -1, 0, +1: a third each
@@ -178,7 +176,8 @@ def _robust(images, seed):
     x = x + uniform(6, 0.0, 0.08) * tf.random.stateless_normal(tf.shape(x), seed=seeds[7])
     robust = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)[..., 0]
     shifted = _shift(images, tf.random.experimental.stateless_fold_in(seed, 1))
-    return tf.tensor_scatter_nd_update(shifted, where, robust)
+    chosen = tf.random.stateless_uniform([n], seed=seeds[8]) < ROBUST_SHARE
+    return tf.where(chosen[:, None, None], robust, shifted)
 
 
 def _warp(x, scale, shift):
