@@ -350,3 +350,21 @@ def test_parts_that_cannot_be_removed_are_a_warning_naming_where(
     assert f"the shards' parts under {open_store(plan_uri).uri()} stay: {part}: access denied" in (
         caplog.text
     )
+
+
+def test_the_model_and_lineage_reach_the_report_and_provenance_as_one_tasks(tmp_path, samples):
+    """The merge names the model and records where the predictions come from as one task does:
+    the same HTML report (model, lineage) and a provenance.json beside predictions.csv."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    lineage = {"model_uri": "s3://b/models/mnist/3", "model_version": "3", "run_id": "run-1"}
+    named = {"model_label": "mnist version 3 (in-step)", "lineage": lineage}
+    one = batch_predict(images_uri, f"{out}/one", classify, batch_size=BATCH, **named)
+    merged = sharded(images_uri, out, "", 3, **named)[2]
+    assert "mnist version 3 (in-step)" in merged["html"] and "run-1" in merged["html"]
+    shards_row = "<tr><td>shards</td><td>3</td></tr>"  # the one difference: it was sharded
+    assert shards_row in merged["html"]
+    assert merged["html"].replace("/sharded/", "/one/").replace(shards_row, "") == one["html"]
+    record = json.loads(open_store(f"{out}/sharded").get_bytes("provenance.json"))
+    assert {k: record[k] for k in lineage} == lineage and record["shards"] == 3
+    assert record["predictions_uri"] == merged["predictions_uri"]
