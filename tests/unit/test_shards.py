@@ -81,6 +81,7 @@ def test_sharded_gives_exactly_the_unsharded_result(where, samples, count):
     one = batch_predict(images_uri, f"{out}/one", classify, endpoint, batch_size=BATCH)
     plan, runs, merged = sharded(images_uri, out, endpoint, count)
     assert plan["shards"] == count and sum(run["rows"] for run in runs) == one["total"]
+    assert merged["shards"] == count
     store = open_store(out, endpoint)
     csv_one = store.get_bytes(f"one/{spec.PREDICTIONS_CSV}")
     assert store.get_bytes(f"sharded/{spec.PREDICTIONS_CSV}") == csv_one
@@ -155,7 +156,7 @@ def test_the_whole_run_is_held_to_max_failed_fraction(tmp_path, samples):
     put(images_uri, "", {f"bad/{i}.png": b"not an image" for i in range(4)})
     put(images_uri, "", {f"good/{i}.png": samples[f"more/0/{i}.png"] for i in range(4)})
     open_store(f"{out}/sharded").put_bytes(spec.PREDICTIONS_CSV, b"an earlier run's")
-    with pytest.raises(BatchPredictError, match="4 of 8 images .* failed"):
+    with pytest.raises(BatchPredictError, match=f"^4 of 8 images under {images_uri} failed"):
         sharded(images_uri, out, "", 2, max_failed_fraction=0.25)
     assert open_store(f"{out}/sharded").stat(spec.PREDICTIONS_CSV) is None  # withdrawn
     assert sharded(images_uri, out, "", 2, max_failed_fraction=0.5)[2]["failed"] == 4
@@ -217,18 +218,21 @@ def test_the_plan_records_what_it_listed(tmp_path, samples):
     assert plan["skipped"] == len(plan["skipped_examples"]) > 0
 
 
-def test_the_merge_removes_the_parts_and_a_retried_merge_gives_the_same(where, samples):
+def test_the_merge_removes_the_parts_and_a_retried_merge_gives_the_same(where, samples, caplog):
     """predictions.csv holds the parts once merged: they go (stored twice otherwise). A merge
-    task retried after that finds MERGED.json and gives the same result; a new run plans
-    again and classifies every shard again."""
+    task retried after that finds MERGED.json and gives the same result (the model and the
+    lineage too) and says so; a new run plans again and classifies every shard again."""
     images_uri, out, endpoint = where
     put(images_uri, endpoint, samples)
-    plan, _, merged = sharded(images_uri, out, endpoint, 3)
+    named = {"model_label": "mnist version 3", "lineage": {"model_uri": "s3://b/models/3"}}
+    plan, _, merged = sharded(images_uri, out, endpoint, 3, **named)
     results = open_store(f"{out}/sharded", endpoint)
     published = results.get_bytes(spec.PREDICTIONS_CSV)
     parts = [f"shards/{shards.shard_folder(i)}/{spec.PREDICTIONS_CSV}" for i in range(3)]
     assert [results.stat(part) for part in parts] == [None] * 3
-    assert merge(f"{out}/sharded/shards", f"{out}/sharded", endpoint) == merged
+    caplog.clear()
+    assert merge(f"{out}/sharded/shards", f"{out}/sharded", endpoint, **named) == merged
+    assert f"the plan was merged already into {merged['predictions_uri']}" in caplog.text
     assert results.get_bytes(spec.PREDICTIONS_CSV) == published
     counting = Counting()
     again = sharded(images_uri, out, endpoint, 3, classifier=counting)
@@ -371,3 +375,25 @@ def test_the_model_and_lineage_reach_the_report_and_provenance_as_one_tasks(tmp_
     record = json.loads(open_store(f"{out}/sharded").get_bytes("provenance.json"))
     assert {k: record[k] for k in lineage} == lineage and record["shards"] == 3
     assert record["predictions_uri"] == merged["predictions_uri"]
+
+
+def test_more_skipped_files_than_the_plan_names_are_counted_as_one_task_counts_them(
+    tmp_path, samples, monkeypatch
+):
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    put(images_uri, "", {f"notes/{i}.txt": b"x" for i in range(3)})
+    monkeypatch.setattr(shards, "MAX_SKIPPED_NAMED", 2)
+    one = batch_predict(images_uri, f"{out}/one", classify, batch_size=BATCH)
+    merged = sharded(images_uri, out, "", 2)[2]
+    assert merged["skipped"] == one["skipped"] > 2
+
+
+def test_a_parts_merge_needs_the_parts_a_whole_merge_removed(tmp_path, samples):
+    """Once a whole merge removed the parts, a merge asked for the parts manifest cannot list
+    them: it refuses (MERGED.json stands for the whole CSV only)."""
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    sharded(images_uri, out, "", 2)
+    with pytest.raises(BatchPredictError, match="^shard 0 of 2 is not finished$"):
+        merge(f"{out}/sharded/shards", f"{out}/sharded", parts=True)
