@@ -375,6 +375,9 @@ def test_the_model_and_lineage_reach_the_report_and_provenance_as_one_tasks(tmp_
     record = json.loads(open_store(f"{out}/sharded").get_bytes("provenance.json"))
     assert {k: record[k] for k in lineage} == lineage and record["shards"] == 3
     assert record["predictions_uri"] == merged["predictions_uri"]
+    assert (record["images_uri"], record["images"]) == (images_uri, merged["total"])
+    assert (record["predicted"], record["failed"]) == (merged["predicted"], merged["failed"])
+    assert when.fullmatch(record["predicted_at"])
 
 
 def test_more_skipped_files_than_the_plan_names_are_counted_as_one_task_counts_them(
