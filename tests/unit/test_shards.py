@@ -230,6 +230,8 @@ def test_the_merge_removes_the_parts_and_a_retried_merge_gives_the_same(where, s
     published = results.get_bytes(spec.PREDICTIONS_CSV)
     parts = [f"shards/{shards.shard_folder(i)}/{spec.PREDICTIONS_CSV}" for i in range(3)]
     assert [results.stat(part) for part in parts] == [None] * 3
+    said = f"{merged['predicted']} classified, {merged['failed']} failed in 3 shards; predictions"
+    assert f"{said} at {merged['predictions_uri']}" in caplog.text
     caplog.clear()
     assert merge(f"{out}/sharded/shards", f"{out}/sharded", endpoint, **named) == merged
     assert f"the plan was merged already into {merged['predictions_uri']}" in caplog.text
@@ -352,6 +354,10 @@ def test_parts_that_cannot_be_removed_are_a_warning_naming_where(
     merged = merge(plan_uri, out)
     assert merged["total"] == plan["total"] and open_store(out).stat(spec.PREDICTIONS_CSV)
     part = open_store(plan_uri).uri(f"{shards.shard_folder(0)}/{spec.PREDICTIONS_CSV}")
+    earlier = open_store(out).uri(spec.PREDICTIONS_PARTS)
+    assert f"could not remove the earlier {spec.PREDICTIONS_PARTS}: {earlier}: access denied" in (
+        caplog.text
+    )
     assert f"the shards' parts under {open_store(plan_uri).uri()} stay: {part}: access denied" in (
         caplog.text
     )
