@@ -69,7 +69,7 @@ def batch_predict(
     _log_skipped(skipped)
     results = open_store(results_uri, s3_endpoint)
     if processes is None:
-        processes = min(available_cpus(), 8) if len(keys) >= AUTO_PROCESSES else 0
+        processes = auto_processes(len(keys))
     try:
         if not keys:
             extensions = ", ".join(spec.IMAGE_EXTENSIONS)
@@ -186,6 +186,12 @@ def open_images(images_uri: str, s3_endpoint: str = "") -> tuple[Store, list[str
     for entry in images_in(store.walk("")):
         (skipped if isinstance(entry, Skipped) else keys).append(entry)
     return store, keys, sorted(skipped)
+
+
+def auto_processes(images: int) -> int:
+    """How many processes decode `images` images: up to 8 (and the CPUs there are) from
+    AUTO_PROCESSES images, else none (the fetch threads decode)."""
+    return min(available_cpus(), 8) if images >= AUTO_PROCESSES else 0
 
 
 def images_in(entries: Iterable[ObjectInfo | Skipped]) -> Iterator[str | Skipped]:

@@ -35,7 +35,7 @@ from components.batch_predict import predictor
 from components.batch_predict.batches import _classify_batch
 from components.batch_predict.model import BatchPredictError, Classifier
 from components.batch_predict.report import tally_record
-from components.batch_predict.stream import available_cpus, preprocess_stream
+from components.batch_predict.stream import preprocess_stream
 from components.common import provenance, spec
 from components.common.errors import InputError
 from components.common.log import get_logger
@@ -213,7 +213,7 @@ def run_shard(
     store = open_store(record["images_uri"], s3_endpoint)
     folder = open_store(plan_store.uri(shard_folder(index)), s3_endpoint)
     if processes is None:
-        processes = min(available_cpus(), 8) if len(keys) >= predictor.AUTO_PROCESSES else 0
+        processes = predictor.auto_processes(len(keys))
     log.info("shard %d: classifying %d images", index, len(keys))
     batch_size = record["batch_size"]
     stream = preprocess_stream(store, keys, workers, 2 * batch_size, processes)

@@ -121,7 +121,7 @@ def test_more_images_than_the_report_pictures(tmp_path, samples):
     assert merged["markdown"].replace("/sharded/", "/one/") == one["markdown"]
 
 
-def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples):
+def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples, caplog):
     images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
     put(images_uri, "", samples)
     plan_uri = f"{out}/shards"
@@ -132,8 +132,11 @@ def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples):
         merge(plan_uri, out)
     assert open_store(out).stat(spec.PREDICTIONS_CSV) is None
     again = Counting()
+    caplog.clear()
     resumed = [shards.run_shard(plan_uri, i, again) for i in range(plan["shards"])]
     assert [run["resumed"] for run in resumed] == [True, True, False]
+    rows = resumed[0]["rows"]
+    assert f"shard 0 is finished already ({rows} rows): skipped" in caplog.text
     assert again.images == resumed[2]["rows"] - resumed[2]["failed"]  # only shard 2's images
     assert first.images == sum(run["rows"] - run["failed"] for run in done)
     assert merge(plan_uri, out)["total"] == sum(run["rows"] for run in resumed)
@@ -406,3 +409,31 @@ def test_a_parts_merge_needs_the_parts_a_whole_merge_removed(tmp_path, samples):
     sharded(images_uri, out, "", 2)
     with pytest.raises(BatchPredictError, match="^shard 0 of 2 is not finished$"):
         merge(f"{out}/sharded/shards", f"{out}/sharded", parts=True)
+
+
+def test_a_shard_index_outside_the_plan_and_a_missing_plan_are_named(tmp_path, samples):
+    images_uri, plan_uri = str(tmp_path / "images"), str(tmp_path / "shards")
+    put(images_uri, "", samples)
+    with pytest.raises(BatchPredictError, match=f"^no readable plan.json at {plan_uri}: "):
+        shards.run_shard(plan_uri, 0, classify)
+    plan = shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
+    for index in (-1, plan["shards"]):
+        with pytest.raises(InputError, match=f"^shard {index} is not one of the plan's 2$"):
+            shards.run_shard(plan_uri, index, classify)
+
+
+def test_a_shard_decodes_in_processes_from_as_many_images_as_one_task_does(
+    tmp_path, samples, monkeypatch
+):
+    """predictor.auto_processes: the same rule for a shard as for one task (and the same CSV)."""
+    from components.batch_predict import predictor
+
+    images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
+    put(images_uri, "", samples)
+    batch_predict(images_uri, f"{out}/one", classify, batch_size=BATCH)
+    monkeypatch.setattr(predictor, "AUTO_PROCESSES", 1)
+    assert predictor.auto_processes(1) >= 1 and predictor.auto_processes(0) == 0
+    sharded(images_uri, out, "", 2)
+    store = open_store(out)
+    csv = store.get_bytes(f"sharded/{spec.PREDICTIONS_CSV}")
+    assert csv == store.get_bytes(f"one/{spec.PREDICTIONS_CSV}")
