@@ -137,6 +137,9 @@ def test_a_finished_shard_is_skipped_on_a_second_run(tmp_path, samples, caplog):
     assert [run["resumed"] for run in resumed] == [True, True, False]
     rows = resumed[0]["rows"]
     assert f"shard 0 is finished already ({rows} rows): skipped" in caplog.text
+    assert f"shard 2: classifying {resumed[2]['rows']} images" in caplog.text
+    marker = json.loads(open_store(plan_uri).get_bytes(f"{shards.shard_folder(2)}/DONE.json"))
+    assert (marker["shard"], marker["rows"]) == (2, resumed[2]["rows"])
     assert again.images == resumed[2]["rows"] - resumed[2]["failed"]  # only shard 2's images
     assert first.images == sum(run["rows"] - run["failed"] for run in done)
     assert merge(plan_uri, out)["total"] == sum(run["rows"] for run in resumed)
