@@ -440,3 +440,15 @@ def test_a_shard_decodes_in_processes_from_as_many_images_as_one_task_does(
     store = open_store(out)
     csv = store.get_bytes(f"sharded/{spec.PREDICTIONS_CSV}")
     assert csv == store.get_bytes(f"one/{spec.PREDICTIONS_CSV}")
+
+
+def test_a_key_with_a_line_break_is_skipped_and_named_and_the_most_shards_are_allowed(
+    tmp_path, samples
+):
+    """A manifest holds one key a line: a key with "\\n" cannot be in one, so the plan counts
+    and names it among the skipped (the reports show it). MAX_SHARDS itself is allowed."""
+    images_uri = str(tmp_path / "images")
+    put(images_uri, "", {"ok.png": samples["more/0/7.png"], "two\nlines.png": b"x"})
+    plan = shards.plan(images_uri, str(tmp_path / "a"), shards.MAX_SHARDS, batch_size=BATCH)
+    assert (plan["total"], plan["shards"], plan["skipped"]) == (1, 1, 1)
+    assert plan["skipped_examples"] == [["two\nlines.png", "a key with a line break: not sharded"]]
