@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import http.server
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -139,14 +138,19 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_read(app_port):
     assert connection.getresponse().status == 413
 
 
-def test_no_file_is_written_for_an_upload(app_port, tmp_path):
+def test_no_file_is_written_for_an_upload(app_port, tmp_path, monkeypatch):
+    """Uploads are read in memory. The app runs in this process, so its temporary files would
+    go to tempfile's folder: a private one here, as the machine's /tmp also holds whatever
+    other processes write meanwhile (a second test run's batch-predict folder failed this)."""
     files, _ = sample_files()
-    before = set(os.listdir(tempfile.gettempdir()))
+    call(app_port, "POST", "/api/predict", files["7.jpg"])  # the model is loaded before
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     for _ in range(3):
         call(app_port, "POST", "/api/predict", files["7.jpg"])
         call(app_port, "POST", "/api/predict", b"not an image")
-    after = set(os.listdir(tempfile.gettempdir()))
-    assert after <= before | {p.name for p in Path(tempfile.gettempdir()).glob("pytest-*")}
+    assert list(private.iterdir()) == []
 
 
 def test_an_unexpected_failure_shows_no_stack_trace():
