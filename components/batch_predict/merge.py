@@ -82,7 +82,7 @@ def merge(
             results.put_file(name, result)
             size = result.stat().st_size
         # an earlier run's result of the other kind is not this one's
-        _delete(results, spec.PREDICTIONS_CSV if parts else spec.PREDICTIONS_PARTS)
+        predictor.withdraw(results, spec.PREDICTIONS_CSV if parts else spec.PREDICTIONS_PARTS)
     except BatchPredictError:
         _withdraw(results)
         raise
@@ -109,16 +109,8 @@ def _parts_manifest(plan_store: Store, records: list[dict]) -> bytes:
 
 def _withdraw(results: Store) -> None:
     """Neither an earlier predictions.csv nor an earlier parts manifest stays for a failed run."""
-    _delete(results, spec.PREDICTIONS_CSV)
-    _delete(results, spec.PREDICTIONS_PARTS)
-
-
-def _delete(results: Store, key: str) -> None:
-    """Remove an earlier run's result, so no one takes it for this run's."""
-    try:
-        results.delete(key)
-    except StoreError as e:
-        log.warning("could not remove the earlier %s: %s", key, e)
+    predictor.withdraw(results, spec.PREDICTIONS_CSV)
+    predictor.withdraw(results, spec.PREDICTIONS_PARTS)
 
 
 def _join_parts(plan_store: Store, shards: int, merged: Path) -> None:

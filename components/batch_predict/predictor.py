@@ -91,7 +91,7 @@ def batch_predict(
             stream, classify_rows, results, batch_size, len(keys), outcome, record
         )
     except BatchPredictError:
-        _withdraw(results)
+        withdraw(results)
         raise
     uri = results.uri(spec.PREDICTIONS_CSV)
     log.info("%d classified, %d failed; predictions at %s", tally.predicted, tally.failed, uri)
@@ -149,12 +149,13 @@ def _classify_and_publish(
     return tally
 
 
-def _withdraw(results: Store) -> None:
-    """Remove an earlier run's predictions.csv, so no one takes it for this failed run's."""
+def withdraw(results: Store, key: str = spec.PREDICTIONS_CSV) -> None:
+    """Remove an earlier run's result (predictions.csv by default), so no one takes it for
+    this run's; one that cannot be removed is a warning."""
     try:
-        results.delete(spec.PREDICTIONS_CSV)
+        results.delete(key)
     except StoreError as e:
-        log.warning("could not remove the earlier %s: %s", spec.PREDICTIONS_CSV, e)
+        log.warning("could not remove the earlier %s: %s", key, e)
 
 
 def _check_args(
