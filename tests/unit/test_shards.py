@@ -66,10 +66,16 @@ class Counting:
 BATCH = 4  # small batches: many shards over a few dozen images
 
 
-def sharded(images_uri, out, endpoint, count, classifier=classify, **merge_options):
-    plan_uri = f"{out}/sharded/shards"
+def planned_and_run(images_uri, plan_uri, endpoint, count, classifier=classify):
+    """The plan of `count` shards at `plan_uri`, every shard classified: (plan, their runs)."""
     plan = shards.plan(images_uri, plan_uri, count, endpoint, batch_size=BATCH)
     runs = [shards.run_shard(plan_uri, i, classifier, endpoint) for i in range(plan["shards"])]
+    return plan, runs
+
+
+def sharded(images_uri, out, endpoint, count, classifier=classify, **merge_options):
+    plan_uri = f"{out}/sharded/shards"
+    plan, runs = planned_and_run(images_uri, plan_uri, endpoint, count, classifier)
     merged = merge(plan_uri, f"{out}/sharded", endpoint, **merge_options)
     return plan, runs, merged
 
@@ -316,9 +322,7 @@ def test_a_part_without_the_header_is_refused_and_nothing_is_published(tmp_path,
     images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
     put(images_uri, "", samples)
     plan_uri = f"{out}/shards"
-    plan = shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
-    for index in range(plan["shards"]):
-        shards.run_shard(plan_uri, index, classify)
+    planned_and_run(images_uri, plan_uri, "", 2)
     open_store(plan_uri).put_bytes(f"{shards.shard_folder(1)}/{spec.PREDICTIONS_CSV}", b"x,y\r\n")
     with pytest.raises(BatchPredictError, match=r"^shard 1's predictions.csv has no header$"):
         merge(plan_uri, out)
@@ -349,9 +353,7 @@ def test_parts_that_cannot_be_removed_are_a_warning_naming_where(
     images_uri, out = str(tmp_path / "images"), str(tmp_path / "out")
     put(images_uri, "", samples)
     plan_uri = f"{out}/shards"
-    plan = shards.plan(images_uri, plan_uri, 2, batch_size=BATCH)
-    for index in range(plan["shards"]):
-        shards.run_shard(plan_uri, index, classify)
+    plan = planned_and_run(images_uri, plan_uri, "", 2)[0]
 
     def refuse(self, key):
         raise StoreError(f"{self.uri(key)}: access denied")
