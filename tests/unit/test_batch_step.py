@@ -9,13 +9,19 @@ from tests.serving_server import serve_saved_model
 from tests.unit.digit_images import sample_files, save_model
 
 
-def test_step_with_model_in_store_and_through_serving_agree(tmp_path):
+def images_and_model(tmp_path):
+    """A folder store with the sample images under images/, and a saved model beside it:
+    (its URI, the store, the expected labels, the model's folder)."""
     store_uri = str(tmp_path / "store")
     store = open_store(store_uri)
     files, expected = sample_files()
     for name, data in files.items():
         store.put_bytes(f"{spec.IMAGES_PREFIX}/{name}", data)
-    model_dir = save_model(tmp_path / "saved")
+    return store_uri, store, expected, save_model(tmp_path / "saved")
+
+
+def test_step_with_model_in_store_and_through_serving_agree(tmp_path):
+    store_uri, store, expected, model_dir = images_and_model(tmp_path)
     for path in model_dir.rglob("*"):
         if path.is_file():
             store.put_file(f"models/mnist/1/{path.relative_to(model_dir)}", path)
@@ -46,12 +52,7 @@ def test_sharded_through_serving_gives_the_one_task_csv_and_refuses_a_new_versio
     from components.batch_predict.step import merge_step, plan_step, shard_step
     from tests import serving_server
 
-    store_uri = str(tmp_path / "store")
-    store = open_store(store_uri)
-    files, _ = sample_files()
-    for name, data in files.items():
-        store.put_bytes(f"{spec.IMAGES_PREFIX}/{name}", data)
-    model_dir = save_model(tmp_path / "saved")
+    store_uri, store, _, model_dir = images_and_model(tmp_path)
     with serve_saved_model(model_dir) as serving:
         one = run_step("", store_uri, "", "one", "", 0.9, serving.target)
         # fewer images than a batch of 256: one shard (test_shards.py splits finer)
