@@ -40,6 +40,10 @@ def training_report(result, images: np.ndarray, labels: np.ndarray, cfg: TrainCo
     )
     n_wrong = int((result.predicted != labels).sum())
     settings = ", ".join(f"{k}={v}" for k, v in asdict(cfg).items())
+    # what the two losses were measured with: dropout only if training had any
+    on, off = ("", "")
+    if cfg.dropout:
+        on, off = f" with dropout {cfg.dropout:g} on", ", with dropout off"
     calibrated = (
         f"probabilities calibrated at temperature {result.temperature:.2f} on the validation split"
         if result.temperature != 1.0
@@ -53,8 +57,8 @@ def training_report(result, images: np.ndarray, labels: np.ndarray, cfg: TrainCo
             '<h2>Learning curves</h2><div class="charts" id="curves">' + curves + "</div>"
             '<p class="meta" id="losses">Why the test loss is below the training loss: the '
             "training loss is the mean over each epoch, while the weights were still changing, "
-            "on augmented images (shifted, thickened, blurred) with dropout on; the test loss is "
-            "measured after the epoch, on the clean test images, with dropout off.</p>",
+            f"on augmented images (shifted, thickened, blurred){on}; the test loss is measured "
+            f"after the epoch, on the clean test images{off}.</p>",
             '<h2>Confusion matrix</h2><figure id="confusion">'
             + report.heat_map(result.confusion, [str(d) for d in range(10)])
             + "<figcaption>rows: the true digit; columns: the predicted one</figcaption></figure>",

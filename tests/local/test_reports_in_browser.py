@@ -8,6 +8,7 @@ Needs Debian's chromium (`.ci/run` installs it) and the playwright package (neve
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,13 @@ def test_both_reports_fit_a_phone_and_a_laptop(browser, trained, tmp_path, width
         if name == "train":
             ticks = page.locator("#curves svg text[text-anchor=end]").all_text_contents()
             assert ticks and all(len(t.replace("-", "").replace(".", "")) <= 4 for t in ticks)
-            assert "Why the test loss is below the training loss" in page.inner_text("#losses")
+            losses = page.inner_text("#losses")
+            assert "Why the test loss is below the training loss" in losses
+            assert ("dropout" in losses) == bool(cfg.dropout)  # said only when there is one
+            other = training_report(result, images, labels, replace(cfg, dropout=0.3))
+            assert "with dropout 0.3 on" in other and ", with dropout off." in other
+            none = training_report(result, images, labels, replace(cfg, dropout=0.0))
+            assert "with dropout" not in none and "on the clean test images.</p>" in none
         else:
             assert "77541476447f922bee5d" in page.inner_text("#provenance")
         page.close()
