@@ -13,6 +13,7 @@ otherwise):
 
     python benchmarks/bench_train.py [--skip-default] [--reference-epochs 15]
                                      [--augment shift,robust] [--seeds 42,1,7]
+                                     [--set dropout=0,epochs=12]
     python benchmarks/bench_train.py --options   # XLA, mixed precision, batch 256: rates
 """
 
@@ -169,6 +170,22 @@ def option_rates(train) -> None:
         report(f"training rate with {option}, vs the defaults", figure, base, "images/s", "> 1")
 
 
+def settings(text: str) -> dict[str, object]:
+    """`dropout=0,epochs=12` -> {"dropout": 0.0, "epochs": 12}: TrainConfig's fields, typed as
+    its defaults are (the config checks the values)."""
+    from components.train.config import TrainConfig
+
+    defaults = TrainConfig()
+    changed = {}
+    for pair in text.split(","):
+        name, _, value = pair.partition("=")
+        if not hasattr(defaults, name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a training setting")
+        kind = type(getattr(defaults, name))
+        changed[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+    return changed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -189,6 +206,12 @@ def main() -> None:
         help="the augmentations to measure, comma-separated (none, shift, robust)",
     )
     parser.add_argument(
+        "--set",
+        type=settings,
+        default={},
+        help="goal 1a with these training settings changed, e.g. dropout=0,epochs=12",
+    )
+    parser.add_argument(
         "--options",
         action="store_true",
         help="only the training rate under XLA, mixed precision and a larger batch",
@@ -206,7 +229,8 @@ def main() -> None:
         print(f"input pipeline alone, augment={augment}: {input_rate(train, augment):,.0f} "
               "images/s (what training can be fed at most)", flush=True)  # fmt: skip
         if not args.skip_default:
-            default_runs(train, test, TrainConfig(augment=augment), args.seeds)
+            default = replace(TrainConfig(augment=augment), **args.set)
+            default_runs(train, test, default, args.seeds)
         quick = TrainConfig(epochs=1, learning_rate=0.02, augment=augment)
         to_target, quick_final, _ = run_ours(train, test, quick, f"quick {augment}")
         if to_target is None:
