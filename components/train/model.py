@@ -167,17 +167,26 @@ def _robust(images, seed):
         shape = shape if shape is not None else [n, 1, 1, 1]
         return tf.random.stateless_uniform(shape, seed=seeds[i], minval=low, maxval=high)
 
-    x = tf.cast(images, tf.float32)[..., None] / 255.0
-    scale = tf.exp(uniform(0, tf.math.log(0.8), tf.math.log(1.35), [n]))
-    x = _warp(x, scale, uniform(1, -3.0, 3.0, [n, 2]))
-    x = _stroke(x, tf.floor(uniform(2, 0.0, 3.0)) - 1.0)  # -1, 0, +1: a third each
-    x = _blur(x, uniform(3, 0.0, 1.0))
-    x = _dim(x, uniform(4, 0.0, 0.15), uniform(5, 0.55, 1.0))
-    x = x + uniform(6, 0.0, 0.08) * tf.random.stateless_normal(tf.shape(x), seed=seeds[7])
+    # Only the chosen images are transformed, which halves the work; every value is still drawn
+    # for the whole batch and then taken for them, so each image gets the draws it got when
+    # the whole batch was transformed, and the same seed gives the same model as before.
+    where = tf.where(tf.random.stateless_uniform([n], seed=seeds[8]) < ROBUST_SHARE)
+
+    def kept(values):
+        return tf.gather_nd(values, where)
+
+    x = tf.cast(kept(images), tf.float32)[..., None] / 255.0
+    # exp on the whole batch too: its last bit can depend on where a value sits in a vector
+    scale = kept(tf.exp(uniform(0, tf.math.log(0.8), tf.math.log(1.35), [n])))
+    x = _warp(x, scale, kept(uniform(1, -3.0, 3.0, [n, 2])))
+    x = _stroke(x, kept(tf.floor(uniform(2, 0.0, 3.0)) - 1.0))  # -1, 0, +1: a third each
+    x = _blur(x, kept(uniform(3, 0.0, 1.0)))
+    x = _dim(x, kept(uniform(4, 0.0, 0.15)), kept(uniform(5, 0.55, 1.0)))
+    noise = kept(tf.random.stateless_normal([n, 28, 28, 1], seed=seeds[7]))
+    x = x + kept(uniform(6, 0.0, 0.08)) * noise
     robust = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)[..., 0]
     shifted = _shift(images, tf.random.experimental.stateless_fold_in(seed, 1))
-    chosen = tf.random.stateless_uniform([n], seed=seeds[8]) < ROBUST_SHARE
-    return tf.where(chosen[:, None, None], robust, shifted)
+    return tf.tensor_scatter_nd_update(shifted, where, robust)
 
 
 def _warp(x, scale, shift):

@@ -108,3 +108,60 @@ def test_each_change_of_robust_does_what_it_says():
     assert rows[0] <= 1 and rows[-1] >= 26  # 20 rows of ring scaled by 1.35: 27 rows
     original = np.flatnonzero(ring[0, ..., 0].numpy().max(axis=0) > 0.5)
     assert cols[0] == original[0] + 3
+
+
+def whole_batch_robust(images, seed):
+    """_robust as it was written first: every image of the batch transformed, then half of them
+    kept. The trained models (and the reading figures measured with them) come from these
+    pixels; _robust transforms only the kept half and must give them bit for bit."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 9)
+
+    def uniform(i, low, high, shape=None):
+        shape = shape if shape is not None else [n, 1, 1, 1]
+        return tf.random.stateless_uniform(shape, seed=seeds[i], minval=low, maxval=high)
+
+    x = tf.cast(images, tf.float32)[..., None] / 255.0
+    scale = tf.exp(uniform(0, tf.math.log(0.8), tf.math.log(1.35), [n]))
+    x = train_model._warp(x, scale, uniform(1, -3.0, 3.0, [n, 2]))
+    x = train_model._stroke(x, tf.floor(uniform(2, 0.0, 3.0)) - 1.0)
+    x = train_model._blur(x, uniform(3, 0.0, 1.0))
+    x = train_model._dim(x, uniform(4, 0.0, 0.15), uniform(5, 0.55, 1.0))
+    x = x + uniform(6, 0.0, 0.08) * tf.random.stateless_normal(tf.shape(x), seed=seeds[7])
+    robust = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)[..., 0]
+    shifted = train_model._shift(images, tf.random.experimental.stateless_fold_in(seed, 1))
+    chosen = tf.random.stateless_uniform([n], seed=seeds[8]) < train_model.ROBUST_SHARE
+    return tf.where(chosen[:, None, None], robust, shifted)
+
+
+@pytest.mark.parametrize(("seed", "batch_size"), [(42, 128), (1, 96), (7, 33)])
+def test_robust_gives_the_pixels_of_the_whole_batch_definition(
+    small_mnist_dir, monkeypatch, seed, batch_size
+):
+    """Two epochs of digits (MNIST's first 1,200 when it is here) through the training
+    pipeline (tf.data, so graph mode, a
+    parallel map and a short last batch), with _robust and with the whole-batch definition:
+    the same bytes, so the faster code trains the same model."""
+    import tensorflow as tf
+
+    from components.dataset import mnist
+
+    images, labels = mnist.load_split(small_mnist_dir, "train")
+    cfg = TrainConfig(augment="robust", seed=seed, batch_size=batch_size)
+
+    def epochs(robust):
+        monkeypatch.setattr(train_model, "_robust", robust)
+        data = []
+        for epoch in range(2):
+            variable = tf.Variable(epoch, dtype=tf.int64)
+            pipeline = train_model.dataset(images, labels, cfg, training=True, epoch=variable)
+            data += [x.numpy() for x, _ in pipeline]
+        return data
+
+    faster = epochs(train_model._robust)
+    reference = epochs(whole_batch_robust)
+    assert len(faster) == len(reference) > 2 and len(images) % batch_size
+    for ours, theirs in zip(faster, reference, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
