@@ -141,9 +141,8 @@ def test_robust_gives_the_pixels_of_the_whole_batch_definition(
     small_mnist_dir, monkeypatch, seed, batch_size
 ):
     """Two epochs of digits (MNIST's first 1,200 when it is here) through the training
-    pipeline (tf.data, so graph mode, a
-    parallel map and a short last batch), with _robust and with the whole-batch definition:
-    the same bytes, so the faster code trains the same model."""
+    pipeline (tf.data, so graph mode, a parallel map and a short last batch), with _robust and
+    with the whole-batch definition: the same bytes, so the faster code trains the same model."""
     import tensorflow as tf
 
     from components.dataset import mnist
