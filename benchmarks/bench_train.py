@@ -182,8 +182,18 @@ def settings(text: str) -> dict[str, object]:
         if not hasattr(defaults, name):
             raise argparse.ArgumentTypeError(f"{name!r} is not a training setting")
         kind = type(getattr(defaults, name))
-        changed[name] = value.lower() in ("1", "true") if kind is bool else kind(value)
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise argparse.ArgumentTypeError(f"{name}={value!r}: true or false")
+            changed[name] = value.lower() in ("true", "1")
+        else:
+            changed[name] = kind(value)
     return changed
+
+
+def seed_list(text: str) -> list[int]:
+    """`42,1,7` -> [42, 1, 7]."""
+    return [int(seed) for seed in text.split(",")]
 
 
 def main() -> None:
@@ -196,7 +206,7 @@ def main() -> None:
     parser.add_argument("--reference-epochs", type=int, default=15)
     parser.add_argument(
         "--seeds",
-        type=lambda text: [int(seed) for seed in text.split(",")],
+        type=seed_list,
         default=[DEFAULTS["seed"], 1, 7],
         help="the seeds goal 1a trains the defaults at, comma-separated (default: %(default)s)",
     )
